@@ -1,0 +1,103 @@
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { TriageError, asTriageError } from '../../domain/errors.ts';
+import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
+import { readDicom } from '../../pipeline/preprocess/index.ts';
+import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
+import type { StoredResult } from '../../state/store.ts';
+
+export interface FileProblem {
+  file: string;
+  code: string;
+  message: string;
+}
+
+async function listFiles(input: string): Promise<string[]> {
+  const info = await stat(input).catch((err: NodeJS.ErrnoException) => {
+    throw new TriageError('USAGE', `cannot read ${input}: ${err.code === 'ENOENT' ? 'no such file or directory' : err.message}`);
+  });
+  if (info.isFile()) return [input];
+  const out: string[] = [];
+  for (const entry of (await readdir(input, { withFileTypes: true })).sort((a, b) => a.name.localeCompare(b.name))) {
+    const full = path.join(input, entry.name);
+    if (entry.isDirectory()) out.push(...(await listFiles(full)));
+    else if (entry.isFile() && !entry.name.startsWith('.') && !/\.(json|md|txt)$/i.test(entry.name)) out.push(full);
+  }
+  return out;
+}
+
+/**
+ * Study instances from files on disk (`analyze`, offline and edge use). Files that are not
+ * readable DICOM are reported, each with its named error, and do not stop the others.
+ */
+export class FileStudySource implements StudySource {
+  private readonly byStudy = new Map<string, { meta: InstanceMeta; file: string }[]>();
+  readonly problems: FileProblem[] = [];
+
+  static async open(inputs: readonly string[]): Promise<FileStudySource> {
+    const source = new FileStudySource();
+    for (const input of inputs) {
+      for (const file of await listFiles(input)) {
+        try {
+          const meta = readDicom(await readFile(file)).meta;
+          if (!meta.StudyInstanceUID) throw new TriageError('DICOM_UNREADABLE', 'no StudyInstanceUID');
+          const list = source.byStudy.get(meta.StudyInstanceUID) ?? [];
+          list.push({ meta, file });
+          source.byStudy.set(meta.StudyInstanceUID, list);
+        } catch (err) {
+          const e = asTriageError(err);
+          source.problems.push({ file, code: e.code, message: e.message });
+        }
+      }
+    }
+    return source;
+  }
+
+  studies(): string[] {
+    return [...this.byStudy.keys()];
+  }
+
+  async instances(studyInstanceUID: string): Promise<InstanceMeta[]> {
+    return (this.byStudy.get(studyInstanceUID) ?? []).map((i) => i.meta);
+  }
+
+  async retrieve(instance: InstanceMeta): Promise<Uint8Array> {
+    const hit = this.byStudy.get(instance.StudyInstanceUID)?.find((i) => i.meta.SOPInstanceUID === instance.SOPInstanceUID);
+    if (!hit) throw new TriageError('NOT_FOUND', `instance ${instance.SOPInstanceUID} is not among the input files`);
+    return readFile(hit.file);
+  }
+}
+
+/** Results as files: `<out>/<StudyInstanceUID>/sr.dcm`, `risk-assessment.json`, `fhir-transaction.json`. */
+export class FolderSink implements ResultSink {
+  readonly written = new Map<string, { sr?: string; riskAssessment?: string }>();
+
+  constructor(private readonly outDir: string) {}
+
+  private async dir(studyInstanceUID: string): Promise<string> {
+    const dir = path.join(this.outDir, studyInstanceUID);
+    await mkdir(dir, { recursive: true });
+    return dir;
+  }
+
+  async storeSr(studyInstanceUID: string, part10: Uint8Array): Promise<void> {
+    const file = path.join(await this.dir(studyInstanceUID), 'sr.dcm');
+    await writeFile(file, part10);
+    this.written.set(studyInstanceUID, { ...this.written.get(studyInstanceUID), sr: file });
+  }
+
+  async writeFhir(studyInstanceUID: string, bundle: FhirResource): Promise<string | undefined> {
+    const entries = (bundle['entry'] as { resource?: FhirResource }[] | undefined) ?? [];
+    const risk = entries.find((e) => e.resource?.resourceType === 'RiskAssessment')?.resource;
+    const dir = await this.dir(studyInstanceUID);
+    await writeFile(path.join(dir, 'fhir-transaction.json'), JSON.stringify(bundle, null, 2));
+    const file = path.join(dir, 'risk-assessment.json');
+    await writeFile(file, JSON.stringify(risk ?? {}, null, 2));
+    this.written.set(studyInstanceUID, { ...this.written.get(studyInstanceUID), riskAssessment: file });
+    return undefined;
+  }
+
+  async setPriority(_study: InstanceMeta, _result: StoredResult): Promise<void> {
+    // The priority is printed in the worklist and stored in the result; no file of its own.
+  }
+}

@@ -1,0 +1,76 @@
+import * as ort from 'onnxruntime-node';
+import { TriageError } from '../../domain/errors.ts';
+import type { Manifest } from './manifest.ts';
+
+export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
+
+export interface SessionLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
+
+export interface OpenedSession {
+  session: ort.InferenceSession;
+  provider: ExecutionProvider;
+  /** Providers that were tried first and could not load, with why. */
+  skipped: { provider: ExecutionProvider; reason: string }[];
+}
+
+/** Creates a session for one provider; a seam so tests can make a provider fail to load. */
+export type SessionFactory = (onnxPath: string, provider: ExecutionProvider) => Promise<ort.InferenceSession>;
+
+export const defaultSessionFactory: SessionFactory = (onnxPath, provider) =>
+  ort.InferenceSession.create(onnxPath, {
+    // Only the one provider: onnxruntime appends CPU for unsupported nodes by itself, and a
+    // list like ['cuda','cpu'] would hide which provider actually loaded.
+    executionProviders: [provider],
+    graphOptimizationLevel: 'all',
+  });
+
+/**
+ * Tries each provider in order of preference and keeps the first that loads. onnxruntime-node
+ * throws (no silent fallback) when the CUDA libraries are missing or no GPU adapter exists, so
+ * a failure here is logged and the next provider tried.
+ */
+export async function openSession(
+  onnxPath: string,
+  providers: readonly ExecutionProvider[],
+  log: SessionLogger,
+  factory: SessionFactory = defaultSessionFactory,
+): Promise<OpenedSession> {
+  if (providers.length === 0) {
+    throw new TriageError('CONFIG_INVALID', 'model.executionProviders is empty: name at least one of cuda, webgpu, cpu');
+  }
+  const skipped: OpenedSession['skipped'] = [];
+  for (const provider of providers) {
+    try {
+      const session = await factory(onnxPath, provider);
+      log.info({ event: 'model.provider.selected', provider, skipped: skipped.map((s) => s.provider) }, `model runs on ${provider}`);
+      return { session, provider, skipped };
+    } catch (err) {
+      const reason = (err as Error).message.split('\n')[0] ?? String(err);
+      skipped.push({ provider, reason });
+      log.warn({ event: 'model.provider.unavailable', provider, reason }, `execution provider ${provider} could not load; trying the next`);
+    }
+  }
+  throw new TriageError(
+    'MODEL_LOAD_FAILED',
+    `no execution provider could load ${onnxPath}: ${skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`,
+  );
+}
+
+/** Refuses a model whose graph inputs/outputs are not the ones its manifest names. */
+export function checkSessionMatchesManifest(session: ort.InferenceSession, manifest: Manifest): void {
+  const wantIn = [manifest.inputs.image.name, manifest.inputs.inputIds.name, manifest.inputs.attentionMask.name];
+  const wantOut = [manifest.outputs.probabilities.name, manifest.outputs.saliency.name];
+  const problems: string[] = [];
+  for (const name of wantIn) {
+    if (!session.inputNames.includes(name)) problems.push(`input "${name}" is not in the model (it has ${session.inputNames.join(', ')})`);
+  }
+  for (const name of wantOut) {
+    if (!session.outputNames.includes(name)) problems.push(`output "${name}" is not in the model (it has ${session.outputNames.join(', ')})`);
+  }
+  if (problems.length > 0) {
+    throw new TriageError('MANIFEST_INVALID', `manifest ${manifest.id}@${manifest.version} does not match its ONNX graph:\n  - ${problems.join('\n  - ')}`);
+  }
+}

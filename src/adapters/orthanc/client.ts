@@ -1,0 +1,86 @@
+import { TriageError } from '../../domain/errors.ts';
+import { HttpClient, type Auth } from '../http/client.ts';
+
+export interface OrthancChange {
+  seq: number;
+  changeType: string;
+  resourceType: string;
+  orthancId: string;
+}
+
+export interface OrthancOptions {
+  baseUrl: string;
+  auth?: Auth;
+  timeoutMs: number;
+}
+
+/**
+ * Orthanc's own REST API, for what DICOMweb cannot do: the /changes feed and user metadata
+ * (Orthanc 1.10 has no labels). The metadata name must be declared under "UserMetadata" in
+ * Orthanc's configuration (docker/orthanc/ has it).
+ */
+export const PRIORITY_METADATA = 'PacsTriagePriority';
+export const RESULT_METADATA = 'PacsTriageResult';
+
+export class OrthancClient {
+  readonly http: HttpClient;
+
+  constructor(options: OrthancOptions) {
+    this.http = new HttpClient({ baseUrl: options.baseUrl, auth: options.auth, timeoutMs: options.timeoutMs, name: 'pacs' });
+  }
+
+  async changes(since: number, limit: number): Promise<{ changes: OrthancChange[]; last: number; done: boolean }> {
+    const answer = await this.http.json<{ Changes: { Seq: number; ChangeType: string; ResourceType: string; ID: string }[]; Last: number; Done: boolean }>({
+      path: 'changes',
+      query: { since, limit },
+    });
+    return {
+      changes: answer.Changes.map((c) => ({ seq: c.Seq, changeType: c.ChangeType, resourceType: c.ResourceType, orthancId: c.ID })),
+      last: answer.Last,
+      done: answer.Done,
+    };
+  }
+
+  async studyInstanceUID(orthancStudyId: string): Promise<string | undefined> {
+    const res = await this.http.request({ path: `studies/${encodeURIComponent(orthancStudyId)}` });
+    if (res.status === 404) return undefined; // deleted since the change was logged
+    if (res.status !== 200) throw this.http.errorFor({ path: `studies/${orthancStudyId}` }, res);
+    const study = JSON.parse(res.body.toString('utf8')) as { MainDicomTags?: { StudyInstanceUID?: string } };
+    return study.MainDicomTags?.StudyInstanceUID;
+  }
+
+  async findStudy(studyInstanceUID: string): Promise<string | undefined> {
+    const hits = await this.http.json<{ ID: string; Type: string }[]>({ method: 'POST', path: 'tools/lookup', body: studyInstanceUID });
+    return hits.find((h) => h.Type === 'Study')?.ID;
+  }
+
+  async setStudyMetadata(orthancStudyId: string, name: string, value: string): Promise<void> {
+    await this.http.expectOk({ method: 'PUT', path: `studies/${encodeURIComponent(orthancStudyId)}/metadata/${name}`, body: value });
+  }
+
+  async studyMetadata(orthancStudyId: string, name: string): Promise<string | undefined> {
+    const res = await this.http.request({ path: `studies/${encodeURIComponent(orthancStudyId)}/metadata/${name}` });
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw this.http.errorFor({ path: `studies/${orthancStudyId}/metadata/${name}` }, res);
+    return res.body.toString('utf8');
+  }
+
+  async system(): Promise<{ Version: string; DicomAet?: string; PluginsEnabled?: boolean }> {
+    return this.http.json({ path: 'system' });
+  }
+
+  async plugins(): Promise<string[]> {
+    return this.http.json({ path: 'plugins' });
+  }
+
+  async uploadInstance(part10: Uint8Array): Promise<{ ID: string; ParentStudy: string; Status: string }> {
+    const res = await this.http.expectOk({ method: 'POST', path: 'instances', body: part10, headers: { 'content-type': 'application/dicom' } });
+    const answer = JSON.parse(res.body.toString('utf8')) as { ID: string; ParentStudy: string; Status: string };
+    if (answer.Status === 'Failure') throw new TriageError('UPSTREAM_REJECTED', 'Orthanc refused the instance');
+    return answer;
+  }
+
+  close(): void {
+    this.http.close();
+  }
+}

@@ -1,0 +1,55 @@
+import type { DicomWebClient } from './dicomweb/client.ts';
+import type { FhirClient } from './fhir/client.ts';
+import { PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
+import type { FhirResource, InstanceMeta } from '../domain/types.ts';
+import type { ResultSink, StudySource } from '../pipeline/process-study.ts';
+import type { StoredResult } from '../state/store.ts';
+import { TriageError } from '../domain/errors.ts';
+
+/** Study instances from any DICOMweb PACS. */
+export class PacsStudySource implements StudySource {
+  constructor(private readonly dicomweb: DicomWebClient) {}
+
+  instances(studyInstanceUID: string): Promise<InstanceMeta[]> {
+    return this.dicomweb.studyInstances(studyInstanceUID);
+  }
+
+  retrieve(instance: InstanceMeta): Promise<Uint8Array> {
+    return this.dicomweb.retrieveInstance(instance.StudyInstanceUID, instance.SeriesInstanceUID, instance.SOPInstanceUID);
+  }
+}
+
+/** Results to the PACS (STOW-RS, and Orthanc metadata when it is an Orthanc) and the FHIR server. */
+export class ServerSink implements ResultSink {
+  constructor(
+    private readonly dicomweb: DicomWebClient,
+    private readonly orthanc: OrthancClient | undefined,
+    private readonly fhir: FhirClient | undefined,
+  ) {}
+
+  storeSr(studyInstanceUID: string, part10: Uint8Array): Promise<void> {
+    return this.dicomweb.store(studyInstanceUID, [part10]);
+  }
+
+  async writeFhir(_studyInstanceUID: string, bundle: FhirResource): Promise<string | undefined> {
+    if (!this.fhir) throw new TriageError('CONFIG_INVALID', 'a FHIR result was produced but no FHIR server is configured');
+    const answer = (await this.fhir.transaction(bundle)) as { entry?: { response?: { location?: string } }[] };
+    const bundleEntries = (bundle['entry'] as { resource?: FhirResource }[] | undefined) ?? [];
+    const index = bundleEntries.findIndex((e) => e.resource?.resourceType === 'RiskAssessment');
+    const location = answer.entry?.[index]?.response?.location;
+    // "RiskAssessment/<id>/_history/<v>" → "RiskAssessment/<id>"
+    return location?.split('/').slice(0, 2).join('/');
+  }
+
+  async setPriority(study: InstanceMeta, result: StoredResult): Promise<void> {
+    if (!this.orthanc) return; // a generic DICOMweb PACS has no place for it; the API and worklist still show it
+    const id = await this.orthanc.findStudy(study.StudyInstanceUID);
+    if (id === undefined) throw new TriageError('NOT_FOUND', `study ${study.StudyInstanceUID} is no longer in the PACS`);
+    await this.orthanc.setStudyMetadata(id, PRIORITY_METADATA, result.priority);
+    await this.orthanc.setStudyMetadata(
+      id,
+      RESULT_METADATA,
+      JSON.stringify({ sr: result.srSopInstanceUID, model: `${result.modelId}@${result.modelVersion}`, priority: result.priority }),
+    );
+  }
+}

@@ -1,0 +1,209 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { TriageError, asTriageError } from './domain/errors.ts';
+import { loadConfig } from './config/load.ts';
+import type { Config } from './config/schema.ts';
+import { createLogger, type Logger } from './logging.ts';
+import { TriageModel } from './adapters/model/index.ts';
+import { evaluate, formatReport } from './evaluate/evaluate.ts';
+import { analyze, formatWorklist } from './commands/analyze.ts';
+import { doctor } from './commands/doctor.ts';
+import { processOne, runOnce, serve } from './commands/service.ts';
+import { SqliteJobStore } from './state/sqlite-store.ts';
+import type { JobState } from './state/store.ts';
+
+const USAGE = `pacs-triage — multimodal (image + EHR text) triage for a PACS and a FHIR server
+
+Usage: pacs-triage <command> [options]
+
+Commands:
+  analyze <files|dirs…> [--fhir bundle.json] [--out DIR] [--json] [--no-select]
+                      no servers: DICOM files (+ a FHIR Bundle for the clinical text) in; SR files
+                      and RiskAssessment JSON into DIR (nothing written without --out); prints a
+                      ranked worklist
+  serve               watch the PACS (Orthanc /changes), process studies, serve the API
+  run-once            one ingest pass and every due job, then exit
+  process <StudyInstanceUID>
+                      process one study now
+  jobs [--state S] [--json]
+                      the job list from the store (failed ones with their reasons)
+  doctor              check the model, the mappings, the PACS and the FHIR server
+  evaluate [--data DIR] [--json]
+                      run an evaluation set (default: the model's held-out set) through the
+                      production path, with the two ablations
+
+Common options:
+  --config FILE     YAML or JSON configuration (also PACS_TRIAGE_CONFIG)
+  --model DIR       model folder with manifest.json (default models/cxr-triage)
+  --verbose         log at info level (default: warnings only for one-shot commands)
+  -h, --help        this help
+
+Exit codes: 0 success, 1 some input failed, 2 usage or configuration error.`;
+
+const common = {
+  config: { type: 'string' },
+  model: { type: 'string' },
+  verbose: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+type Out = { stdout: (s: string) => void; stderr: (s: string) => void };
+const defaultOut: Out = { stdout: (s) => process.stdout.write(s + '\n'), stderr: (s) => process.stderr.write(s + '\n') };
+
+function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: O) {
+  try {
+    return parseArgs({ args, options: { ...common, ...options }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new TriageError('USAGE', (err as Error).message);
+  }
+}
+
+function configFor(values: { config?: string | undefined; model?: string | undefined }): Config {
+  return loadConfig({
+    ...(values.config === undefined ? {} : { file: values.config }),
+    ...(values.model === undefined ? {} : { overrides: { model: { dir: values.model } } }),
+  });
+}
+
+async function loadModel(config: Config, log: Logger): Promise<TriageModel> {
+  return TriageModel.load(config.model, log);
+}
+
+async function cmdEvaluate(args: string[], out: Out): Promise<number> {
+  const { values } = parse(args, { data: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const config = configFor(values);
+  const log = createLogger(values.verbose ? 'info' : 'warn');
+  const model = await loadModel(config, log);
+  try {
+    const report = await evaluate(model, values.data ?? 'models/testset');
+    out.stdout(values.json ? JSON.stringify(report) : formatReport(report));
+    return 0;
+  } finally {
+    await model.close();
+  }
+}
+
+async function cmdAnalyze(args: string[], out: Out): Promise<number> {
+  const { values, positionals } = parse(args, {
+    fhir: { type: 'string' },
+    out: { type: 'string' },
+    json: { type: 'boolean', default: false },
+    'no-select': { type: 'boolean', default: false },
+  });
+  const config = configFor(values);
+  const log = createLogger(values.verbose ? 'info' : 'warn');
+  const results = await analyze(
+    config,
+    {
+      inputs: positionals,
+      select: !values['no-select'],
+      ...(values.fhir === undefined ? {} : { fhirBundle: values.fhir }),
+      ...(values.out === undefined ? {} : { outDir: values.out }),
+    },
+    log,
+  );
+  if (values.json) {
+    out.stdout(JSON.stringify({ studies: results }));
+  } else {
+    out.stdout(formatWorklist(results));
+    if (values.out !== undefined) out.stdout(`\nSR files and RiskAssessment JSON written under ${values.out}/<StudyInstanceUID>/`);
+  }
+  for (const r of results) if (r.status === 'failed') out.stderr(`pacs-triage analyze: ${r.file ?? r.studyInstanceUID}: ${r.reason ?? 'failed'}`);
+  return results.some((r) => r.status === 'failed') ? 1 : 0;
+}
+
+async function cmdRunOnce(args: string[], out: Out): Promise<number> {
+  const { values } = parse(args, { json: { type: 'boolean', default: false } });
+  const config = configFor(values);
+  const log = createLogger(values.verbose ? 'info' : 'warn');
+  const { enqueued, outcomes } = await runOnce(config, log);
+  const count = (status: string): number => outcomes.filter((o) => o.status === status).length;
+  const summary = { enqueued, done: count('done'), skipped: count('skipped'), failed: count('failed') };
+  out.stdout(values.json ? JSON.stringify({ ...summary, outcomes: outcomes.map(summarise) }) : `enqueued ${enqueued}; done ${summary.done}, skipped ${summary.skipped}, failed ${summary.failed}`);
+  return summary.failed > 0 ? 1 : 0;
+}
+
+function summarise(o: Awaited<ReturnType<typeof processOne>>): object {
+  switch (o.status) {
+    case 'done':
+      return { status: o.status, study: o.result.studyInstanceUID, priority: o.result.priority, unchanged: o.unchanged, sr: o.result.srSopInstanceUID };
+    case 'skipped':
+      return { status: o.status, reason: o.reason };
+    case 'failed':
+      return { status: o.status, code: o.code, reason: o.reason };
+  }
+}
+
+async function cmdProcess(args: string[], out: Out): Promise<number> {
+  const { values, positionals } = parse(args, { json: { type: 'boolean', default: false } });
+  const uid = positionals[0];
+  if (uid === undefined || positionals.length > 1) throw new TriageError('USAGE', 'process takes exactly one StudyInstanceUID');
+  const config = configFor(values);
+  const outcome = await processOne(config, uid, createLogger(values.verbose ? 'info' : 'warn'));
+  out.stdout(values.json ? JSON.stringify(summarise(outcome)) : JSON.stringify(summarise(outcome), null, 2));
+  return outcome.status === 'failed' ? 1 : 0;
+}
+
+async function cmdJobs(args: string[], out: Out): Promise<number> {
+  const { values } = parse(args, { state: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const config = configFor(values);
+  const store = new SqliteJobStore(config.store.path);
+  try {
+    const jobs = store.jobs(values.state === undefined ? {} : { state: values.state as JobState });
+    if (values.json) out.stdout(JSON.stringify({ jobs }));
+    else for (const j of jobs) out.stdout(`${j.state.padEnd(8)} ${j.studyInstanceUID}  attempts ${j.attempts}${j.reason ? `  ${j.errorCode ? `${j.errorCode}: ` : ''}${j.reason}` : ''}`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+async function cmdServe(args: string[]): Promise<number> {
+  const { values } = parse(args, {});
+  const config = configFor(values);
+  await serve(config, createLogger(values.verbose ? 'debug' : 'info'));
+  return 0;
+}
+
+async function cmdDoctor(args: string[], out: Out): Promise<number> {
+  const { values } = parse(args, {});
+  const config = configFor(values);
+  const checks = await doctor(config, createLogger('warn'));
+  for (const c of checks) out.stdout(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(26)} ${c.detail}`);
+  return checks.every((c) => c.ok) ? 0 : 1;
+}
+
+const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = {
+  analyze: cmdAnalyze,
+  serve: cmdServe,
+  'run-once': cmdRunOnce,
+  process: cmdProcess,
+  jobs: cmdJobs,
+  doctor: cmdDoctor,
+  evaluate: cmdEvaluate,
+};
+
+/** Runs one command; returns the exit code. Bad input gives a message, never a stack trace. */
+export async function main(argv: string[], out: Out = defaultOut): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === '-h' || command === '--help' || command === 'help') {
+    out.stdout(USAGE);
+    return command === undefined ? 2 : 0;
+  }
+  const run = COMMANDS[command];
+  if (run === undefined) {
+    out.stderr(`pacs-triage: unknown command "${command}"\n\n${USAGE}`);
+    return 2;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    out.stdout(USAGE);
+    return 0;
+  }
+  try {
+    return await run(rest, out);
+  } catch (err) {
+    const e = asTriageError(err, command);
+    out.stderr(`pacs-triage ${command}: ${e.code}: ${e.message}`);
+    if (e.code === 'INTERNAL' && process.env['PACS_TRIAGE_DEBUG'] === '1' && err instanceof Error) out.stderr(err.stack ?? '');
+    return e.code === 'USAGE' || e.code === 'CONFIG_INVALID' || e.code === 'MANIFEST_INVALID' ? 2 : 1;
+  }
+}

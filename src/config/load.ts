@@ -1,0 +1,117 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { TriageError } from '../domain/errors.ts';
+import { configSchema, type Config } from './schema.ts';
+import { formatZodIssues } from './zod-issues.ts';
+
+export const ENV_PREFIX = 'PACS_TRIAGE_';
+/** Variables that configure logging or tools, not the config object. */
+const NOT_CONFIG = new Set(['PACS_TRIAGE_LOG_LEVEL', 'PACS_TRIAGE_CONFIG']);
+
+/** `BASE_URL` → `baseUrl`. */
+function camel(segment: string): string {
+  return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+/** JSON-ish scalars from the environment: numbers, booleans and JSON arrays/objects; else the string. */
+function parseEnvValue(raw: string): unknown {
+  const t = raw.trim();
+  if (t === 'true') return true;
+  if (t === 'false') return false;
+  if (/^-?\d+(\.\d+)?$/.test(t)) return Number(t);
+  if ((t.startsWith('[') && t.endsWith(']')) || (t.startsWith('{') && t.endsWith('}'))) {
+    try {
+      return JSON.parse(t);
+    } catch {
+      return raw;
+    }
+  }
+  // Comma lists for arrays such as executionProviders=cuda,cpu.
+  return raw;
+}
+
+function setPath(target: Record<string, unknown>, keys: string[], value: unknown): void {
+  let node = target;
+  keys.slice(0, -1).forEach((key) => {
+    const next = node[key];
+    if (typeof next !== 'object' || next === null || Array.isArray(next)) node[key] = {};
+    node = node[key] as Record<string, unknown>;
+  });
+  node[keys[keys.length - 1] as string] = value;
+}
+
+function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const prev = out[key];
+    out[key] =
+      typeof value === 'object' && value !== null && !Array.isArray(value) && typeof prev === 'object' && prev !== null && !Array.isArray(prev)
+        ? deepMerge(prev as Record<string, unknown>, value as Record<string, unknown>)
+        : value;
+  }
+  return out;
+}
+
+/**
+ * `PACS_TRIAGE_FHIR__BASE_URL=…` → `{ fhir: { baseUrl: … } }`; a `_FILE` suffix reads the value
+ * from that file (secrets mounted by Docker or Kubernetes), trailing newline removed.
+ */
+export function configFromEnv(env: NodeJS.ProcessEnv, problems: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [name, raw] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || raw === undefined || NOT_CONFIG.has(name)) continue;
+    let rest = name.slice(ENV_PREFIX.length);
+    let value: unknown;
+    if (rest.endsWith('_FILE')) {
+      rest = rest.slice(0, -'_FILE'.length);
+      try {
+        value = readFileSync(raw, 'utf8').replace(/\r?\n$/, '');
+      } catch (err) {
+        problems.push(`  - ${name}: cannot read ${raw}: ${(err as Error).message}`);
+        continue;
+      }
+    } else {
+      value = parseEnvValue(raw);
+    }
+    const keys = rest.split('__').filter((k) => k !== '').map(camel);
+    if (keys.length === 0) continue;
+    if (keys[keys.length - 1] === 'executionProviders' && typeof value === 'string') value = value.split(',').map((s) => s.trim());
+    setPath(out, keys, value);
+  }
+  return out;
+}
+
+export interface LoadConfigOptions {
+  file?: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values the command line sets (highest precedence). */
+  overrides?: Record<string, unknown>;
+}
+
+/** Precedence: command line > environment > file > defaults. Every problem is reported at once. */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const problems: string[] = [];
+  let fromFile: Record<string, unknown> = {};
+  const file = options.file ?? env['PACS_TRIAGE_CONFIG'];
+  if (file !== undefined) {
+    try {
+      const text = readFileSync(file, 'utf8');
+      const parsed: unknown = path.extname(file) === '.json' ? JSON.parse(text) : YAML.parse(text);
+      if (parsed !== null && parsed !== undefined) {
+        if (typeof parsed !== 'object' || Array.isArray(parsed)) problems.push(`  - ${file}: must hold an object`);
+        else fromFile = parsed as Record<string, unknown>;
+      }
+    } catch (err) {
+      problems.push(`  - ${file}: ${(err as Error).message}`);
+    }
+  }
+  const merged = deepMerge(deepMerge(fromFile, configFromEnv(env, problems)), options.overrides ?? {});
+  const result = configSchema.safeParse(merged);
+  if (!result.success) problems.push(formatZodIssues(result.error.issues));
+  if (problems.length > 0 || !result.success) {
+    throw new TriageError('CONFIG_INVALID', `configuration is invalid:\n${problems.join('\n')}`);
+  }
+  return result.data;
+}

@@ -1,0 +1,128 @@
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import YAML from 'yaml';
+import { z } from 'zod';
+import { TriageError } from '../domain/errors.ts';
+import { loadFindingsMappings, type FindingsMappings } from '../domain/codes.ts';
+import { formatZodIssues } from './zod-issues.ts';
+
+const matcher = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]);
+
+export const selectionSchema = z.object({
+  version: z.literal(1),
+  rules: z
+    .array(
+      z.object({
+        name: z.string().min(1),
+        match: z.record(z.string(), matcher),
+        exclude: z.record(z.string(), matcher).optional(),
+      }),
+    )
+    .min(1),
+  prefer: z.record(z.string(), z.array(z.string())).optional(),
+});
+
+export const fhirMappingSchema = z.object({
+  version: z.literal(1),
+  patient: z.object({ identifierSystem: z.string().min(1) }),
+  order: z.object({ accessionType: z.object({ system: z.string().min(1), code: z.string().min(1) }) }),
+  reports: z.object({ lookbackDays: z.number().int().positive(), max: z.number().int().positive() }),
+  observations: z.object({ lookbackDays: z.number().int().positive(), max: z.number().int().positive() }),
+});
+
+export const prioritySchema = z.object({
+  version: z.literal(1),
+  rules: z.array(
+    z.object({
+      finding: z.string().min(1),
+      minProbability: z.number().min(0).max(1),
+      priority: z.enum(['stat', 'asap', 'urgent', 'routine']),
+    }),
+  ),
+});
+
+export type SelectionRules = z.infer<typeof selectionSchema>;
+export type FhirMapping = z.infer<typeof fhirMappingSchema>;
+export type PriorityRules = z.infer<typeof prioritySchema>;
+
+export interface Mappings {
+  selection: SelectionRules;
+  fhir: FhirMapping;
+  priority: PriorityRules;
+  /** Finding codes (SNOMED CT, RadLex), SR and FHIR codes: mappings/findings.yaml. */
+  findings: FindingsMappings;
+  /** Hash of the mapping files: part of every result key, so changed rules give a new result. */
+  version: string;
+}
+
+const FILES = {
+  selection: ['series-selection.yaml', selectionSchema],
+  fhir: ['fhir.yaml', fhirMappingSchema],
+  priority: ['priority.yaml', prioritySchema],
+} as const;
+
+/** Loads and validates every mapping file at start-up; all problems of all files in one error. */
+export function loadMappings(dir: string, findingCodes?: readonly string[]): Mappings {
+  const problems: string[] = [];
+  const hash = createHash('sha256');
+  const out: Partial<Record<keyof typeof FILES, unknown>> = {};
+  for (const [key, [file, schema]] of Object.entries(FILES) as [keyof typeof FILES, (typeof FILES)[keyof typeof FILES]][]) {
+    const full = path.join(dir, file);
+    let text: string;
+    try {
+      text = readFileSync(full, 'utf8');
+    } catch (err) {
+      problems.push(`  - ${full}: ${(err as Error).message}`);
+      continue;
+    }
+    hash.update(file).update('\0').update(text).update('\0');
+    let raw: unknown;
+    try {
+      raw = YAML.parse(text);
+    } catch (err) {
+      problems.push(`  - ${full}: ${(err as Error).message}`);
+      continue;
+    }
+    const parsed = schema.safeParse(raw);
+    if (!parsed.success) problems.push(`${full}:\n${formatZodIssues(parsed.error.issues)}`);
+    else out[key] = parsed.data;
+  }
+  let findings: FindingsMappings | undefined;
+  try {
+    findings = loadFindingsMappings(path.join(dir, 'findings.yaml'));
+    hash.update(findings.version);
+  } catch (err) {
+    problems.push(`  - ${(err as Error).message}`);
+  }
+  const priority = out.priority as PriorityRules | undefined;
+  if (priority && findingCodes) {
+    priority.rules.forEach((rule, i) => {
+      if (!findingCodes.includes(rule.finding)) {
+        problems.push(`  - ${path.join(dir, 'priority.yaml')}: rules.${i}.finding: "${rule.finding}" is not a finding of the model (${findingCodes.join(', ')})`);
+      }
+    });
+  }
+  const selection = out.selection as SelectionRules | undefined;
+  selection?.rules.forEach((rule, i) => {
+    for (const [field, value] of Object.entries({ ...rule.match, ...(rule.exclude ?? {}) })) {
+      for (const v of Array.isArray(value) ? value : [value]) {
+        if (typeof v === 'string' && v.length > 1 && v.startsWith('/') && v.endsWith('/')) {
+          try {
+            new RegExp(v.slice(1, -1), 'i');
+          } catch (err) {
+            problems.push(`  - ${path.join(dir, 'series-selection.yaml')}: rules.${i}.${field}: ${(err as Error).message}`);
+          }
+        }
+      }
+    }
+  });
+  if (problems.length > 0) throw new TriageError('CONFIG_INVALID', `mappings in ${dir} are invalid:\n${problems.join('\n')}`);
+  return {
+    selection: out.selection as SelectionRules,
+    fhir: out.fhir as FhirMapping,
+    priority: out.priority as PriorityRules,
+    findings: findings as FindingsMappings,
+    version: hash.digest('hex').slice(0, 16),
+  };
+}

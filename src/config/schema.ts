@@ -1,0 +1,72 @@
+import { z } from 'zod';
+
+const uid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))*$/, 'must be a DICOM UID root (digits and dots, no leading zeros)').max(40);
+const url = z.url({ protocol: /^https?$/ });
+const basicAuth = z.object({ username: z.string().min(1), password: z.string().min(1) }).strict();
+const bearerAuth = z.object({ token: z.string().min(1) }).strict();
+
+/**
+ * The one configuration schema: file (YAML/JSON) + PACS_TRIAGE_* environment + defaults.
+ * Every default here is what a first run on embedded data needs; servers are optional so that
+ * `analyze` works with no PACS or FHIR server at all.
+ */
+export const configSchema = z
+  .object({
+    uidRoot: uid.default('2.25'),
+    shadow: z.boolean().default(false),
+    model: z
+      .object({
+        dir: z.string().min(1).default('models/cxr-triage'),
+        executionProviders: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).min(1).default(['cpu']),
+        maxBatch: z.number().int().min(1).max(256).default(8),
+        maxWaitMs: z.number().int().min(0).max(10_000).default(20),
+      })
+      .strict()
+      .default({ dir: 'models/cxr-triage', executionProviders: ['cpu'], maxBatch: 8, maxWaitMs: 20 }),
+    mappings: z.object({ dir: z.string().min(1).default('mappings') }).strict().default({ dir: 'mappings' }),
+    pacs: z
+      .object({
+        /** Orthanc's REST root; DICOMweb lives under dicomWebPath. */
+        baseUrl: url,
+        dicomWebPath: z.string().startsWith('/').default('/dicom-web'),
+        kind: z.enum(['orthanc', 'dicomweb']).default('orthanc'),
+        auth: z.union([basicAuth, bearerAuth]).optional(),
+        timeoutMs: z.number().int().min(100).default(30_000),
+      })
+      .strict()
+      .optional(),
+    fhir: z
+      .object({
+        baseUrl: url,
+        auth: bearerAuth.optional(),
+        timeoutMs: z.number().int().min(100).default(15_000),
+      })
+      .strict()
+      .optional(),
+    ingest: z
+      .object({
+        pollIntervalS: z.number().int().min(1).max(59).default(5),
+        changesBatch: z.number().int().min(1).max(10_000).default(200),
+      })
+      .strict()
+      .default({ pollIntervalS: 5, changesBatch: 200 }),
+    store: z.object({ path: z.string().min(1).default('.state/pacs-triage.sqlite') }).strict().default({ path: '.state/pacs-triage.sqlite' }),
+    api: z
+      .object({
+        host: z.string().min(1).default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        token: z.string().min(16, 'must be at least 16 characters').optional(),
+      })
+      .strict()
+      .default({ host: '127.0.0.1', port: 8080 }),
+    worker: z
+      .object({
+        concurrency: z.number().int().min(1).max(64).default(2),
+        maxAttempts: z.number().int().min(1).max(100).default(5),
+      })
+      .strict()
+      .default({ concurrency: 2, maxAttempts: 5 }),
+  })
+  .strict();
+
+export type Config = z.infer<typeof configSchema>;

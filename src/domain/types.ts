@@ -1,0 +1,105 @@
+/**
+ * The data that travels through the pipeline. Each stage takes one of these and returns the
+ * next; what a later stage needs travels in the job, never fetched back from an earlier stage.
+ */
+
+/** A study the ingest saw. */
+export interface StudyRef {
+  studyInstanceUID: string;
+  /** Orthanc's own id when the source is Orthanc. */
+  orthancId?: string;
+  source: 'orthanc-changes' | 'dicomweb-qido' | 'webhook' | 'folder' | 'cli';
+}
+
+/**
+ * DICOM attributes we use, keyword-named (the adapter turns DICOM JSON hex tags into keywords).
+ * Values are the first value of the attribute; absent attributes are undefined.
+ */
+export interface InstanceMeta {
+  StudyInstanceUID: string;
+  SeriesInstanceUID: string;
+  SOPInstanceUID: string;
+  SOPClassUID: string;
+  Modality?: string;
+  BodyPartExamined?: string;
+  SeriesDescription?: string;
+  ViewPosition?: string;
+  ImageType?: string[];
+  SeriesNumber?: number;
+  InstanceNumber?: number;
+  PatientID?: string;
+  IssuerOfPatientID?: string;
+  PatientName?: string;
+  PatientBirthDate?: string;
+  PatientSex?: string;
+  PatientAge?: string;
+  AccessionNumber?: string;
+  StudyDate?: string;
+  StudyTime?: string;
+  StudyDescription?: string;
+  StudyID?: string;
+  ReferringPhysicianName?: string;
+  Rows?: number;
+  Columns?: number;
+  Manufacturer?: string;
+}
+
+/** The study-level attributes the SR copies (Patient and General Study modules). */
+export interface StudyMeta {
+  StudyInstanceUID: string;
+  PatientID?: string;
+  IssuerOfPatientID?: string;
+  PatientName?: string;
+  PatientBirthDate?: string;
+  PatientSex?: string;
+  AccessionNumber?: string;
+  StudyDate?: string;
+  StudyTime?: string;
+  StudyDescription?: string;
+  StudyID?: string;
+  ReferringPhysicianName?: string;
+}
+
+/** A FHIR resource as JSON. Kept loose on purpose: the FHIR adapter validates what it reads. */
+export interface FhirResource {
+  resourceType: string;
+  id?: string;
+  meta?: { versionId?: string; lastUpdated?: string };
+  [key: string]: unknown;
+}
+
+/** What the FHIR context stage found for a study. */
+export interface ClinicalContext {
+  /** `Patient/<id>` when exactly one patient matched. */
+  patientRef?: string;
+  /** Why there is no patient (not found, ambiguous, server unreachable in shadow…). */
+  patientProblem?: { code: 'PATIENT_NOT_FOUND' | 'PATIENT_AMBIGUOUS'; message: string };
+  /** The resources that fed the text, in the order the manifest rendered them. */
+  resources: FhirResource[];
+}
+
+export interface Finding {
+  /** The model's finding code (manifest findings[].code). */
+  code: string;
+  display: string;
+  probability: number;
+  threshold: number;
+  positive: boolean;
+  /** Where the saliency map points on the source image, in source pixel coordinates (column, row). */
+  region?: { sopInstanceUID: string; x0: number; y0: number; x1: number; y1: number };
+}
+
+export type Priority = 'stat' | 'asap' | 'urgent' | 'routine';
+
+/** One model run on one study. */
+export interface InferenceResult {
+  modelId: string;
+  modelVersion: string;
+  deviceUid: string;
+  executionProvider: string;
+  /** The instance the image input came from. */
+  sourceInstance: InstanceMeta;
+  findings: Finding[];
+  /** The text the model read (kept in the store only; never logged). */
+  text: string;
+}

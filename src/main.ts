@@ -1,0 +1,92 @@
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import type { Config } from './config/schema.ts';
+import { loadMappings, type Mappings } from './config/mappings.ts';
+import { TriageModel } from './adapters/model/index.ts';
+import { DicomWebClient } from './adapters/dicomweb/client.ts';
+import { FhirClient } from './adapters/fhir/client.ts';
+import { FhirServerSource } from './adapters/fhir/clinical-source.ts';
+import { OrthancClient } from './adapters/orthanc/client.ts';
+import { PacsStudySource, ServerSink } from './adapters/server-io.ts';
+import type { PipelineDeps } from './pipeline/process-study.ts';
+import { SqliteJobStore } from './state/sqlite-store.ts';
+import type { JobStore } from './state/store.ts';
+import { TriageError } from './domain/errors.ts';
+
+/** Our own name and version, for the SR's Software Versions and the FHIR Provenance. */
+export const SOFTWARE = (() => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
+  return { name: pkg.name, version: pkg.version };
+})();
+
+export interface Servers {
+  dicomweb: DicomWebClient;
+  orthanc: OrthancClient | undefined;
+  fhir: FhirClient | undefined;
+  close(): void;
+}
+
+/** The composition root: the only place that knows which adapter implements which port. */
+export function connectServers(config: Config): Servers {
+  if (!config.pacs) {
+    throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - pacs: required for this command (set pacs.baseUrl, or PACS_TRIAGE_PACS__BASE_URL)');
+  }
+  const pacs = config.pacs;
+  const dicomweb = new DicomWebClient({ baseUrl: pacs.baseUrl.replace(/\/$/, '') + pacs.dicomWebPath, auth: pacs.auth, timeoutMs: pacs.timeoutMs });
+  const orthanc = pacs.kind === 'orthanc' ? new OrthancClient({ baseUrl: pacs.baseUrl, auth: pacs.auth, timeoutMs: pacs.timeoutMs }) : undefined;
+  const fhir = config.fhir
+    ? new FhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(config.fhir.auth ? { token: config.fhir.auth.token } : {}) })
+    : undefined;
+  return {
+    dicomweb,
+    orthanc,
+    fhir,
+    close: () => {
+      dicomweb.close();
+      orthanc?.close();
+    },
+  };
+}
+
+export interface Runtime {
+  model: TriageModel;
+  mappings: Mappings;
+  store: JobStore;
+  close(): Promise<void>;
+}
+
+export async function openRuntime(config: Config, log: Logger, storePath: string = config.store.path): Promise<Runtime> {
+  const model = await TriageModel.load(config.model, log);
+  let mappings: Mappings;
+  try {
+    mappings = loadMappings(config.mappings.dir, model.manifest.findings.map((f) => f.code));
+  } catch (err) {
+    await model.close();
+    throw err;
+  }
+  const store = new SqliteJobStore(storePath);
+  return {
+    model,
+    mappings,
+    store,
+    close: async () => {
+      store.close();
+      await model.close();
+    },
+  };
+}
+
+export function serverPipeline(config: Config, runtime: Runtime, servers: Servers, log: Logger): PipelineDeps {
+  return {
+    model: runtime.model,
+    mappings: runtime.mappings,
+    uidRoot: config.uidRoot,
+    shadow: config.shadow,
+    source: new PacsStudySource(servers.dicomweb),
+    clinical: servers.fhir ? new FhirServerSource(servers.fhir) : undefined,
+    sink: new ServerSink(servers.dicomweb, servers.orthanc, servers.fhir),
+    store: runtime.store,
+    log,
+    software: SOFTWARE,
+  };
+}

@@ -1,0 +1,223 @@
+import type { Logger } from 'pino';
+import type { Mappings } from '../config/mappings.ts';
+import type { TriageModel } from '../adapters/model/index.ts';
+import { TriageError } from '../domain/errors.ts';
+import type { ClinicalContext, FhirResource, Finding, InstanceMeta, StudyMeta } from '../domain/types.ts';
+import { resultKey } from '../domain/uids.ts';
+import type { JobStore, StoredResult } from '../state/store.ts';
+import { gatherClinicalContext, type ClinicalSource } from './context/fhir-context.ts';
+import { selectInstance } from './context/select.ts';
+import { renderClinicalText } from './context/text-template.ts';
+import { encodeSr } from './encode/sr.ts';
+import { encodeFhirResults } from './encode/fhir.ts';
+import { imageToTensor, inverseResize, readDicom, saliencyRegion } from './preprocess/index.ts';
+import { priorityOf } from './priority.ts';
+
+/** Where a study's instances come from: the PACS (QIDO + WADO-RS) or files given to `analyze`. */
+export interface StudySource {
+  instances(studyInstanceUID: string): Promise<InstanceMeta[]>;
+  retrieve(instance: InstanceMeta): Promise<Uint8Array>;
+}
+
+/** Where results go: the PACS and the FHIR server, or a folder for `analyze`. */
+export interface ResultSink {
+  storeSr(studyInstanceUID: string, part10: Uint8Array): Promise<void>;
+  /** Writes the transaction Bundle; returns the RiskAssessment's reference when the server says. */
+  writeFhir(studyInstanceUID: string, bundle: FhirResource): Promise<string | undefined>;
+  setPriority(study: InstanceMeta, result: StoredResult): Promise<void>;
+}
+
+export interface PipelineDeps {
+  model: TriageModel;
+  mappings: Mappings;
+  uidRoot: string;
+  /** Run everything, write nothing back (results stay in the store and the API). */
+  shadow: boolean;
+  source: StudySource;
+  /** Undefined when no FHIR server (or Bundle) is configured: the model then reads no clinical text. */
+  clinical: ClinicalSource | undefined;
+  sink: ResultSink;
+  store: JobStore;
+  log: Logger;
+  now?: () => Date;
+  software: { name: string; version: string };
+}
+
+export type StudyOutcome =
+  | { status: 'done'; result: StoredResult; sr: Uint8Array; fhir: FhirResource | undefined; unchanged: boolean }
+  | { status: 'skipped'; reason: string };
+
+const STUDY_KEYS = [
+  'PatientID', 'IssuerOfPatientID', 'PatientName', 'PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyDate', 'StudyTime',
+  'StudyDescription', 'StudyID', 'ReferringPhysicianName',
+] as const;
+
+export function studyMetaOf(instance: InstanceMeta): StudyMeta {
+  const meta: StudyMeta = { StudyInstanceUID: instance.StudyInstanceUID };
+  for (const key of STUDY_KEYS) if (instance[key] !== undefined) meta[key] = instance[key];
+  return meta;
+}
+
+function versionsOf(resources: readonly FhirResource[]): { ref: string; versionId?: string }[] {
+  return resources.map((r) => ({ ref: `${r.resourceType}/${r.id ?? ''}`, ...(r.meta?.versionId ? { versionId: r.meta.versionId } : {}) }));
+}
+
+function fullyWritten(result: StoredResult, shadow: boolean): boolean {
+  if (shadow) return true;
+  return result.written.pacs && result.written.metadata && (result.written.fhir || result.notes.some((n) => n.startsWith('fhir skipped')));
+}
+
+/**
+ * One study through the whole pipeline: select → clinical context → (unchanged? stop) →
+ * retrieve + preprocess → infer → encode SR and FHIR → write back → record. Throws a
+ * TriageError for failures; the worker decides from its code whether to retry.
+ */
+export async function processStudy(studyInstanceUID: string, deps: PipelineDeps, timings: Record<string, number> = {}): Promise<StudyOutcome> {
+  const { model, mappings, log } = deps;
+  const manifest = model.manifest;
+  const now = deps.now ?? (() => new Date());
+  const timed = async <T>(stage: string, run: () => Promise<T>): Promise<T> => {
+    const start = performance.now();
+    try {
+      return await run();
+    } finally {
+      timings[stage] = (timings[stage] ?? 0) + Math.round((performance.now() - start) * 10) / 10;
+    }
+  };
+
+  const instances = await timed('context.instances', () => deps.source.instances(studyInstanceUID));
+  const selection = selectInstance(instances, mappings.selection);
+  if (!selection.selected) return { status: 'skipped', reason: selection.reason };
+  const instance = selection.instance;
+  const study = studyMetaOf(instance);
+
+  let clinical: ClinicalContext = { resources: [] };
+  if (deps.clinical) {
+    const source = deps.clinical;
+    clinical = await timed('context.fhir', () => gatherClinicalContext(study, source, mappings.fhir, manifest.text, now()));
+  }
+  const rendered = renderClinicalText(clinical.resources, manifest.text);
+  const key = resultKey({
+    studyInstanceUID,
+    sourceSopInstanceUIDs: [instance.SOPInstanceUID],
+    fhirResources: versionsOf(rendered.used),
+    modelId: manifest.id,
+    modelVersion: manifest.version,
+    mappingsVersion: mappings.version,
+  });
+  const previous = deps.store.latestResult(studyInstanceUID);
+  const sameKey = previous?.resultKey === key ? previous : undefined;
+  if (sameKey && fullyWritten(sameKey, deps.shadow)) {
+    log.info({ event: 'study.unchanged', study: studyInstanceUID, resultKey: key }, 'same inputs as the stored result; nothing new to write');
+    return { status: 'done', result: sameKey, sr: new Uint8Array(), fhir: undefined, unchanged: true };
+  }
+
+  const bytes = await timed('retrieve', () => deps.source.retrieve(instance));
+  const tensor = await timed('preprocess', async () => {
+    try {
+      return imageToTensor(readDicom(bytes), manifest.image);
+    } catch (err) {
+      if (err instanceof TriageError) throw err;
+      throw new TriageError('DICOM_UNREADABLE', `instance ${instance.SOPInstanceUID}: ${(err as Error).message}`, { cause: err });
+    }
+  });
+  const output = await timed('infer', () => model.infer({ image: tensor.tensor, text: model.tokenizer.encode(rendered.text) }));
+
+  const findings: Finding[] = manifest.findings.map((f, k) => {
+    const probability = output.probabilities[k] as number;
+    const positive = probability >= f.threshold;
+    const finding: Finding = { code: f.code, display: f.display, probability, threshold: f.threshold, positive };
+    const minP = manifest.saliency.minProbability ?? f.threshold;
+    const map = output.saliency[k];
+    if (positive && probability >= minP && map) {
+      const box = saliencyRegion(map, manifest.image.size, manifest.saliency.threshold);
+      if (box) finding.region = { sopInstanceUID: instance.SOPInstanceUID, ...inverseResize(box, tensor.source, manifest.image.size) };
+    }
+    return finding;
+  });
+  const priority = priorityOf(findings, mappings.priority);
+  // A rerun of the same key reproduces the same SR byte for byte: its time is the stored one.
+  const producedAt = sameKey ? new Date(sameKey.createdAt).toISOString() : now().toISOString();
+  const predecessor = previous && previous.resultKey !== key && previous.written.pacs ? previous : undefined;
+
+  const inference = { modelId: manifest.id, modelVersion: manifest.version, deviceUid: manifest.deviceUid, sourceInstance: instance, findings };
+  const sr = await timed('encode', async () =>
+    encodeSr({
+      uidRoot: deps.uidRoot,
+      resultKey: key,
+      study,
+      inference,
+      model: { name: manifest.name, manufacturer: manifest.manufacturer },
+      mappings: mappings.findings,
+      producedAt,
+      software: deps.software,
+      ...(predecessor
+        ? { predecessor: { studyInstanceUID, seriesInstanceUID: predecessor.srSeriesInstanceUID, sopInstanceUID: predecessor.srSopInstanceUID } }
+        : {}),
+    }),
+  );
+  const fhirBundle = clinical.patientRef
+    ? encodeFhirResults({
+        resultKey: key,
+        patientRef: clinical.patientRef,
+        studyInstanceUID,
+        inference,
+        model: { name: manifest.name, manufacturer: manifest.manufacturer, notForClinicalUse: manifest.notForClinicalUse },
+        service: deps.software,
+        mappings: mappings.findings,
+        producedAt,
+        fhirResources: versionsOf(rendered.used),
+        srSopInstanceUID: sr.sopInstanceUID,
+      })
+    : undefined;
+  const fhir = fhirBundle as unknown as FhirResource | undefined;
+
+  const result: StoredResult = {
+    resultKey: key,
+    studyInstanceUID,
+    sourceSopInstanceUIDs: [instance.SOPInstanceUID],
+    srSopInstanceUID: sr.sopInstanceUID,
+    srSeriesInstanceUID: sr.seriesInstanceUID,
+    priority,
+    findings,
+    modelId: manifest.id,
+    modelVersion: manifest.version,
+    executionProvider: model.provider,
+    createdAt: Date.parse(producedAt),
+    written: sameKey?.written ?? { pacs: false, fhir: false, metadata: false },
+    notes: [],
+    ...(sameKey?.riskAssessmentRef ? { riskAssessmentRef: sameKey.riskAssessmentRef } : {}),
+  };
+  if (!clinical.patientRef) {
+    result.notes.push(`fhir skipped: ${clinical.patientProblem?.message ?? 'no FHIR server configured'}`);
+  }
+  // Stored before writing: a crash mid-write leaves a result whose flags say what is still to do.
+  deps.store.saveResult(result);
+  if (deps.shadow) {
+    result.notes.push('shadow mode: nothing written back');
+    deps.store.saveResult(result);
+    return { status: 'done', result, sr: sr.part10, fhir, unchanged: false };
+  }
+  await timed('write.pacs', async () => {
+    if (!result.written.pacs) {
+      await deps.sink.storeSr(studyInstanceUID, sr.part10);
+      result.written.pacs = true;
+      deps.store.saveResult(result);
+    }
+  });
+  if (fhir && !result.written.fhir) {
+    await timed('write.fhir', async () => {
+      const ref = await deps.sink.writeFhir(studyInstanceUID, fhir);
+      result.written.fhir = true;
+      if (ref) result.riskAssessmentRef = ref;
+      deps.store.saveResult(result);
+    });
+  }
+  await timed('write.priority', async () => {
+    await deps.sink.setPriority(instance, result);
+    result.written.metadata = true;
+    deps.store.saveResult(result);
+  });
+  log.info({ event: 'study.done', study: studyInstanceUID, priority, provider: model.provider, timings }, 'study processed');
+  return { status: 'done', result, sr: sr.part10, fhir, unchanged: false };
+}

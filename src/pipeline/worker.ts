@@ -1,0 +1,47 @@
+import type { Logger } from 'pino';
+import { asTriageError } from '../domain/errors.ts';
+import type { Job } from '../state/store.ts';
+import { processStudy, type PipelineDeps, type StudyOutcome } from './process-study.ts';
+
+export interface RetryPolicy {
+  maxAttempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 5, baseDelayMs: 2_000, maxDelayMs: 5 * 60_000 };
+
+/** Exponential backoff with full jitter; an upstream's Retry-After is honoured when longer. */
+export function nextAttemptDelay(attempt: number, policy: RetryPolicy, retryAfterS?: number, random: () => number = Math.random): number {
+  const ceiling = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** Math.max(0, attempt - 1));
+  const delay = Math.round(ceiling / 2 + (random() * ceiling) / 2);
+  return Math.max(delay, (retryAfterS ?? 0) * 1000);
+}
+
+export type JobOutcome = StudyOutcome | { status: 'failed'; code: string; reason: string; retryAt?: number };
+
+/**
+ * Runs one claimed job and records how it ended. Terminal errors fail the job at once with
+ * their reason; retryable ones are rescheduled until maxAttempts, then failed (dead letter).
+ */
+export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, log: Logger): Promise<JobOutcome> {
+  const timings: Record<string, number> = {};
+  const started = performance.now();
+  try {
+    const outcome = await processStudy(job.studyInstanceUID, deps, timings);
+    timings['total'] = Math.round(performance.now() - started);
+    deps.store.finish(job.studyInstanceUID, outcome.status, outcome.status === 'skipped' ? outcome.reason : undefined, timings);
+    if (outcome.status === 'skipped') log.info({ event: 'study.skipped', study: job.studyInstanceUID, reason: outcome.reason }, 'study skipped');
+    return outcome;
+  } catch (err) {
+    const e = asTriageError(err, 'pipeline');
+    const giveUp = !e.retryable || job.attempts >= policy.maxAttempts;
+    const retryAt = giveUp ? undefined : Date.now() + nextAttemptDelay(job.attempts, policy, e.retryAfterS);
+    deps.store.fail(job.studyInstanceUID, e.code, e.message, retryAt);
+    log.warn(
+      { event: giveUp ? 'study.failed' : 'study.retry', study: job.studyInstanceUID, code: e.code, attempt: job.attempts, retryAt, err: e.message },
+      giveUp ? 'study failed' : 'study will be retried',
+    );
+    return { status: 'failed', code: e.code, reason: e.message, ...(retryAt === undefined ? {} : { retryAt }) };
+  }
+}

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import type * as ort from 'onnxruntime-node';
+import { openSession, type ExecutionProvider } from '../../../src/adapters/model/session.ts';
+import { TriageError } from '../../../src/domain/errors.ts';
+
+function recorder() {
+  const lines: { level: string; obj: Record<string, unknown> }[] = [];
+  return {
+    lines,
+    log: {
+      info: (obj: object) => lines.push({ level: 'info', obj: obj as Record<string, unknown> }),
+      warn: (obj: object) => lines.push({ level: 'warn', obj: obj as Record<string, unknown> }),
+    },
+  };
+}
+
+const fakeSession = { inputNames: [], outputNames: [] } as unknown as ort.InferenceSession;
+
+describe('openSession', () => {
+  it('falls back to the next provider when one cannot load, and logs both', async () => {
+    const { lines, log } = recorder();
+    const tried: ExecutionProvider[] = [];
+    const opened = await openSession('model.onnx', ['cuda', 'webgpu', 'cpu'], log, async (_path, provider) => {
+      tried.push(provider);
+      if (provider !== 'cpu') throw new Error(`${provider} libraries not found\nmore detail`);
+      return fakeSession;
+    });
+    expect(tried).toEqual(['cuda', 'webgpu', 'cpu']);
+    expect(opened.provider).toBe('cpu');
+    expect(opened.skipped).toEqual([
+      { provider: 'cuda', reason: 'cuda libraries not found' },
+      { provider: 'webgpu', reason: 'webgpu libraries not found' },
+    ]);
+    expect(lines.map((l) => [l.level, l.obj['event'], l.obj['provider']])).toEqual([
+      ['warn', 'model.provider.unavailable', 'cuda'],
+      ['warn', 'model.provider.unavailable', 'webgpu'],
+      ['info', 'model.provider.selected', 'cpu'],
+    ]);
+  });
+
+  it('with the real onnxruntime-node: cuda without its libraries falls back to cpu', async () => {
+    const { lines, log } = recorder();
+    const opened = await openSession('models/cxr-triage/model.onnx', ['cuda', 'cpu'], log);
+    try {
+      // On a machine with the CUDA libraries and a GPU this picks cuda; CI machines have neither.
+      if (opened.provider === 'cpu') expect(lines[0]?.obj['event']).toBe('model.provider.unavailable');
+      expect(['cuda', 'cpu']).toContain(opened.provider);
+    } finally {
+      await opened.session.release();
+    }
+  });
+
+  it('names every provider that failed when none loads', async () => {
+    const { log } = recorder();
+    const err = await openSession('m.onnx', ['cuda', 'cpu'], log, async (_p, provider) => {
+      throw new Error(`no ${provider}`);
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TriageError);
+    expect((err as TriageError).code).toBe('MODEL_LOAD_FAILED');
+    expect((err as TriageError).message).toContain('cuda: no cuda; cpu: no cpu');
+  });
+});

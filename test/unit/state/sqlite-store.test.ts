@@ -1,0 +1,57 @@
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import type { StoredResult } from '../../../src/state/store.ts';
+
+const ref = (uid: string) => ({ studyInstanceUID: uid, source: 'orthanc-changes' as const });
+
+describe('SqliteJobStore', () => {
+  it('enqueues and advances the cursor together; a study enqueued twice is one job', () => {
+    const store = new SqliteJobStore(':memory:', () => 1000);
+    store.enqueue([ref('1.1'), ref('1.2')], { name: 'c', value: '7' });
+    store.enqueue([ref('1.1')], { name: 'c', value: '9' });
+    expect(store.getCursor('c')).toBe('9');
+    expect(store.jobs().map((j) => j.studyInstanceUID).sort()).toEqual(['1.1', '1.2']);
+  });
+
+  it('claims due jobs once, retries failures at their time, and fails for good without one', () => {
+    let now = 1000;
+    const store = new SqliteJobStore(':memory:', () => now);
+    store.enqueue([ref('1.1')]);
+    const job = store.claim(now);
+    expect(job).toMatchObject({ studyInstanceUID: '1.1', state: 'running', attempts: 1 });
+    expect(store.claim(now)).toBeUndefined();
+    store.fail('1.1', 'UPSTREAM_UNAVAILABLE', 'pacs answered 503', 5000);
+    expect(store.claim(4999)).toBeUndefined();
+    expect(store.claim(5000)).toMatchObject({ attempts: 2 });
+    now = 6000;
+    store.fail('1.1', 'DICOM_UNREADABLE', 'no pixel data', undefined);
+    expect(store.get('1.1')).toMatchObject({ state: 'failed', errorCode: 'DICOM_UNREADABLE', reason: 'no pixel data' });
+  });
+
+  it('re-runs a study that was enqueued again while it was running', () => {
+    const store = new SqliteJobStore(':memory:');
+    store.enqueue([ref('1.1')]);
+    store.claim(Date.now());
+    store.enqueue([ref('1.1')]); // a new series arrived mid-run
+    store.finish('1.1', 'done', undefined);
+    expect(store.get('1.1')?.state).toBe('queued');
+  });
+
+  it('survives a restart: a job left running is due again, results and cursor are kept', () => {
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'store-')), 'jobs.sqlite');
+    const first = new SqliteJobStore(file);
+    first.enqueue([ref('1.1')], { name: 'c', value: '3' });
+    first.claim(Date.now());
+    const result = { resultKey: 'k', studyInstanceUID: '1.1', createdAt: 1, priority: 'stat' } as StoredResult;
+    first.saveResult(result);
+    first.close();
+    const second = new SqliteJobStore(file);
+    expect(second.get('1.1')?.state).toBe('queued');
+    expect(second.getCursor('c')).toBe('3');
+    expect(second.latestResult('1.1')?.priority).toBe('stat');
+    second.close();
+  });
+});
