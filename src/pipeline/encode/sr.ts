@@ -1,0 +1,359 @@
+/**
+ * Encodes one inference result as a DICOM Comprehensive 3D SR with a TID 1500 Measurement Report
+ * root, per IHE AI Results (AIR). Pure: the same input gives byte-identical Part 10 output (all
+ * UIDs derive from the result key; all times come from the input, never from the clock).
+ *
+ * Content tree (relationship, value type, concept):
+ *
+ *   CONTAINER (126000, DCM, "Imaging Measurement Report")               TID 1500, template 1500/DCMR
+ *   ├ HAS CONCEPT MOD  CODE  Language of Content Item… = en-US               TID 1204
+ *   ├ HAS OBS CONTEXT  CODE  Observer Type = Device                          TID 1001/1004
+ *   ├ HAS OBS CONTEXT  UIDREF Device Observer UID = manifest deviceUid
+ *   ├ HAS OBS CONTEXT  TEXT  Device Observer Name / Manufacturer / Model Name
+ *   ├ HAS CONCEPT MOD  CODE  Procedure reported = the imaging procedure       (not the algorithm)
+ *   ├ CONTAINS CONTAINER Image Library › Image Library Group › IMAGE (each source image)  TID 1600
+ *   └ CONTAINS CONTAINER Imaging Measurements
+ *       └ CONTAINS CONTAINER Measurement Group (one per finding)          TID 1501 (TID 1410 with a region)
+ *           ├ HAS OBS CONTEXT TEXT   Tracking Identifier
+ *           ├ HAS OBS CONTEXT UIDREF Tracking Unique Identifier         (stable per study+model+finding)
+ *           ├ CONTAINS CODE  Finding = SNOMED CT concept of the finding
+ *           ├ CONTAINS SCOORD Image Region POLYLINE (region only) › SELECTED FROM IMAGE
+ *           ├ CONTAINS NUM   Certainty of Finding = probability × 100 %    TID 300
+ *           │   ├ HAS CONCEPT MOD TEXT Algorithm Name / Version / Parameters (threshold)  TID 4019
+ *           │   └ INFERRED FROM SCOORD POLYLINE (region only) › SELECTED FROM IMAGE  (where OHIF looks)
+ *           └ CONTAINS CODE  Presence = Present | Absent (probability ≥ threshold)   qualitative evaluation
+ */
+import type { CodedConcept, FindingsMappings } from '../../domain/codes.ts';
+import { findingCodes } from '../../domain/codes.ts';
+import { TriageError } from '../../domain/errors.ts';
+import type { Finding, InferenceResult, InstanceMeta, StudyMeta } from '../../domain/types.ts';
+import { assertUidRoot, deriveUid, isValidUid, srSeriesKey, trackingKey } from '../../domain/uids.ts';
+import type { NaturalDataset } from './dicom-io.ts';
+import { writePart10 } from './dicom-io.ts';
+import type { ContentItem, InstanceRef } from './sr-items.ts';
+import { code, codeSequenceItem, container, image, num, scoordRect, text, uidref } from './sr-items.ts';
+
+export const COMPREHENSIVE_3D_SR_SOP_CLASS_UID = '1.2.840.10008.5.1.4.1.1.88.34';
+export const DCMR_MAPPING_RESOURCE_UID = '1.2.840.10008.8.1.1';
+export const SR_SERIES_NUMBER = 9901;
+export const SR_SERIES_DESCRIPTION = 'AI triage results - not for diagnostic use';
+
+/** A previously written SR that this one supersedes (Predecessor Documents Sequence). */
+export interface SrReference {
+  studyInstanceUID: string;
+  seriesInstanceUID: string;
+  sopInstanceUID: string;
+  /** Defaults to Comprehensive 3D SR. */
+  sopClassUID?: string;
+}
+
+export interface SrEncodeInput {
+  /** The configured DICOM UID root all derived UIDs go under. */
+  uidRoot: string;
+  /** `resultKey(...)` of this result (domain/uids.ts). */
+  resultKey: string;
+  /** Patient and General Study attributes, copied verbatim (same Study Instance UID). */
+  study: StudyMeta;
+  /** The model run; `inference.sourceInstance` is the image the model read. */
+  inference: Pick<InferenceResult, 'modelId' | 'modelVersion' | 'deviceUid' | 'sourceInstance' | 'findings'>;
+  /** Other source instances the result used (e.g. for the result key), referenced as evidence too. */
+  otherSourceInstances?: readonly InstanceMeta[];
+  /** From the model manifest. */
+  model: { name: string; manufacturer: string };
+  mappings: FindingsMappings;
+  /**
+   * When the result was produced: the inference time stored with the job (ISO 8601 with a zone,
+   * e.g. `2024-05-01T10:11:12.345Z`). Content and Instance Creation Date/Time come from it (in UTC),
+   * so a rerun of the same key writes an identical SR.
+   */
+  producedAt: string;
+  /** The imaging procedure (the study's Procedure Code Sequence); default from the mappings. */
+  procedure?: CodedConcept;
+  /** The SR this one supersedes, if any. */
+  predecessor?: SrReference;
+  /** Our software, for Software Versions (default: model version only). */
+  software?: { name: string; version: string };
+}
+
+export interface SrEncodeOutput {
+  dataset: NaturalDataset;
+  part10: Uint8Array;
+  sopInstanceUID: string;
+  seriesInstanceUID: string;
+}
+
+function refuse(problem: string): never {
+  throw new TriageError('INTERNAL', `SR encoder: ${problem}`, { where: 'encode.sr' });
+}
+
+function requireText(value: string | undefined, what: string): string {
+  if (typeof value !== 'string' || value.trim() === '') refuse(`${what} is required`);
+  return value;
+}
+
+/** ISO 8601 instant → DICOM DA/TM in UTC. */
+export function dicomDateTimeUtc(iso: string): { date: string; time: string } {
+  if (typeof iso !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$/.test(iso)) {
+    refuse(`producedAt "${String(iso)}" is not an ISO 8601 date-time with a time zone`);
+  }
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) refuse(`producedAt "${iso}" is not a valid date-time`);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  const date = `${p(d.getUTCFullYear(), 4)}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}`;
+  const ms = d.getUTCMilliseconds();
+  const time = `${p(d.getUTCHours())}${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}${ms ? `.${p(ms, 3)}` : ''}`;
+  return { date, time };
+}
+
+/** Threshold as written in (and read back from) the Algorithm Parameters text. */
+export function formatAlgorithmParameters(finding: Pick<Finding, 'threshold'>): string {
+  return `threshold=${finding.threshold}`;
+}
+
+function instanceRefOf(meta: InstanceMeta): InstanceRef {
+  return { sopClassUID: meta.SOPClassUID, sopInstanceUID: meta.SOPInstanceUID };
+}
+
+function validateInstance(meta: InstanceMeta | undefined, studyUID: string, what: string): InstanceMeta {
+  if (!meta) refuse(`${what} is required`);
+  for (const k of ['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'SOPClassUID'] as const) {
+    if (!isValidUid(meta[k])) refuse(`${what}.${k} "${String(meta[k])}" is not a valid UID`);
+  }
+  if (meta.StudyInstanceUID !== studyUID) {
+    refuse(`${what} ${meta.SOPInstanceUID} belongs to study ${meta.StudyInstanceUID}, not ${studyUID}`);
+  }
+  return meta;
+}
+
+function validateFinding(f: Finding, i: number): void {
+  const what = `finding[${i}]`;
+  requireText(f.code, `${what}.code`);
+  for (const k of ['probability', 'threshold'] as const) {
+    const v = f[k];
+    if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) refuse(`${what} (${f.code}).${k} must be in [0, 1], got ${String(v)}`);
+  }
+  if (typeof f.positive !== 'boolean') refuse(`${what} (${f.code}).positive must be a boolean`);
+}
+
+/** Encodes the SR. Throws TriageError (INTERNAL / CONFIG_INVALID) on incomplete input; never writes a partial SR. */
+export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
+  const { mappings, inference, study } = input;
+  const sr = mappings.sr;
+  assertUidRoot(input.uidRoot);
+  requireText(input.resultKey, 'resultKey');
+  if (!isValidUid(study?.StudyInstanceUID)) refuse(`study.StudyInstanceUID "${String(study?.StudyInstanceUID)}" is not a valid UID`);
+  requireText(inference.modelId, 'inference.modelId');
+  requireText(inference.modelVersion, 'inference.modelVersion');
+  if (!isValidUid(inference.deviceUid)) refuse(`inference.deviceUid "${String(inference.deviceUid)}" is not a valid UID`);
+  requireText(input.model?.name, 'model.name');
+  requireText(input.model?.manufacturer, 'model.manufacturer');
+  if (!Array.isArray(inference.findings) || inference.findings.length === 0) refuse('at least one finding is required');
+  inference.findings.forEach(validateFinding);
+  const codes = new Set<string>();
+  for (const f of inference.findings) {
+    if (codes.has(f.code)) refuse(`finding "${f.code}" appears twice`);
+    codes.add(f.code);
+  }
+  const { date, time } = dicomDateTimeUtc(input.producedAt);
+
+  const source = validateInstance(inference.sourceInstance, study.StudyInstanceUID, 'inference.sourceInstance');
+  const evidence = new Map<string, InstanceMeta>([[source.SOPInstanceUID, source]]);
+  (input.otherSourceInstances ?? []).forEach((m, i) => {
+    const v = validateInstance(m, study.StudyInstanceUID, `otherSourceInstances[${i}]`);
+    if (!evidence.has(v.SOPInstanceUID)) evidence.set(v.SOPInstanceUID, v);
+  });
+  const evidenceList = [...evidence.values()].sort((a, b) =>
+    a.SeriesInstanceUID === b.SeriesInstanceUID
+      ? cmp(a.SOPInstanceUID, b.SOPInstanceUID)
+      : cmp(a.SeriesInstanceUID, b.SeriesInstanceUID),
+  );
+
+  const seriesInstanceUID = deriveUid(
+    input.uidRoot,
+    srSeriesKey(study.StudyInstanceUID, inference.modelId, inference.deviceUid),
+    'sr-series',
+  );
+  const sopInstanceUID = deriveUid(input.uidRoot, input.resultKey, 'sr-instance');
+  const trackKey = trackingKey(study.StudyInstanceUID, inference.modelId);
+
+  const algorithm = (f: Finding): ContentItem[] => [
+    text('HAS CONCEPT MOD', sr.algorithmName, input.model.name),
+    text('HAS CONCEPT MOD', sr.algorithmVersion, inference.modelVersion),
+    text('HAS CONCEPT MOD', sr.algorithmParameters, formatAlgorithmParameters(f)),
+  ];
+
+  const groups = inference.findings.map((f) => {
+    const concepts = findingCodes(mappings, f.code);
+    const regionOn = (): InstanceRef & { rows: number | undefined; columns: number | undefined } => {
+      const r = f.region!;
+      const img = evidence.get(r.sopInstanceUID);
+      if (!img) refuse(`finding "${f.code}" has a region on ${r.sopInstanceUID}, which is not a source image`);
+      return { ...instanceRefOf(img), rows: img.Rows, columns: img.Columns };
+    };
+    const rect = f.region ? { x0: f.region.x0, y0: f.region.y0, x1: f.region.x1, y1: f.region.y1 } : undefined;
+    const probability = num(
+      'CONTAINS',
+      sr.probability.concept,
+      f.probability * sr.probability.scale,
+      sr.probability.unit,
+      [...algorithm(f), ...(rect ? [scoordRect('INFERRED FROM', undefined, rect, regionOn())] : [])],
+    );
+    return container('CONTAINS', sr.measurementGroup, [
+      text('HAS OBS CONTEXT', sr.trackingIdentifier, `${inference.modelId} ${f.code}`),
+      uidref('HAS OBS CONTEXT', sr.trackingUniqueIdentifier, deriveUid(input.uidRoot, trackKey, `tracking:${f.code}`)),
+      code('CONTAINS', sr.finding, concepts.concept),
+      ...(rect ? [scoordRect('CONTAINS', sr.imageRegion, rect, regionOn())] : []),
+      probability,
+      code('CONTAINS', sr.presence, f.positive ? sr.present : sr.absent),
+    ]);
+  });
+
+  const procedure = input.procedure ?? mappings.procedureReported.default;
+  const content: ContentItem[] = [
+    code('HAS CONCEPT MOD', sr.language, sr.languageValue),
+    code('HAS OBS CONTEXT', sr.observerType, sr.observerTypeDevice),
+    uidref('HAS OBS CONTEXT', sr.deviceObserverUid, inference.deviceUid),
+    text('HAS OBS CONTEXT', sr.deviceObserverName, input.model.name),
+    text('HAS OBS CONTEXT', sr.deviceObserverManufacturer, input.model.manufacturer),
+    text('HAS OBS CONTEXT', sr.deviceObserverModelName, inference.modelId),
+    code('HAS CONCEPT MOD', sr.procedureReported, procedure),
+    container('CONTAINS', sr.imageLibrary, [
+      container(
+        'CONTAINS',
+        sr.imageLibraryGroup,
+        evidenceList.map((m) => image('CONTAINS', instanceRefOf(m))),
+      ),
+    ]),
+    container('CONTAINS', sr.imagingMeasurements, groups),
+  ];
+
+  const softwareVersions = input.software
+    ? [inference.modelVersion, `${input.software.name} ${input.software.version}`]
+    : [inference.modelVersion];
+  const equipment = {
+    Manufacturer: input.model.manufacturer,
+    ManufacturerModelName: inference.modelId,
+    SoftwareVersions: softwareVersions,
+    DeviceUID: inference.deviceUid,
+  };
+
+  const predecessor = input.predecessor;
+  if (predecessor) {
+    for (const k of ['studyInstanceUID', 'seriesInstanceUID', 'sopInstanceUID'] as const) {
+      if (!isValidUid(predecessor[k])) refuse(`predecessor.${k} "${String(predecessor[k])}" is not a valid UID`);
+    }
+    if (predecessor.sopInstanceUID === sopInstanceUID) refuse('the predecessor is this SR itself (same result key)');
+  }
+
+  const dataset: NaturalDataset = {
+    // SOP Common
+    SpecificCharacterSet: 'ISO_IR 192',
+    InstanceCreationDate: date,
+    InstanceCreationTime: time,
+    SOPClassUID: COMPREHENSIVE_3D_SR_SOP_CLASS_UID,
+    SOPInstanceUID: sopInstanceUID,
+    TimezoneOffsetFromUTC: '+0000',
+    ContributingEquipmentSequence: [
+      {
+        ...equipment,
+        PurposeOfReferenceCodeSequence: [codeSequenceItem(sr.processingAlgorithm, 'Contributing Equipment purpose')],
+        ContributionDescription: `${input.model.name} ${inference.modelVersion}`,
+      },
+    ],
+    // Patient (copied)
+    PatientName: study.PatientName ?? '',
+    PatientID: study.PatientID ?? '',
+    ...(study.IssuerOfPatientID ? { IssuerOfPatientID: study.IssuerOfPatientID } : {}),
+    PatientBirthDate: study.PatientBirthDate ?? '',
+    PatientSex: study.PatientSex ?? '',
+    // General Study (copied)
+    StudyInstanceUID: study.StudyInstanceUID,
+    StudyDate: study.StudyDate ?? '',
+    StudyTime: study.StudyTime ?? '',
+    ReferringPhysicianName: study.ReferringPhysicianName ?? '',
+    StudyID: study.StudyID ?? '',
+    AccessionNumber: study.AccessionNumber ?? '',
+    ...(study.StudyDescription ? { StudyDescription: study.StudyDescription } : {}),
+    // SR Document Series
+    Modality: 'SR',
+    SeriesInstanceUID: seriesInstanceUID,
+    SeriesNumber: SR_SERIES_NUMBER,
+    SeriesDescription: SR_SERIES_DESCRIPTION,
+    ReferencedPerformedProcedureStepSequence: [],
+    // General Equipment (Device UID only in Contributing Equipment: General Equipment has none in the
+    // IOD dciodvfy checks against, and the Device Observer UID item carries it in the content)
+    Manufacturer: equipment.Manufacturer,
+    ManufacturerModelName: equipment.ManufacturerModelName,
+    SoftwareVersions: equipment.SoftwareVersions,
+    // SR Document General
+    InstanceNumber: 1,
+    ContentDate: date,
+    ContentTime: time,
+    CompletionFlag: 'COMPLETE',
+    VerificationFlag: 'UNVERIFIED',
+    ...(predecessor
+      ? {
+          PredecessorDocumentsSequence: [
+            hierarchicalRef(predecessor.studyInstanceUID, predecessor.seriesInstanceUID, [
+              { sopClassUID: predecessor.sopClassUID ?? COMPREHENSIVE_3D_SR_SOP_CLASS_UID, sopInstanceUID: predecessor.sopInstanceUID },
+            ]),
+          ],
+        }
+      : {}),
+    CurrentRequestedProcedureEvidenceSequence: evidenceSequence(study.StudyInstanceUID, evidenceList),
+    PerformedProcedureCodeSequence: [],
+    // SR Document Content (root)
+    ValueType: 'CONTAINER',
+    ConceptNameCodeSequence: [codeSequenceItem(sr.documentTitle, 'document title')],
+    ContinuityOfContent: 'SEPARATE',
+    ContentTemplateSequence: [{ MappingResource: 'DCMR', MappingResourceUID: DCMR_MAPPING_RESOURCE_UID, TemplateIdentifier: '1500' }],
+    ContentSequence: content,
+  };
+
+  return { dataset, part10: writePart10(dataset), sopInstanceUID, seriesInstanceUID };
+}
+
+function cmp(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Hierarchical SOP Instance Reference Macro (one study). */
+function hierarchicalRef(
+  studyInstanceUID: string,
+  seriesInstanceUID: string,
+  instances: readonly InstanceRef[],
+): NaturalDataset {
+  return {
+    StudyInstanceUID: studyInstanceUID,
+    ReferencedSeriesSequence: [
+      {
+        SeriesInstanceUID: seriesInstanceUID,
+        ReferencedSOPSequence: instances.map((r) => ({
+          ReferencedSOPClassUID: r.sopClassUID,
+          ReferencedSOPInstanceUID: r.sopInstanceUID,
+        })),
+      },
+    ],
+  };
+}
+
+function evidenceSequence(studyInstanceUID: string, instances: readonly InstanceMeta[]): NaturalDataset[] {
+  const bySeries = new Map<string, InstanceMeta[]>();
+  for (const m of instances) {
+    const list = bySeries.get(m.SeriesInstanceUID) ?? [];
+    list.push(m);
+    bySeries.set(m.SeriesInstanceUID, list);
+  }
+  return [
+    {
+      StudyInstanceUID: studyInstanceUID,
+      ReferencedSeriesSequence: [...bySeries.entries()].map(([series, list]) => ({
+        SeriesInstanceUID: series,
+        ReferencedSOPSequence: list.map((m) => ({
+          ReferencedSOPClassUID: m.SOPClassUID,
+          ReferencedSOPInstanceUID: m.SOPInstanceUID,
+        })),
+      })),
+    },
+  ];
+}

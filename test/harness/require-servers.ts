@@ -1,0 +1,61 @@
+/**
+ * Guards for tests that need external programs. In CI (process.env.CI set) a missing program
+ * is an error, never a silent skip; locally the test is skipped with a warning.
+ *
+ *   describe.skipIf(!requireOrthanc())('needs Orthanc', () => { ... });
+ */
+import { networkInterfaces } from 'node:os';
+import { findDicomWebPlugin, findOrthancBinary } from '../../src/sandbox/orthanc.ts';
+
+function isCi(): boolean {
+  const v = process.env.CI;
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false';
+}
+
+const warned = new Set<string>();
+
+function missing(what: string, hint: string): false {
+  const message = `${what} is not available: ${hint}`;
+  if (isCi()) {
+    throw new Error(`${message}. CI is set, so tests that need it fail instead of skipping.`);
+  }
+  if (!warned.has(message)) {
+    warned.add(message);
+    console.warn(`[pacs-triage tests] SKIPPING tests: ${message}`);
+  }
+  return false;
+}
+
+/**
+ * True when a usable Orthanc (with the DICOMweb plugin unless `dicomWeb: false`) is installed.
+ * Throws when it is missing and CI is set; otherwise warns once and returns false.
+ */
+export function requireOrthanc(options: { dicomWeb?: boolean } = {}): boolean {
+  if (!findOrthancBinary()) {
+    return missing('Orthanc', 'install the Debian package `orthanc` or set ORTHANC_BIN');
+  }
+  if ((options.dicomWeb ?? true) && !findDicomWebPlugin()) {
+    return missing('The Orthanc DICOMweb plugin', 'install the Debian package `orthanc-dicomweb` or set ORTHANC_DICOMWEB_PLUGIN');
+  }
+  warnIfNotIsolated();
+  return true;
+}
+
+/** True when this process sees only loopback interfaces (a `unshare --net` or `--network none` sandbox). */
+export function onlyLoopback(): boolean {
+  return Object.values(networkInterfaces()).every((addrs) => (addrs ?? []).every((a) => a.internal));
+}
+
+let isolationWarned = false;
+/**
+ * Orthanc listens on every interface. In CI the suite is meant to run in a loopback-only network
+ * namespace (.ci/run); warn once when it is not. Called by requireOrthanc().
+ */
+export function warnIfNotIsolated(): void {
+  if (isolationWarned || !isCi() || onlyLoopback()) return;
+  isolationWarned = true;
+  console.warn(
+    '[pacs-triage tests] WARNING: CI is set but the tests see non-loopback network interfaces; the Orthanc ' +
+      'instances they start listen on every interface (auth on, remote HTTP refused). Run the suite through .ci/run.',
+  );
+}
