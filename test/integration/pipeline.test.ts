@@ -1,0 +1,212 @@
+/**
+ * The foundation path end to end against the real servers: demo studies STOWed into a real
+ * Orthanc, their FHIR context in the sandbox FHIR server, `run-once` through the CLI, then
+ * everything read back from the servers themselves.
+ */
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { main } from '../../src/cli.ts';
+import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import { OrthancClient, PRIORITY_METADATA } from '../../src/adapters/orthanc/client.ts';
+import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readSr } from '../../src/pipeline/encode/sr-read.ts';
+import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
+import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
+import { requireOrthanc } from '../harness/require-servers.ts';
+
+const DEMO = 'test/fixtures/demo';
+const CT = 'test/fixtures/pydicom/CT_small.dcm';
+
+interface Cli {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+async function cli(args: string[]): Promise<Cli> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, { stdout: (s) => (stdout += s + '\n'), stderr: (s) => (stderr += s + '\n') });
+  return { code, stdout, stderr };
+}
+
+async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-once → SR, RiskAssessment, priority', () => {
+  let orthanc: OrthancServer;
+  let fhir: RunningFhirServer;
+  let dicomweb: DicomWebClient;
+  let rest: OrthancClient;
+  let configFile: string;
+  let storePath: string;
+  const demoFiles = readdirSync(path.join(DEMO, 'dicom')).filter((f) => f.endsWith('.dcm')).map((f) => path.join(DEMO, 'dicom', f));
+  const demoStudies = demoFiles.map((f) => String(readPart10(readFileSync(f))['StudyInstanceUID']));
+  const ctStudy = String(readPart10(readFileSync(CT))['StudyInstanceUID']);
+
+  async function stableStudies(): Promise<number> {
+    const changes = await rest.changes(0, 1000);
+    return changes.changes.filter((c) => c.changeType === 'StableStudy').length;
+  }
+  async function srInstances(study: string) {
+    return (await dicomweb.studyInstances(study)).filter((i) => i.Modality === 'SR');
+  }
+  async function riskAssessments(): Promise<Record<string, unknown>[]> {
+    const res = await fetch(`${fhir.url}/RiskAssessment?_count=200`);
+    const bundle = (await res.json()) as { entry?: { resource: Record<string, unknown> }[] };
+    return (bundle.entry ?? []).map((e) => e.resource);
+  }
+
+  beforeAll(async () => {
+    orthanc = await startOrthanc({ dicomServer: false });
+    fhir = await startFhirServer();
+    await fhir.seed(JSON.parse(readFileSync(path.join(DEMO, 'fhir-bundle.json'), 'utf8')));
+    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    await dicomweb.store(undefined, [...demoFiles, CT].map((f) => readFileSync(f)));
+    await waitFor('StableStudy for every study', async () => ((await stableStudies()) >= demoFiles.length + 1 ? true : undefined));
+    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-e2e-'));
+    storePath = path.join(dir, 'jobs.sqlite');
+    configFile = path.join(dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
+        fhir: { baseUrl: fhir.url },
+        store: { path: storePath },
+        uidRoot: '1.2.826.0.1.3680043.10.999',
+      }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    dicomweb?.close();
+    rest?.close();
+    await fhir?.close();
+    await orthanc?.cleanup();
+  });
+
+  it('processes every chest study, skips the CT with a reason, and writes SR, RiskAssessment and priority', async () => {
+    const run = await cli(['run-once', '--config', configFile, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    const summary = JSON.parse(run.stdout) as { enqueued: number; done: number; skipped: number; failed: number };
+    expect(summary).toMatchObject({ enqueued: demoFiles.length + 1, done: demoFiles.length, skipped: 1, failed: 0 });
+
+    const store = new SqliteJobStore(storePath);
+    try {
+      const ct = store.get(ctStudy);
+      expect(ct?.state).toBe('skipped');
+      expect(ct?.reason).toMatch(/no series matches the selection rules.*CT/);
+
+      const risks = await riskAssessments();
+      expect(risks).toHaveLength(demoFiles.length);
+      for (const study of demoStudies) {
+        const result = store.latestResult(study);
+        expect(result, study).toBeDefined();
+        if (!result) continue;
+        // One SR, in the source study, in a series of its own.
+        const srs = await srInstances(study);
+        expect(srs).toHaveLength(1);
+        const sr = srs[0]!;
+        expect(sr.SOPInstanceUID).toBe(result.srSopInstanceUID);
+        const sources = (await dicomweb.studyInstances(study)).filter((i) => i.Modality !== 'SR');
+        expect(sources.map((s) => s.SeriesInstanceUID)).not.toContain(sr.SeriesInstanceUID);
+        // Read back with dcmjs: the model's findings.
+        const doc = readSr(await dicomweb.retrieveInstance(study, sr.SeriesInstanceUID, sr.SOPInstanceUID));
+        expect(doc.studyInstanceUID).toBe(study);
+        expect(doc.findings.map((f) => [f.code, f.positive])).toEqual(result.findings.map((f) => [f.code, f.positive]));
+        doc.findings.forEach((f, i) => expect(f.probability).toBeCloseTo(result.findings[i]!.probability, 6));
+        // The priority in Orthanc's metadata.
+        const orthancId = await rest.findStudy(study);
+        expect(await rest.studyMetadata(orthancId!, PRIORITY_METADATA)).toBe(result.priority);
+        // One RiskAssessment, for the right patient, based on resources that exist.
+        expect(result.written).toEqual({ pacs: true, fhir: true, metadata: true });
+        const risk = risks.find((r) => `${String((r['identifier'] as { value: string }[]).find((i) => i.value.startsWith('urn:oid:'))?.value)}` === `urn:oid:${sr.SOPInstanceUID}`);
+        expect(risk, `RiskAssessment naming SR ${sr.SOPInstanceUID}`).toBeDefined();
+        const subject = (risk!['subject'] as { reference: string }).reference;
+        expect(subject).toMatch(/^Patient\//);
+        const basis = (risk!['basis'] as { reference: string }[] | undefined) ?? [];
+        expect(basis.length).toBeGreaterThan(0);
+        for (const b of basis) {
+          expect(b.reference).toMatch(/^(DiagnosticReport|Observation|ServiceRequest)\//);
+          const res = await fetch(`${fhir.url}/${b.reference}`);
+          expect(res.status, b.reference).toBe(200);
+          expect(((await res.json()) as { subject?: { reference?: string } }).subject?.reference).toBe(subject);
+        }
+      }
+    } finally {
+      store.close();
+    }
+  });
+
+  it('a second run-once writes nothing new', async () => {
+    const before = { risks: (await riskAssessments()).length, srs: (await Promise.all(demoStudies.map(srInstances))).flat().length };
+    // Our own SRs made Orthanc report each study stable again: they come back as jobs…
+    await waitFor('StableStudy after our SRs', async () => ((await stableStudies()) >= 2 * demoFiles.length + 1 ? true : undefined));
+    const run = await cli(['run-once', '--config', configFile, '--json']);
+    expect(run.code).toBe(0);
+    const summary = JSON.parse(run.stdout) as { outcomes: { status: string; unchanged?: boolean }[] };
+    // …and end as "unchanged", writing nothing.
+    expect(summary.outcomes.filter((o) => o.status === 'done').every((o) => o.unchanged === true)).toBe(true);
+    const after = { risks: (await riskAssessments()).length, srs: (await Promise.all(demoStudies.map(srInstances))).flat().length };
+    expect(after).toEqual(before);
+  });
+
+  function copyWithUids(file: string, n: number): Uint8Array {
+    const ds = readPart10(readFileSync(file));
+    ds['StudyInstanceUID'] = `1.2.826.0.1.3680043.10.999.${n}.1`;
+    ds['SeriesInstanceUID'] = `1.2.826.0.1.3680043.10.999.${n}.1.1`;
+    ds['SOPInstanceUID'] = `1.2.826.0.1.3680043.10.999.${n}.1.1.1`;
+    if (n === 1) delete ds['PixelData'];
+    return writePart10(ds);
+  }
+
+  async function storeAndWait(part10: Uint8Array): Promise<void> {
+    const stable = await stableStudies();
+    await dicomweb.store(undefined, [part10]);
+    await waitFor('the new study to be stable', async () => ((await stableStudies()) > stable ? true : undefined));
+  }
+
+  it('a study whose pixel data cannot be read fails at once with its reason, in the job list', async () => {
+    await storeAndWait(copyWithUids(demoFiles[0]!, 1));
+    const run = await cli(['run-once', '--config', configFile, '--json']);
+    expect(run.code).toBe(1);
+    const jobs = await cli(['jobs', '--config', configFile, '--state', 'failed']);
+    expect(jobs.stdout).toMatch(/failed\s+1\.2\.826\.0\.1\.3680043\.10\.999\.1\.1 .*DICOM_NO_PIXEL_DATA/);
+  });
+
+  it('a FHIR outage is retried with its reason visible, then the study completes when FHIR is back', async () => {
+    await storeAndWait(copyWithUids(demoFiles[1]!, 2));
+    const uid = '1.2.826.0.1.3680043.10.999.2.1';
+    fhir.faults.failNext(1000, 503);
+    try {
+      const run = await cli(['run-once', '--config', configFile, '--json']);
+      expect(run.code).toBe(1);
+    } finally {
+      fhir.faults.reset();
+    }
+    let store = new SqliteJobStore(storePath);
+    const waiting = store.get(uid);
+    store.close();
+    expect(waiting).toMatchObject({ state: 'queued', errorCode: 'UPSTREAM_UNAVAILABLE' });
+    expect(waiting?.reason).toMatch(/fhir .*503/);
+    // The job is due again after its backoff (2 s at most for a first retry).
+    await new Promise((r) => setTimeout(r, Math.max(0, (waiting?.nextAttemptAt ?? 0) - Date.now() + 50)));
+    const again = await cli(['run-once', '--config', configFile, '--json']);
+    expect(again.code).toBe(0);
+    store = new SqliteJobStore(storePath);
+    expect(store.get(uid)?.state).toBe('done');
+    expect(store.latestResult(uid)?.written).toEqual({ pacs: true, fhir: true, metadata: true });
+    store.close();
+  });
+});
