@@ -1,6 +1,8 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { TriageError, asTriageError } from './domain/errors.ts';
-import { loadConfig } from './config/load.ts';
+import { PACKAGE_ROOT, loadConfig } from './config/load.ts';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
 import type { Config } from './config/schema.ts';
 import { createLogger, type Logger } from './logging.ts';
 import { TriageModel } from './adapters/model/index.ts';
@@ -74,7 +76,8 @@ async function cmdEvaluate(args: string[], out: Out): Promise<number> {
   const log = createLogger(values.verbose ? 'info' : 'warn');
   const model = await loadModel(config, log);
   try {
-    const report = await evaluate(model, values.data ?? 'models/testset');
+    const data = values.data ?? (existsSync('models/testset') ? 'models/testset' : path.join(PACKAGE_ROOT, 'models/testset'));
+    const report = await evaluate(model, data);
     out.stdout(values.json ? JSON.stringify(report) : formatReport(report));
     return 0;
   } finally {

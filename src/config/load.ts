@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
 import { TriageError } from '../domain/errors.ts';
 import { configSchema, type Config } from './schema.ts';
@@ -113,5 +114,17 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   if (problems.length > 0 || !result.success) {
     throw new TriageError('CONFIG_INVALID', `configuration is invalid:\n${problems.join('\n')}`);
   }
-  return result.data;
+  return withPackagePaths(result.data);
+}
+
+/** The folder that holds package.json, models/ and mappings/. */
+export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/**
+ * Relative model and mappings folders are looked up from the working directory first, then in
+ * the installed package, so `npx pacs-triage` works from any folder with the shipped defaults.
+ */
+function withPackagePaths(config: Config): Config {
+  const resolve = (p: string): string => (path.isAbsolute(p) || existsSync(p) ? p : path.join(PACKAGE_ROOT, p));
+  return { ...config, model: { ...config.model, dir: resolve(config.model.dir) }, mappings: { dir: resolve(config.mappings.dir) } };
 }
