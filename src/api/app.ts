@@ -1,7 +1,11 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { timingSafeEqual } from 'node:crypto';
-import { asTriageError } from '../domain/errors.ts';
-import type { JobState, JobStore } from '../state/store.ts';
+import { readFileSync } from 'node:fs';
+import type { Logger } from 'pino';
+import { asTriageError, TriageError } from '../domain/errors.ts';
+import type { ImageKind, JobState, JobStore } from '../state/store.ts';
+import { openApiDocument } from './openapi.ts';
+import { checkStudyUid, jobsQuerySchema, parseFeedback, parseWorklistQuery, problemsOf, RequestInvalid } from './validation.ts';
 
 export interface AppOptions {
   store: JobStore;
@@ -9,9 +13,11 @@ export interface AppOptions {
   token?: string;
   shadow: boolean;
   status: () => { provider: string; model: string };
+  /** Where API errors are logged (event, code, route pattern; never bodies or patient data). */
+  log?: Logger;
+  /** Largest JSON body accepted (express/body-parser syntax); default 16kb. */
+  bodyLimit?: string;
 }
-
-const STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'skipped'];
 
 function tokenMatches(header: string | undefined, token: string): boolean {
   const given = Buffer.from(header?.startsWith('Bearer ') ? header.slice(7) : '');
@@ -19,45 +25,187 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return given.length === want.length && timingSafeEqual(given, want);
 }
 
+/** The worklist page: three static files, read once. */
+const PAGE: Record<string, { type: string; body: Buffer }> = Object.fromEntries(
+  (
+    [
+      ['/', 'index.html', 'text/html; charset=utf-8'],
+      ['/app.js', 'app.js', 'text/javascript; charset=utf-8'],
+      ['/app.css', 'app.css', 'text/css; charset=utf-8'],
+    ] as const
+  ).map(([route, file, type]) => [route, { type, body: readFileSync(new URL(`./page/${file}`, import.meta.url)) }]),
+);
+
+/** Same origin only, no inline script, images from the API as blob: URLs, no framing. */
+const PAGE_CSP = [
+  "default-src 'none'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' blob: data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+/** body-parser's errors (malformed JSON, too large, bad charset) carry a 4xx status and a type. */
+function bodyParserError(err: unknown): { status: number; message: string } | undefined {
+  const e = err as { status?: unknown; type?: unknown; limit?: unknown };
+  if (typeof e?.type !== 'string' || typeof e.status !== 'number' || e.status < 400 || e.status >= 500) return undefined;
+  if (e.type === 'entity.parse.failed') return { status: 400, message: 'the body is not valid JSON' };
+  if (e.type === 'entity.too.large') return { status: 413, message: `the body is larger than ${String(e.limit)} bytes` };
+  return { status: e.status, message: `the body could not be read (${e.type})` };
+}
+
 /** The express app (no listen here, so tests drive it without a socket). */
 export function createApp(options: AppOptions): express.Express {
+  const { store } = options;
   const app = express();
   app.disable('x-powered-by');
-  app.use(express.json({ limit: '64kb' }));
+  app.set('query parser', 'simple');
+  app.use((_req, res, next) => {
+    res.set({ 'x-content-type-options': 'nosniff', 'referrer-policy': 'no-referrer' });
+    next();
+  });
 
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', shadow: options.shadow, ...options.status() });
   });
+  app.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument);
+  });
+  for (const [route, file] of Object.entries(PAGE)) {
+    app.get(route, (_req, res) => {
+      res.set({ 'content-type': file.type, 'content-security-policy': PAGE_CSP, 'x-frame-options': 'DENY', 'cache-control': 'no-cache' }).send(file.body);
+    });
+  }
 
+  // No CORS headers anywhere: browsers keep other origins out. Nothing under /api is cached.
   app.use('/api', (req: Request, res: Response, next: NextFunction) => {
+    res.set('cache-control', 'no-store');
     if (options.token !== undefined && !tokenMatches(req.headers.authorization, options.token)) {
       res.status(401).set('www-authenticate', 'Bearer').json({ error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } });
       return;
     }
     next();
   });
+  app.use('/api', express.json({ limit: options.bodyLimit ?? '16kb' }));
 
-  app.get('/api/worklist', (_req, res) => {
-    res.json({ shadow: options.shadow, items: options.store.worklist() });
+  app.get('/api/worklist', (req, res) => {
+    const query = parseWorklistQuery(req.query);
+    const { limit, offset, ...filter } = query;
+    res.json({ shadow: options.shadow, total: store.countWorklist(filter), limit, offset, items: store.worklist(query) });
   });
 
   app.get('/api/jobs', (req, res) => {
-    const state = req.query['state'];
-    if (state !== undefined && !STATES.includes(state as JobState)) {
-      res.status(400).json({ error: { code: 'USAGE', message: `state must be one of ${STATES.join(', ')}` } });
-      return;
-    }
-    res.json({ items: options.store.jobs(state === undefined ? {} : { state: state as JobState }) });
+    const parsed = jobsQuerySchema.safeParse(req.query);
+    if (!parsed.success) throw new RequestInvalid('invalid jobs query', problemsOf(parsed.error.issues));
+    const state: JobState | undefined = parsed.data.state;
+    res.json({ items: store.jobs(state === undefined ? {} : { state }) });
+  });
+
+  const knownStudy = (req: Request): string => {
+    const uid = checkStudyUid(String(req.params['uid']));
+    if (!store.get(uid)) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
+    return uid;
+  };
+
+  app.get('/api/studies/:uid', (req, res) => {
+    const uid = checkStudyUid(String(req.params['uid']));
+    const record = store.study(uid);
+    if (!record) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
+    const r = record.result;
+    const base = `/api/studies/${uid}`;
+    const image = (kind: ImageKind): string | null => (store.getImage(uid, kind) ? `${base}/${kind}.png` : null);
+    res.json({
+      studyInstanceUID: uid,
+      shadow: options.shadow,
+      job: record.job,
+      result: r
+        ? {
+            resultKey: r.resultKey,
+            priority: r.priority,
+            findings: r.findings,
+            ...(r.modality ? { modality: r.modality } : {}),
+            model: { id: r.modelId, version: r.modelVersion, executionProvider: r.executionProvider },
+            sr: {
+              seriesInstanceUID: r.srSeriesInstanceUID,
+              sopInstanceUID: r.srSopInstanceUID,
+              wadoRsPath: `/studies/${uid}/series/${r.srSeriesInstanceUID}/instances/${r.srSopInstanceUID}`,
+            },
+            riskAssessment: r.riskAssessmentRef ?? null,
+            sourceSopInstanceUIDs: r.sourceSopInstanceUIDs,
+            written: r.written,
+            notes: r.notes,
+            createdAt: r.createdAt,
+          }
+        : null,
+      images: { thumbnail: image('thumbnail'), saliency: image('saliency') },
+      feedback: store.listFeedback(uid),
+    });
+  });
+
+  for (const kind of ['thumbnail', 'saliency'] as const) {
+    app.get(`/api/studies/:uid/${kind}.png`, (req, res) => {
+      const uid = knownStudy(req);
+      const image = store.getImage(uid, kind);
+      if (!image) throw new TriageError('NOT_FOUND', `no ${kind} stored for study ${uid}`, { where: 'api' });
+      res.set({ 'content-type': 'image/png', 'content-length': String(image.png.length) }).send(image.png);
+    });
+  }
+
+  app.post('/api/studies/:uid/reprocess', (req, res) => {
+    const uid = knownStudy(req);
+    const job = store.requeue(uid);
+    if (!job) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
+    options.log?.info({ event: 'api.reprocess', study: uid, state: job.state }, 'study queued again');
+    res.status(202).json({
+      studyInstanceUID: uid,
+      state: job.state,
+      message: job.state === 'running' ? 'running now; it runs again when this run ends' : 'queued',
+    });
+  });
+
+  app.get('/api/studies/:uid/feedback', (req, res) => {
+    res.json({ items: store.listFeedback(knownStudy(req)) });
+  });
+
+  app.post('/api/studies/:uid/feedback', (req, res) => {
+    const uid = knownStudy(req);
+    const result = store.latestResult(uid);
+    if (!result) throw new TriageError('NOT_FOUND', `study ${uid} has no result to give feedback on`, { where: 'api' });
+    const body = parseFeedback(req.body, (result.findings ?? []).map((f) => f.code));
+    const stored = store.addFeedback({
+      studyInstanceUID: uid,
+      findingCode: body.findingCode,
+      verdict: body.verdict,
+      ...(body.note !== undefined && body.note.length > 0 ? { note: body.note } : {}),
+      by: body.by ?? 'anonymous',
+      resultKey: result.resultKey,
+    });
+    // The note and the reviewer stay in the store: free text may name a patient.
+    options.log?.info({ event: 'api.feedback', study: uid, finding: stored.findingCode, verdict: stored.verdict }, 'feedback stored');
+    res.status(201).json(stored);
   });
 
   app.use((_req: Request, res: Response) => {
     res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such route' } });
   });
   // express needs all four parameters to treat this as the error handler.
-  app.use((err: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    const e = asTriageError(err, 'api');
-    const status = (err as { status?: number }).status ?? e.httpStatus;
-    res.status(status).json({ error: { code: e.code, message: status >= 500 ? 'internal error' : e.message } });
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const parser = bodyParserError(err);
+    const e = parser ? new TriageError('USAGE', parser.message, { where: 'api' }) : asTriageError(err, 'api');
+    const status = parser?.status ?? e.httpStatus;
+    const route = typeof req.route?.path === 'string' ? req.route.path : req.baseUrl || 'unrouted';
+    if (status >= 500) options.log?.error({ event: 'api.error', code: e.code, method: req.method, route, status, err: e.message }, 'request failed');
+    else options.log?.debug({ event: 'api.rejected', code: e.code, method: req.method, route, status }, 'request rejected');
+    res.status(status).json({
+      error: {
+        code: e.code,
+        message: status >= 500 ? 'internal error' : e.message,
+        ...(e instanceof RequestInvalid ? { problems: e.problems } : {}),
+      },
+    });
   });
   return app;
 }

@@ -82,6 +82,7 @@ export async function processOne(config: Config, studyInstanceUID: string, log: 
 export async function serve(config: Config, log: Logger): Promise<void> {
   const service = await openService(config, log);
   const app = createApp({
+    log,
     store: service.runtime.store,
     shadow: config.shadow,
     ...(config.api.token ? { token: config.api.token } : {}),

@@ -12,6 +12,7 @@ import { encodeSr } from './encode/sr.ts';
 import { encodeFhirResults } from './encode/fhir.ts';
 import { imageToTensor, inverseResize, readDicom, saliencyRegion } from './preprocess/index.ts';
 import { priorityOf } from './priority.ts';
+import { renderSaliency, renderThumbnail } from '../render/images.ts';
 
 /** Where a study's instances come from: the PACS (QIDO + WADO-RS) or files given to `analyze`. */
 export interface StudySource {
@@ -183,6 +184,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     modelId: manifest.id,
     modelVersion: manifest.version,
     executionProvider: model.provider,
+    ...(instance.Modality ? { modality: instance.Modality } : {}),
     createdAt: Date.parse(producedAt),
     written: sameKey?.written ?? { pacs: false, fhir: false, metadata: false },
     notes: [],
@@ -193,6 +195,17 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   }
   // Stored before writing: a crash mid-write leaves a result whose flags say what is still to do.
   deps.store.saveResult(result);
+  await timed('render', async () => {
+    // Pictures for the worklist page; a failure here must not cost the study its result.
+    try {
+      const { size, normalize } = manifest.image;
+      const which = findings.flatMap((f, k) => (f.positive ? [k] : []));
+      deps.store.saveImage(studyInstanceUID, 'thumbnail', await renderThumbnail(tensor.tensor, size, normalize), key);
+      deps.store.saveImage(studyInstanceUID, 'saliency', await renderSaliency(tensor.tensor, size, normalize, output.saliency, which), key);
+    } catch (err) {
+      log.warn({ event: 'render.failed', study: studyInstanceUID, err: (err as Error).message }, 'images not rendered');
+    }
+  });
   if (deps.shadow) {
     result.notes.push('shadow mode: nothing written back');
     deps.store.saveResult(result);

@@ -1,12 +1,33 @@
+import { randomUUID } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { StudyRef } from '../domain/types.ts';
 import { PRIORITY_ORDER } from '../pipeline/priority.ts';
-import type { Job, JobState, JobStore, StoredResult, WorklistEntry } from './store.ts';
+import type {
+  Feedback,
+  FeedbackVerdict,
+  ImageKind,
+  Job,
+  JobState,
+  JobStore,
+  NewFeedback,
+  StoredImage,
+  StoredResult,
+  StudyRecord,
+  WorklistEntry,
+  WorklistFilter,
+  WorklistQuery,
+} from './store.ts';
 
-/** Versioned migrations; the index is the schema version they lead to. */
-const MIGRATIONS = [
+/** A migration: SQL, and optionally a step in TypeScript that fills what the SQL added. */
+interface Migration {
+  sql: string;
+  backfill?: (db: Database.Database) => void;
+}
+
+/** Versioned migrations; the index is the schema version they lead to. Append only. */
+const MIGRATIONS: readonly (string | Migration)[] = [
   `CREATE TABLE jobs (
      study_uid TEXT PRIMARY KEY,
      orthanc_id TEXT,
@@ -30,7 +51,135 @@ const MIGRATIONS = [
    );
    CREATE INDEX results_study ON results (study_uid, created_at);
    CREATE TABLE cursors (name TEXT PRIMARY KEY, value TEXT NOT NULL);`,
+  // 2: the worklist (latest result per study, denormalised for filtering and ranking in SQL),
+  // radiologists' feedback on findings, and rendered images (thumbnail, saliency overlay).
+  {
+    sql: `CREATE TABLE study_latest (
+       study_uid TEXT PRIMARY KEY,
+       result_key TEXT NOT NULL,
+       priority TEXT NOT NULL,
+       priority_rank INTEGER NOT NULL,
+       top_probability REAL NOT NULL,
+       modality TEXT,
+       created_at INTEGER NOT NULL
+     );
+     CREATE INDEX study_latest_rank ON study_latest (priority_rank, top_probability);
+     CREATE INDEX jobs_enqueued ON jobs (enqueued_at);
+     CREATE TABLE feedback (
+       id TEXT PRIMARY KEY,
+       study_uid TEXT NOT NULL,
+       finding_code TEXT NOT NULL,
+       verdict TEXT NOT NULL CHECK (verdict IN ('accept', 'reject')),
+       note TEXT,
+       created_by TEXT NOT NULL,
+       result_key TEXT,
+       created_at INTEGER NOT NULL
+     );
+     CREATE INDEX feedback_study ON feedback (study_uid, created_at);
+     CREATE TABLE images (
+       study_uid TEXT NOT NULL,
+       kind TEXT NOT NULL CHECK (kind IN ('thumbnail', 'saliency')),
+       png BLOB NOT NULL,
+       result_key TEXT,
+       created_at INTEGER NOT NULL,
+       PRIMARY KEY (study_uid, kind)
+     );`,
+    backfill: (db) => {
+      const studies = db.prepare(`SELECT DISTINCT study_uid FROM results`).all() as { study_uid: string }[];
+      for (const { study_uid } of studies) refreshLatest(db, study_uid);
+    },
+  },
 ];
+
+const NO_PRIORITY_RANK = PRIORITY_ORDER.length;
+const DEFAULT_LIMIT = 50;
+
+function latestBody(db: Database.Database, studyUid: string): string | undefined {
+  const row = db
+    .prepare(`SELECT body FROM results WHERE study_uid = ? ORDER BY created_at DESC, rowid DESC LIMIT 1`)
+    .get(studyUid) as { body: string } | undefined;
+  return row?.body;
+}
+
+/** Points study_latest at the study's latest result (the one latestResult returns). */
+function refreshLatest(db: Database.Database, studyUid: string): void {
+  const body = latestBody(db, studyUid);
+  if (body === undefined) return;
+  const result = JSON.parse(body) as StoredResult;
+  const findings = Array.isArray(result.findings) ? result.findings : [];
+  const rank = PRIORITY_ORDER.indexOf(result.priority);
+  db.prepare(
+    `INSERT INTO study_latest (study_uid, result_key, priority, priority_rank, top_probability, modality, created_at)
+     VALUES (@uid, @key, @priority, @rank, @top, @modality, @createdAt)
+     ON CONFLICT (study_uid) DO UPDATE SET
+       result_key = excluded.result_key, priority = excluded.priority, priority_rank = excluded.priority_rank,
+       top_probability = excluded.top_probability, modality = excluded.modality, created_at = excluded.created_at`,
+  ).run({
+    uid: studyUid,
+    key: result.resultKey,
+    priority: rank < 0 ? 'routine' : result.priority,
+    rank: rank < 0 ? NO_PRIORITY_RANK - 1 : rank,
+    top: Math.max(0, ...findings.map((f) => (Number.isFinite(f.probability) ? f.probability : 0))),
+    modality: result.modality ? result.modality.toUpperCase() : null,
+    createdAt: Number.isFinite(result.createdAt) ? result.createdAt : 0,
+  });
+}
+
+/** `(?, ?, ?)` for an IN list. */
+function placeholders(n: number): string {
+  return `(${Array.from({ length: n }, () => '?').join(', ')})`;
+}
+
+/** WHERE clause and parameters of a worklist filter (jobs j LEFT JOIN study_latest l). */
+function worklistWhere(filter: WorklistFilter): { sql: string; params: (string | number)[] } {
+  const clauses: string[] = [];
+  const params: (string | number)[] = [];
+  if (filter.priority && filter.priority.length > 0) {
+    clauses.push(`j.state = 'done' AND l.priority IN ${placeholders(filter.priority.length)}`);
+    params.push(...filter.priority);
+  }
+  if (filter.state && filter.state.length > 0) {
+    clauses.push(`j.state IN ${placeholders(filter.state.length)}`);
+    params.push(...filter.state);
+  }
+  if (filter.modality && filter.modality.length > 0) {
+    clauses.push(`l.modality IN ${placeholders(filter.modality.length)}`);
+    params.push(...filter.modality.map((m) => m.toUpperCase()));
+  }
+  if (filter.since !== undefined) {
+    clauses.push(`j.enqueued_at >= ?`);
+    params.push(filter.since);
+  }
+  if (filter.until !== undefined) {
+    clauses.push(`j.enqueued_at < ?`);
+    params.push(filter.until);
+  }
+  return { sql: clauses.length > 0 ? `WHERE ${clauses.map((c) => `(${c})`).join(' AND ')}` : '', params };
+}
+
+interface FeedbackRow {
+  id: string;
+  study_uid: string;
+  finding_code: string;
+  verdict: FeedbackVerdict;
+  note: string | null;
+  created_by: string;
+  result_key: string | null;
+  created_at: number;
+}
+
+function toFeedback(row: FeedbackRow): Feedback {
+  return {
+    id: row.id,
+    studyInstanceUID: row.study_uid,
+    findingCode: row.finding_code,
+    verdict: row.verdict,
+    ...(row.note !== null ? { note: row.note } : {}),
+    by: row.created_by,
+    ...(row.result_key !== null ? { resultKey: row.result_key } : {}),
+    createdAt: row.created_at,
+  };
+}
 
 interface JobRow {
   study_uid: string;
@@ -82,8 +231,10 @@ export class SqliteJobStore implements JobStore {
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     for (let v = version; v < MIGRATIONS.length; v++) {
+      const migration = MIGRATIONS[v] as string | Migration;
       this.db.transaction(() => {
-        this.db.exec(MIGRATIONS[v] as string);
+        this.db.exec(typeof migration === 'string' ? migration : migration.sql);
+        if (typeof migration !== 'string') migration.backfill?.(this.db);
         this.db.pragma(`user_version = ${v + 1}`);
       })();
     }
@@ -155,19 +306,20 @@ export class SqliteJobStore implements JobStore {
   }
 
   saveResult(result: StoredResult): void {
-    this.db
-      .prepare(
-        `INSERT INTO results (result_key, study_uid, body, created_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (result_key) DO UPDATE SET body = excluded.body`,
-      )
-      .run(result.resultKey, result.studyInstanceUID, JSON.stringify(result), result.createdAt);
+    this.db.transaction(() => {
+      this.db
+        .prepare(
+          `INSERT INTO results (result_key, study_uid, body, created_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (result_key) DO UPDATE SET body = excluded.body`,
+        )
+        .run(result.resultKey, result.studyInstanceUID, JSON.stringify(result), result.createdAt);
+      refreshLatest(this.db, result.studyInstanceUID);
+    })();
   }
 
   latestResult(studyInstanceUID: string): StoredResult | undefined {
-    const row = this.db
-      .prepare(`SELECT body FROM results WHERE study_uid = ? ORDER BY created_at DESC, rowid DESC LIMIT 1`)
-      .get(studyInstanceUID) as { body: string } | undefined;
-    return row ? (JSON.parse(row.body) as StoredResult) : undefined;
+    const body = latestBody(this.db, studyInstanceUID);
+    return body === undefined ? undefined : (JSON.parse(body) as StoredResult);
   }
 
   jobs(filter: { state?: JobState } = {}): Job[] {
@@ -179,20 +331,132 @@ export class SqliteJobStore implements JobStore {
     return rows.map(toJob);
   }
 
-  worklist(): WorklistEntry[] {
-    const entries = this.jobs().map((job): WorklistEntry => {
-      const result = job.state === 'done' ? this.latestResult(job.studyInstanceUID) : undefined;
+  worklist(query: WorklistQuery = {}): WorklistEntry[] {
+    const where = worklistWhere(query);
+    const limit = Math.max(0, Math.floor(query.limit ?? DEFAULT_LIMIT));
+    const offset = Math.max(0, Math.floor(query.offset ?? 0));
+    const rows = this.db
+      .prepare(
+        `SELECT j.*, l.modality AS latest_modality, r.body AS latest_body
+         FROM jobs j
+         LEFT JOIN study_latest l ON l.study_uid = j.study_uid
+         LEFT JOIN results r ON r.result_key = l.result_key
+         ${where.sql}
+         ORDER BY
+           CASE WHEN j.state = 'done' AND l.priority_rank IS NOT NULL THEN l.priority_rank ELSE ${NO_PRIORITY_RANK} END,
+           CASE WHEN j.state = 'done' AND l.top_probability IS NOT NULL THEN l.top_probability ELSE 0 END DESC,
+           j.enqueued_at, j.study_uid
+         LIMIT ? OFFSET ?`,
+      )
+      .all(...where.params, limit, offset) as (JobRow & { latest_modality: string | null; latest_body: string | null })[];
+    const images = new Map<string, ImageKind[]>();
+    if (rows.length > 0) {
+      const found = this.db
+        .prepare(`SELECT study_uid, kind FROM images WHERE study_uid IN ${placeholders(rows.length)} ORDER BY kind DESC`)
+        .all(...rows.map((r) => r.study_uid)) as { study_uid: string; kind: ImageKind }[];
+      for (const { study_uid, kind } of found) images.set(study_uid, [...(images.get(study_uid) ?? []), kind]);
+    }
+    return rows.map((row): WorklistEntry => {
+      const result = row.state === 'done' && row.latest_body !== null ? (JSON.parse(row.latest_body) as StoredResult) : undefined;
       return {
-        studyInstanceUID: job.studyInstanceUID,
-        state: job.state,
+        studyInstanceUID: row.study_uid,
+        state: row.state,
         ...(result ? { priority: result.priority, findings: result.findings } : {}),
-        ...(job.reason ? { reason: job.reason } : {}),
-        updatedAt: job.updatedAt,
+        ...(row.latest_modality ? { modality: row.latest_modality } : {}),
+        ...(row.reason ? { reason: row.reason } : {}),
+        ...(row.error_code ? { errorCode: row.error_code } : {}),
+        images: images.get(row.study_uid) ?? [],
+        receivedAt: row.enqueued_at,
+        updatedAt: row.updated_at,
       };
     });
-    const rank = (e: WorklistEntry): number => (e.priority ? PRIORITY_ORDER.indexOf(e.priority) : PRIORITY_ORDER.length);
-    const top = (e: WorklistEntry): number => Math.max(0, ...(e.findings ?? []).map((f) => f.probability));
-    return entries.sort((a, b) => rank(a) - rank(b) || top(b) - top(a) || b.updatedAt - a.updatedAt);
+  }
+
+  countWorklist(filter: WorklistFilter = {}): number {
+    const where = worklistWhere(filter);
+    const row = this.db
+      .prepare(`SELECT COUNT(*) AS n FROM jobs j LEFT JOIN study_latest l ON l.study_uid = j.study_uid ${where.sql}`)
+      .get(...where.params) as { n: number };
+    return row.n;
+  }
+
+  study(studyInstanceUID: string): StudyRecord | undefined {
+    const job = this.get(studyInstanceUID);
+    if (!job) return undefined;
+    const result = this.latestResult(studyInstanceUID);
+    return result ? { job, result } : { job };
+  }
+
+  requeue(studyInstanceUID: string): Job | undefined {
+    const now = this.clock();
+    this.db
+      .prepare(
+        `UPDATE jobs SET
+           -- A running job keeps running and runs again when it finishes (as enqueue does).
+           rerun = CASE WHEN state = 'running' THEN 1 ELSE rerun END,
+           attempts = CASE WHEN state = 'running' THEN attempts ELSE 0 END,
+           next_attempt_at = CASE WHEN state = 'running' THEN next_attempt_at ELSE @now END,
+           reason = CASE WHEN state = 'running' THEN reason ELSE NULL END,
+           error_code = CASE WHEN state = 'running' THEN error_code ELSE NULL END,
+           state = CASE WHEN state = 'running' THEN 'running' ELSE 'queued' END,
+           updated_at = @now
+         WHERE study_uid = @uid`,
+      )
+      .run({ uid: studyInstanceUID, now });
+    return this.get(studyInstanceUID);
+  }
+
+  addFeedback(feedback: NewFeedback): Feedback {
+    const stored: Feedback = { ...feedback, id: randomUUID(), createdAt: this.clock() };
+    this.db
+      .prepare(
+        `INSERT INTO feedback (id, study_uid, finding_code, verdict, note, created_by, result_key, created_at)
+         VALUES (@id, @uid, @code, @verdict, @note, @by, @resultKey, @createdAt)`,
+      )
+      .run({
+        id: stored.id,
+        uid: stored.studyInstanceUID,
+        code: stored.findingCode,
+        verdict: stored.verdict,
+        note: stored.note ?? null,
+        by: stored.by,
+        resultKey: stored.resultKey ?? null,
+        createdAt: stored.createdAt,
+      });
+    return stored;
+  }
+
+  listFeedback(studyInstanceUID?: string): Feedback[] {
+    const rows = (
+      studyInstanceUID === undefined
+        ? this.db.prepare(`SELECT * FROM feedback ORDER BY created_at, id`).all()
+        : this.db.prepare(`SELECT * FROM feedback WHERE study_uid = ? ORDER BY created_at, id`).all(studyInstanceUID)
+    ) as FeedbackRow[];
+    return rows.map(toFeedback);
+  }
+
+  saveImage(studyInstanceUID: string, kind: ImageKind, png: Uint8Array, resultKey?: string): void {
+    this.db
+      .prepare(
+        `INSERT INTO images (study_uid, kind, png, result_key, created_at) VALUES (?, ?, ?, ?, ?)
+         ON CONFLICT (study_uid, kind) DO UPDATE SET
+           png = excluded.png, result_key = excluded.result_key, created_at = excluded.created_at`,
+      )
+      .run(studyInstanceUID, kind, Buffer.from(png.buffer, png.byteOffset, png.byteLength), resultKey ?? null, this.clock());
+  }
+
+  getImage(studyInstanceUID: string, kind: ImageKind): StoredImage | undefined {
+    const row = this.db.prepare(`SELECT * FROM images WHERE study_uid = ? AND kind = ?`).get(studyInstanceUID, kind) as
+      | { study_uid: string; kind: ImageKind; png: Buffer; result_key: string | null; created_at: number }
+      | undefined;
+    if (!row) return undefined;
+    return {
+      studyInstanceUID: row.study_uid,
+      kind: row.kind,
+      png: row.png,
+      ...(row.result_key !== null ? { resultKey: row.result_key } : {}),
+      createdAt: row.created_at,
+    };
   }
 
   close(): void {

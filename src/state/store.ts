@@ -29,6 +29,8 @@ export interface StoredResult {
   modelId: string;
   modelVersion: string;
   executionProvider: string;
+  /** Modality of the source image (DICOM Modality), for the worklist filter. */
+  modality?: string;
   createdAt: number;
   /** Where it was written: each flag set once the write succeeded. */
   written: { pacs: boolean; fhir: boolean; metadata: boolean };
@@ -40,10 +42,70 @@ export interface StoredResult {
 export interface WorklistEntry {
   studyInstanceUID: string;
   state: JobState;
+  /** From the latest result, while the job is done. */
   priority?: Priority;
   findings?: Finding[];
+  /** Modality of the image the latest result came from (uppercase), when the pipeline recorded it. */
+  modality?: string;
   reason?: string;
+  errorCode?: string;
+  /** The images stored for the study. */
+  images: ImageKind[];
+  /** When the study was first enqueued (ms since epoch): the worklist's waiting time. */
+  receivedAt: number;
   updatedAt: number;
+}
+
+/** Filters and paging of the worklist. Lists match any of their values; absent = no filter. */
+export interface WorklistFilter {
+  priority?: readonly Priority[];
+  state?: readonly JobState[];
+  /** Matched against the latest result's modality; studies without a result never match. */
+  modality?: readonly string[];
+  /** Received at or after (ms since epoch). */
+  since?: number;
+  /** Received before (ms since epoch). */
+  until?: number;
+}
+
+export interface WorklistQuery extends WorklistFilter {
+  /** Default 50. */
+  limit?: number;
+  offset?: number;
+}
+
+/** One study's job and its latest result (whatever the job's state now). */
+export interface StudyRecord {
+  job: Job;
+  result?: StoredResult;
+}
+
+export type FeedbackVerdict = 'accept' | 'reject';
+
+export interface NewFeedback {
+  studyInstanceUID: string;
+  findingCode: string;
+  verdict: FeedbackVerdict;
+  note?: string;
+  /** Who gave it (self-declared: the API token is shared). */
+  by: string;
+  /** The result the verdict is about (model version, probabilities), for later evaluation. */
+  resultKey?: string;
+}
+
+export interface Feedback extends NewFeedback {
+  id: string;
+  createdAt: number;
+}
+
+export type ImageKind = 'thumbnail' | 'saliency';
+
+export interface StoredImage {
+  studyInstanceUID: string;
+  kind: ImageKind;
+  png: Buffer;
+  resultKey?: string;
+  createdAt: number;
 }
 
 /**
@@ -62,6 +124,22 @@ export interface JobStore {
   saveResult(result: StoredResult): void;
   latestResult(studyInstanceUID: string): StoredResult | undefined;
   jobs(filter?: { state?: JobState }): Job[];
-  worklist(): WorklistEntry[];
+  /** Ranked: priority (stat first; no result last), then the highest probability, then waiting time (oldest first). */
+  worklist(query?: WorklistQuery): WorklistEntry[];
+  /** How many entries the filter matches (for paging). */
+  countWorklist(filter?: WorklistFilter): number;
+  /** The job and its latest result; undefined for a study never enqueued. */
+  study(studyInstanceUID: string): StudyRecord | undefined;
+  /**
+   * Queues a known study again (attempts reset); a running one runs again when it finishes.
+   * Returns the job after the change, undefined for a study never enqueued.
+   */
+  requeue(studyInstanceUID: string): Job | undefined;
+  addFeedback(feedback: NewFeedback): Feedback;
+  /** Oldest first; every study's when no UID is given. */
+  listFeedback(studyInstanceUID?: string): Feedback[];
+  /** Replaces the study's image of that kind. */
+  saveImage(studyInstanceUID: string, kind: ImageKind, png: Uint8Array, resultKey?: string): void;
+  getImage(studyInstanceUID: string, kind: ImageKind): StoredImage | undefined;
   close(): void;
 }
