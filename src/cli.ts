@@ -28,6 +28,8 @@ Commands:
                       process one study now
   jobs [--state S] [--json]
                       the job list from the store (failed ones with their reasons)
+  retry <StudyInstanceUID>
+                      queue a failed (or finished) study again
   doctor              check the model, the mappings, the PACS and the FHIR server
   evaluate [--data DIR] [--json]
                       run an evaluation set (default: the model's held-out set) through the
@@ -148,12 +150,29 @@ async function cmdProcess(args: string[], out: Out): Promise<number> {
 
 async function cmdJobs(args: string[], out: Out): Promise<number> {
   const { values } = parse(args, { state: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const states = ['queued', 'running', 'done', 'failed', 'skipped'];
+  if (values.state !== undefined && !states.includes(values.state)) throw new TriageError('USAGE', `--state must be one of ${states.join(', ')}`);
   const config = configFor(values);
   const store = new SqliteJobStore(config.store.path);
   try {
     const jobs = store.jobs(values.state === undefined ? {} : { state: values.state as JobState });
     if (values.json) out.stdout(JSON.stringify({ jobs }));
     else for (const j of jobs) out.stdout(`${j.state.padEnd(8)} ${j.studyInstanceUID}  attempts ${j.attempts}${j.reason ? `  ${j.errorCode ? `${j.errorCode}: ` : ''}${j.reason}` : ''}`);
+    return 0;
+  } finally {
+    store.close();
+  }
+}
+
+async function cmdRetry(args: string[], out: Out): Promise<number> {
+  const { values, positionals } = parse(args, {});
+  const uid = positionals[0];
+  if (uid === undefined || positionals.length > 1) throw new TriageError('USAGE', 'retry takes exactly one StudyInstanceUID');
+  const store = new SqliteJobStore(configFor(values).store.path);
+  try {
+    const job = store.requeue(uid);
+    if (!job) throw new TriageError('NOT_FOUND', `no job for study ${uid} in the store`);
+    out.stdout(`${uid}: ${job.state}`);
     return 0;
   } finally {
     store.close();
@@ -181,6 +200,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   'run-once': cmdRunOnce,
   process: cmdProcess,
   jobs: cmdJobs,
+  retry: cmdRetry,
   doctor: cmdDoctor,
   evaluate: cmdEvaluate,
 };
