@@ -148,7 +148,10 @@ def render_text(resources: list, cfg=TEXT_CFG) -> str:
     for sec in cfg["sections"]:
         rs = [r for r in resources if r.get("resourceType") == sec["resourceType"]]
         if sec["kind"] == "orderReason":
-            for r in rs[: sec.get("max", len(rs))]:
+            n_parts = 0
+            for r in rs:
+                if n_parts >= sec.get("max", len(rs)):
+                    break
                 reasons = []
                 for rc in r.get("reasonCode") or []:
                     if rc.get("text"):
@@ -157,6 +160,7 @@ def render_text(resources: list, cfg=TEXT_CFG) -> str:
                         reasons.append(rc["coding"][0]["display"])
                 if reasons:
                     parts.append(_ws(sec["template"].replace("{reason}", "; ".join(reasons))))
+                    n_parts += 1
         elif sec["kind"] == "priorReports":
             rs = [r for r in rs if r.get("conclusion")]
             def date(r):
