@@ -38,13 +38,19 @@ describe('openSession', () => {
     ]);
   });
 
-  it('with the real onnxruntime-node: cuda without its libraries falls back to cpu', async () => {
+  it('with the real onnxruntime-node: cuda without its libraries and webgpu without an adapter fall back to cpu', async () => {
     const { lines, log } = recorder();
-    const opened = await openSession('models/cxr-triage/model.onnx', ['cuda', 'cpu'], log);
+    const opened = await openSession('models/cxr-triage/model.onnx', ['cuda', 'webgpu', 'cpu'], log);
     try {
       // On a machine with the CUDA libraries and a GPU this picks cuda; CI machines have neither.
-      if (opened.provider === 'cpu') expect(lines[0]?.obj['event']).toBe('model.provider.unavailable');
-      expect(['cuda', 'cpu']).toContain(opened.provider);
+      if (opened.provider === 'cpu') {
+        expect(lines.map((l) => [l.obj['event'], l.obj['provider']])).toEqual([
+          ['model.provider.unavailable', 'cuda'],
+          ['model.provider.unavailable', 'webgpu'],
+          ['model.provider.selected', 'cpu'],
+        ]);
+      }
+      expect(['cuda', 'webgpu', 'cpu']).toContain(opened.provider);
     } finally {
       await opened.session.release();
     }
