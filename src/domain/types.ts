@@ -45,20 +45,12 @@ export interface InstanceMeta {
 }
 
 /** The study-level attributes the SR copies (Patient and General Study modules). */
-export interface StudyMeta {
-  StudyInstanceUID: string;
-  PatientID?: string;
-  IssuerOfPatientID?: string;
-  PatientName?: string;
-  PatientBirthDate?: string;
-  PatientSex?: string;
-  AccessionNumber?: string;
-  StudyDate?: string;
-  StudyTime?: string;
-  StudyDescription?: string;
-  StudyID?: string;
-  ReferringPhysicianName?: string;
-}
+export const STUDY_KEYWORDS = [
+  'PatientID', 'IssuerOfPatientID', 'PatientName', 'PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyDate', 'StudyTime',
+  'StudyDescription', 'StudyID', 'ReferringPhysicianName',
+] as const;
+
+export type StudyMeta = Pick<InstanceMeta, 'StudyInstanceUID' | (typeof STUDY_KEYWORDS)[number]>;
 
 /** A FHIR resource as JSON. Kept loose on purpose: the FHIR adapter validates what it reads. */
 export interface FhirResource {
