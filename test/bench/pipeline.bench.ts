@@ -1,0 +1,381 @@
+/**
+ * `npm run bench` — end-to-end throughput and latency against a real Orthanc and the sandbox
+ * FHIR server, each stage's own ceiling measured alone in the same run, and the same pipeline run
+ * sequentially. Not part of the tests (CI has 90 minutes); run it on an otherwise idle machine.
+ *
+ *   npm run bench -- [--n 200] [--trickle 20] [--backlog 0] [--out out/bench]
+ *
+ * Orthanc listens on every interface, so the npm script runs this inside `unshare --net` with
+ * only loopback (root needed, as for the tests).
+ *
+ * What is measured, and how:
+ * - end to end: `pacs-triage serve` runs as a child process (changes-feed ingest, poll 1 s,
+ *   StableAge 1 s). "trickle": one study at a time, spaced, latency = SR stored − the study's
+ *   STOW response (the SR's arrival is seen on Orthanc's /changes, polled every 50 ms). "burst":
+ *   all N studies STOWed at once; studies/s from the first STOW to the last SR; the same
+ *   latency per study (includes queueing). Stage shares come from the job store's timings.
+ * - ceilings: retrieval (WADO-RS), context (QIDO + FHIR searches), preprocessing, inference and
+ *   write-back (STOW of an SR + the FHIR transaction), each alone at its best concurrency/batch.
+ * - sequential: `run-once` with worker.concurrency 1 and model.maxBatch 1 over a fresh store.
+ * - preprocessing against Python (pydicom + numpy + Pillow) on the same files, when present.
+ */
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import { FhirClient } from '../../src/adapters/fhir/client.ts';
+import { FhirServerSource } from '../../src/adapters/fhir/clinical-source.ts';
+import { TriageModel, type ModelInput } from '../../src/adapters/model/index.ts';
+import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
+import { loadMappings } from '../../src/config/mappings.ts';
+import { deriveUid } from '../../src/domain/uids.ts';
+import type { InstanceMeta } from '../../src/domain/types.ts';
+import { createLogger } from '../../src/logging.ts';
+import { gatherClinicalContext } from '../../src/pipeline/context/fhir-context.ts';
+import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { encodeFhirResults } from '../../src/pipeline/encode/fhir.ts';
+import { encodeSr } from '../../src/pipeline/encode/sr.ts';
+import { imageToTensor, readDicom } from '../../src/pipeline/preprocess/index.ts';
+import { studyMetaOf } from '../../src/pipeline/process-study.ts';
+import { startFhirServer } from '../../src/sandbox/fhir-server.ts';
+import { freePorts, startOrthanc } from '../../src/sandbox/orthanc.ts';
+
+const { values } = parseArgs({
+  options: {
+    n: { type: 'string', default: '200' },
+    trickle: { type: 'string', default: '20' },
+    backlog: { type: 'string', default: '0' },
+    out: { type: 'string', default: 'out/bench' },
+  },
+});
+const N = Number(values.n);
+const TRICKLE = Number(values.trickle);
+const BACKLOG = Number(values.backlog);
+const DEMO = 'test/fixtures/demo';
+const log = createLogger('warn');
+const say = (line: string): void => void process.stderr.write(`${line}\n`);
+const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
+const quantile = (xs: number[], q: number): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
+};
+
+// ---------------------------------------------------------------- data: demo studies under new UIDs
+const demoFiles = readdirSync(path.join(DEMO, 'dicom')).filter((f) => f.endsWith('.dcm')).map((f) => readFileSync(path.join(DEMO, 'dicom', f)));
+function makeStudy(tag: string, i: number): { uid: string; part10: Uint8Array } {
+  const ds = readPart10(demoFiles[i % demoFiles.length]!);
+  const key = `bench ${tag} ${i}`;
+  ds['StudyInstanceUID'] = deriveUid('2.25', key, 'tracking:study');
+  ds['SeriesInstanceUID'] = deriveUid('2.25', key, 'tracking:series');
+  ds['SOPInstanceUID'] = deriveUid('2.25', key, 'tracking:sop');
+  return { uid: String(ds['StudyInstanceUID']), part10: writePart10(ds) };
+}
+
+// ---------------------------------------------------------------- servers
+const orthanc = await startOrthanc({ dicomServer: false });
+const fhir = await startFhirServer();
+await fhir.seed(JSON.parse(readFileSync(path.join(DEMO, 'fhir-bundle.json'), 'utf8')));
+const dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 30_000 });
+const rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 30_000 });
+const work = mkdtempSync(path.join(tmpdir(), 'pacs-triage-bench-'));
+say(`Orthanc ${orthanc.baseUrl}, FHIR ${fhir.url}, work dir ${work}`);
+
+function config(name: string, over: Record<string, unknown>): string {
+  const file = path.join(work, `${name}.json`);
+  writeFileSync(
+    file,
+    JSON.stringify({
+      pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
+      fhir: { baseUrl: fhir.url },
+      store: { path: path.join(work, `${name}.sqlite`) },
+      ingest: { pollIntervalS: 1 },
+      ...over,
+    }),
+  );
+  return file;
+}
+
+/** Watches Orthanc's /changes for new SR instances; resolves arrival times per study. */
+class SrWatcher {
+  private since = 0;
+  readonly arrived = new Map<string, number>();
+  private timer: NodeJS.Timeout | undefined;
+  async start(): Promise<void> {
+    this.since = (await rest.changes(0, 1)).last;
+    const tick = async (): Promise<void> => {
+      const page = await rest.changes(this.since, 1000);
+      const now = performance.now();
+      for (const c of page.changes) {
+        if (c.changeType !== 'NewInstance') continue;
+        const tags = await rest.http.json<{ Modality?: string; StudyInstanceUID?: string }>({ path: `instances/${c.orthancId}/simplified-tags` });
+        if (tags.Modality === 'SR' && tags.StudyInstanceUID && !this.arrived.has(tags.StudyInstanceUID)) this.arrived.set(tags.StudyInstanceUID, now);
+      }
+      this.since = page.last;
+      this.timer = setTimeout(() => void tick(), 50);
+    };
+    await tick();
+  }
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+  }
+  async waitFor(uids: string[], timeoutMs: number): Promise<void> {
+    const end = Date.now() + timeoutMs;
+    while (uids.some((u) => !this.arrived.has(u))) {
+      if (Date.now() > end) throw new Error(`${uids.filter((u) => !this.arrived.has(u)).length} SRs did not arrive in ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+}
+
+function startServe(cfg: string): ChildProcess {
+  const child = spawn(process.execPath, ['src/bin.mjs', 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  child.stderr?.on('data', () => undefined);
+  return child;
+}
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return round(Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
+}
+function stageShares(storeFile: string): Record<string, number> {
+  const db = new Database(storeFile, { readonly: true });
+  const rows = db.prepare(`SELECT timings FROM jobs WHERE state = 'done' AND timings IS NOT NULL`).all() as { timings: string }[];
+  db.close();
+  const sums: Record<string, number> = {};
+  for (const r of rows) for (const [k, v] of Object.entries(JSON.parse(r.timings) as Record<string, number>)) sums[k] = (sums[k] ?? 0) + v;
+  const total = sums['total'] ?? Object.values(sums).reduce((a, b) => a + b, 0);
+  delete sums['total'];
+  return Object.fromEntries(Object.entries(sums).map(([k, v]) => [k, round((100 * v) / total)]));
+}
+
+// ---------------------------------------------------------------- end to end
+const [apiPort] = await freePorts(1);
+const e2eConfig = config('e2e', { api: { port: apiPort }, worker: { concurrency: 4 }, model: { maxBatch: 8, maxWaitMs: 20 } });
+const serve = startServe(e2eConfig);
+await new Promise((r) => setTimeout(r, 3000)); // model load
+const watcher = new SrWatcher();
+await watcher.start();
+
+say(`trickle: ${TRICKLE} studies, one at a time`);
+const trickleLatency: number[] = [];
+for (let i = 0; i < TRICKLE; i++) {
+  const s = makeStudy('trickle', i);
+  await dicomweb.store(undefined, [s.part10]);
+  const stored = performance.now();
+  await watcher.waitFor([s.uid], 60_000);
+  trickleLatency.push(watcher.arrived.get(s.uid)! - stored);
+}
+
+say(`burst: ${N} studies at once`);
+const burst = Array.from({ length: N }, (_, i) => makeStudy('burst', i));
+const storedAt = new Map<string, number>();
+const burstStart = performance.now();
+for (let i = 0; i < burst.length; i += 10) {
+  const chunk = burst.slice(i, i + 10);
+  await Promise.all(chunk.map(async (s) => {
+    await dicomweb.store(undefined, [s.part10]);
+    storedAt.set(s.uid, performance.now());
+  }));
+}
+await watcher.waitFor(burst.map((s) => s.uid), 30 * 60_000);
+const burstEnd = Math.max(...burst.map((s) => watcher.arrived.get(s.uid)!));
+const burstLatency = burst.map((s) => watcher.arrived.get(s.uid)! - storedAt.get(s.uid)!);
+const e2eRss = peakRssMb(serve.pid!);
+serve.kill('SIGTERM');
+await new Promise((r) => serve.once('exit', r));
+watcher.stop();
+const e2e = {
+  studiesPerS: round((N / (burstEnd - burstStart)) * 1000, 2),
+  trickle: { n: TRICKLE, p50Ms: round(quantile(trickleLatency, 0.5)), p95Ms: round(quantile(trickleLatency, 0.95)) },
+  burst: { n: N, p50Ms: round(quantile(burstLatency, 0.5)), p95Ms: round(quantile(burstLatency, 0.95)) },
+  stageSharePct: stageShares(path.join(work, 'e2e.sqlite')),
+  peakRssMb: e2eRss,
+};
+say(JSON.stringify(e2e));
+
+// ---------------------------------------------------------------- ceilings, each alone
+async function bestOf<T>(label: string, items: T[], concurrencies: number[], run: (item: T) => Promise<unknown>): Promise<{ perS: number; concurrency: number }> {
+  let best = { perS: 0, concurrency: 0 };
+  for (const c of concurrencies) {
+    const queue = [...items];
+    const start = performance.now();
+    await Promise.all(Array.from({ length: c }, async () => {
+      for (let item = queue.shift(); item !== undefined; item = queue.shift()) await run(item);
+    }));
+    const perS = round((items.length / (performance.now() - start)) * 1000, 1);
+    say(`  ${label} concurrency ${c}: ${perS}/s`);
+    if (perS > best.perS) best = { perS, concurrency: c };
+  }
+  return best;
+}
+
+const metas: InstanceMeta[] = [];
+for (const s of burst) metas.push(...(await dicomweb.studyInstances(s.uid)).filter((m) => m.Modality !== 'SR'));
+const retrieval = await bestOf('retrieval', metas, [1, 4, 8], (m) => dicomweb.retrieveInstance(m.StudyInstanceUID, m.SeriesInstanceUID, m.SOPInstanceUID));
+
+const model = await TriageModel.load({ dir: 'models/cxr-triage', executionProviders: ['cpu'], maxBatch: 64, maxWaitMs: 0 }, log);
+const mappings = loadMappings('mappings', model.manifest.findings.map((f) => f.code));
+const clinical = new FhirServerSource(new FhirClient({ baseUrl: fhir.url, timeoutMs: 30_000 }));
+const context = await bestOf('context', burst.map((s) => s.uid), [1, 4, 8], async (uid) => {
+  const inst = (await dicomweb.studyInstances(uid)).filter((m) => m.Modality !== 'SR');
+  await gatherClinicalContext(studyMetaOf(inst[0]!), clinical, mappings.fhir, model.manifest.text);
+});
+
+const buffers = burst.map((s) => s.part10);
+for (const b of buffers.slice(0, 5)) imageToTensor(readDicom(b), model.manifest.image); // warm-up (JIT)
+let t = performance.now();
+const tensors = buffers.map((b) => imageToTensor(readDicom(b), model.manifest.image).tensor);
+const preprocessMs = (performance.now() - t) / buffers.length;
+const preprocessing = { perS: round(1000 / preprocessMs, 1), msPerImage: round(preprocessMs, 2) };
+say(`  preprocessing: ${preprocessing.msPerImage} ms/image`);
+
+const text = model.tokenizer.encode('indication: chest pain | spo2 94 %');
+const inference: Record<string, number> = {};
+for (const batch of [1, 8, 16, 32]) {
+  const items: ModelInput[] = Array.from({ length: batch }, (_, i) => ({ image: tensors[i % tensors.length]!, text }));
+  await model.runBatch(items);
+  const runs = Math.max(3, Math.ceil(64 / batch));
+  t = performance.now();
+  for (let r = 0; r < runs; r++) await model.runBatch(items);
+  inference[`batch${batch}`] = round(((batch * runs) / (performance.now() - t)) * 1000, 1);
+  say(`  inference batch ${batch}: ${inference[`batch${batch}`]}/s`);
+}
+
+const writeItems = metas.slice(0, Math.min(100, metas.length)).map((m, i) => {
+  const findings = model.manifest.findings.map((f) => ({ code: f.code, display: f.display, probability: 0.3, threshold: f.threshold, positive: false }));
+  const inferenceResult = { modelId: 'bench', modelVersion: String(i), deviceUid: model.manifest.deviceUid, sourceInstance: m, findings };
+  const key = `write-ceiling ${i}`;
+  const sr = encodeSr({ uidRoot: '2.25', resultKey: key, study: studyMetaOf(m), inference: inferenceResult, model: { name: 'bench', manufacturer: 'bench' }, mappings: mappings.findings, producedAt: new Date().toISOString() });
+  const bundle = encodeFhirResults({
+    resultKey: key, patientRef: 'Patient/bench', studyInstanceUID: m.StudyInstanceUID, inference: inferenceResult,
+    model: { name: 'bench', manufacturer: 'bench' }, service: { name: 'bench', version: '0' }, mappings: mappings.findings,
+    producedAt: new Date().toISOString(), fhirResources: [], srSopInstanceUID: sr.sopInstanceUID,
+  });
+  return { study: m.StudyInstanceUID, part10: sr.part10, bundle };
+});
+const fhirWriter = new FhirClient({ baseUrl: fhir.url, timeoutMs: 30_000 });
+const writeBack = await bestOf('write-back', writeItems, [1, 4, 8], async (w) => {
+  await dicomweb.store(w.study, [w.part10]);
+  await fhirWriter.transaction(w.bundle as never);
+});
+
+// ---------------------------------------------------------------- sequential pipeline
+say('sequential: run-once, concurrency 1, batch 1, fresh store');
+const seqConfig = config('sequential', { worker: { concurrency: 1 }, model: { maxBatch: 1, maxWaitMs: 0 } });
+t = performance.now();
+// Exit 1 only says some study failed (counted below from the store), not that the run broke.
+// Not spawnSync: the FHIR server lives in this process and must keep answering.
+const seqStatus = await new Promise<number | null>((resolve) => {
+  const child = spawn(process.execPath, ['src/bin.mjs', 'run-once', '--config', seqConfig], { stdio: 'ignore' });
+  child.once('exit', resolve);
+});
+if (seqStatus !== 0) say(`  run-once exited ${seqStatus} (some study failed; see the count below)`);
+const seqDb = new Database(path.join(work, 'sequential.sqlite'), { readonly: true });
+const seqDone = (seqDb.prepare(`SELECT count(*) AS n FROM jobs WHERE state = 'done'`).get() as { n: number }).n;
+seqDb.close();
+const sequential = { studies: seqDone, studiesPerS: round((seqDone / (performance.now() - t)) * 1000, 2), note: 'includes model load (~1 s)' };
+say(`  ${JSON.stringify(sequential)}`);
+
+// ---------------------------------------------------------------- preprocessing against Python
+const pyDir = path.join(work, 'py');
+mkdirSync(pyDir);
+buffers.slice(0, 100).forEach((b, i) => writeFileSync(path.join(pyDir, `${i}.dcm`), b));
+let python: { msPerImage: number; ratio: number } | { skipped: string };
+try {
+  const script = `
+import sys, time, glob, numpy as np, pydicom
+from PIL import Image
+files = sorted(glob.glob(sys.argv[1] + '/*.dcm'))
+t = time.perf_counter()
+for f in files:
+    ds = pydicom.dcmread(f)
+    a = ds.pixel_array.astype(np.float32) * float(getattr(ds, 'RescaleSlope', 1)) + float(getattr(ds, 'RescaleIntercept', 0))
+    lo, hi = np.percentile(a, [0.5, 99.5]); c, w = (lo + hi) / 2, max(hi - lo, 1)
+    y = np.clip((a - (c - 0.5)) / (w - 1) + 0.5, 0, 1)
+    if ds.PhotometricInterpretation == 'MONOCHROME1': y = 1 - y
+    y = np.asarray(Image.fromarray(y).resize((224, 224), Image.BILINEAR), dtype=np.float32)
+    y = (y - 0.5) / 0.25
+print((time.perf_counter() - t) * 1000 / len(files))
+`;
+  const ms = Number(execFileSync('python3', ['-c', script, pyDir], { encoding: 'utf8' }).trim());
+  t = performance.now();
+  for (const b of buffers.slice(0, 100)) imageToTensor(readDicom(b), model.manifest.image);
+  const nodeMs = (performance.now() - t) / Math.min(100, buffers.length);
+  python = { msPerImage: round(ms, 2), ratio: round(ms / nodeMs, 2) };
+} catch (err) {
+  python = { skipped: `python3 with pydicom, numpy and Pillow not usable: ${(err as Error).message.split('\n')[0]}` };
+}
+await model.close();
+
+// ---------------------------------------------------------------- backlog (optional)
+let backlog: unknown;
+if (BACKLOG > 0) {
+  say(`backlog: ${BACKLOG} studies queued, RSS sampled`);
+  for (let i = 0; i < BACKLOG; i += 50) {
+    await dicomweb.store(undefined, Array.from({ length: Math.min(50, BACKLOG - i) }, (_, j) => makeStudy('backlog', i + j).part10));
+  }
+  const [port] = await freePorts(1);
+  const child = startServe(config('backlog', { api: { port }, worker: { concurrency: 4 }, model: { maxBatch: 16, maxWaitMs: 20 } }));
+  const samples: { done: number; rssMb: number }[] = [];
+  const dbFile = path.join(work, 'backlog.sqlite');
+  const target = BACKLOG + N + TRICKLE;
+  for (;;) {
+    await new Promise((r) => setTimeout(r, 2000));
+    const rssMb = round(Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+    let done = 0;
+    try {
+      const db = new Database(dbFile, { readonly: true });
+      done = (db.prepare(`SELECT count(*) AS n FROM jobs WHERE state IN ('done','skipped','failed')`).get() as { n: number }).n;
+      db.close();
+    } catch {
+      /* store not created yet */
+    }
+    samples.push({ done, rssMb });
+    if (done >= target) break;
+  }
+  child.kill('SIGTERM');
+  const after = samples.filter((s) => s.done >= 500);
+  backlog = {
+    jobs: target,
+    rssAfterWarmupMb: after.length ? { min: Math.min(...after.map((s) => s.rssMb)), max: Math.max(...after.map((s) => s.rssMb)) } : undefined,
+    samples,
+  };
+}
+
+const report = {
+  date: new Date().toISOString(),
+  machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
+  n: N,
+  endToEnd: e2e,
+  ceilings: { retrievalPerS: retrieval, contextPerS: context, preprocessing, inferencePerS: inference, writeBackPerS: writeBack },
+  sequential,
+  preprocessingVsPython: python,
+  ...(backlog ? { backlog } : {}),
+};
+mkdirSync(values.out, { recursive: true });
+const outFile = path.join(values.out, `pipeline-${report.date.replace(/[:.]/g, '-')}.json`);
+writeFileSync(outFile, JSON.stringify(report, null, 2));
+
+const rows: [string, string][] = [
+  ['end to end (burst)', `${e2e.studiesPerS} studies/s; latency p50 ${e2e.burst.p50Ms} ms, p95 ${e2e.burst.p95Ms} ms`],
+  ['end to end (one at a time)', `latency p50 ${e2e.trickle.p50Ms} ms, p95 ${e2e.trickle.p95Ms} ms (StableAge 1 s, poll 1 s)`],
+  ['retrieval only (WADO-RS)', `${retrieval.perS}/s at concurrency ${retrieval.concurrency}`],
+  ['context only (QIDO + FHIR)', `${context.perS}/s at concurrency ${context.concurrency}`],
+  ['preprocessing only', `${preprocessing.perS}/s (${preprocessing.msPerImage} ms/image, one thread)`],
+  ['inference only', Object.entries(inference).map(([k, v]) => `${k} ${v}/s`).join(', ')],
+  ['write-back only (STOW + FHIR tx)', `${writeBack.perS}/s at concurrency ${writeBack.concurrency}`],
+  ['sequential pipeline', `${sequential.studiesPerS} studies/s`],
+  ['preprocessing vs Python', 'ratio' in python ? `Python ${python.msPerImage} ms/image, ${python.ratio}× Node's time` : python.skipped],
+  ['stage share (e2e)', Object.entries(e2e.stageSharePct).map(([k, v]) => `${k} ${v}%`).join(', ')],
+  ['peak RSS (serve)', `${e2e.peakRssMb} MB`],
+];
+console.log(rows.map(([k, v]) => `${k.padEnd(34)} ${v}`).join('\n'));
+console.log(`\nJSON: ${outFile}`);
+
+dicomweb.close();
+rest.close();
+await fhir.close();
+await orthanc.cleanup();
+process.exit(0);
