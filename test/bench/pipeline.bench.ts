@@ -371,7 +371,7 @@ const report = {
   machine: { cpus: (await import('node:os')).cpus().length, node: process.version },
   n: N,
   endToEnd: e2e,
-  ceilings: { retrievalPerS: retrieval, contextPerS: context, preprocessing, inferencePerS: inference, writeBackPerS: writeBack },
+  ceilingDetails: { retrievalPerS: retrieval, contextPerS: context, preprocessing, inferencePerS: inference, writeBackPerS: writeBack },
   sequential,
   preprocessingVsPython: python,
   ...(backlog ? { backlog } : {}),
