@@ -17,6 +17,10 @@ export interface AppOptions {
   log?: Logger;
   /** Largest JSON body accepted (express/body-parser syntax); default 16kb. */
   bodyLimit?: string;
+  /** Prometheus exposition for GET /metrics (absent: 404). */
+  metrics?: { contentType: string; text: () => Promise<string> };
+  /** Readiness for GET /readyz: the upstreams and the model (absent: ready when the process is up). */
+  ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -71,6 +75,16 @@ export function createApp(options: AppOptions): express.Express {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', shadow: options.shadow, ...options.status() });
   });
+  app.get('/readyz', async (_req, res) => {
+    const r = options.ready ? await options.ready() : { ready: true, checks: {} };
+    res.status(r.ready ? 200 : 503).set('cache-control', 'no-store').json({ status: r.ready ? 'ready' : 'not ready', checks: r.checks });
+  });
+  if (options.metrics) {
+    const metrics = options.metrics;
+    app.get('/metrics', async (_req, res) => {
+      res.set({ 'content-type': metrics.contentType, 'cache-control': 'no-store' }).send(await metrics.text());
+    });
+  }
   app.get('/openapi.json', (_req, res) => {
     res.json(openApiDocument);
   });
@@ -164,6 +178,20 @@ export function createApp(options: AppOptions): express.Express {
       state: job.state,
       message: job.state === 'running' ? 'running now; it runs again when this run ends' : 'queued',
     });
+  });
+
+  // Retry a job that failed (or is waiting for its next attempt) now, attempts reset — as the
+  // CLI's `retry`. A study that is done or running is refused: reprocess is for those.
+  app.post('/api/studies/:uid/retry', (req, res) => {
+    const uid = knownStudy(req);
+    const before = store.get(uid);
+    if (before && before.state !== 'failed' && before.state !== 'queued') {
+      throw new TriageError('CONFLICT', `study ${uid} is ${before.state}; only a failed or waiting job can be retried (use reprocess)`, { where: 'api' });
+    }
+    const job = store.requeue(uid);
+    if (!job) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
+    options.log?.info({ event: 'api.retry', study: uid }, 'failed study queued again');
+    res.status(202).json({ studyInstanceUID: uid, state: job.state, message: 'queued' });
   });
 
   app.get('/api/studies/:uid/feedback', (req, res) => {

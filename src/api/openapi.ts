@@ -47,6 +47,14 @@ export const openApiDocument = {
         responses: { '200': json(ref('Health'), 'the service is up') },
       },
     },
+    '/readyz': {
+      get: {
+        operationId: 'ready',
+        security: [],
+        summary: 'Readiness: the PACS and the FHIR server answer, the model is loaded (no token needed)',
+        responses: { '200': { description: 'ready; `checks` says per dependency' }, '503': { description: 'not ready; `checks` says which dependency failed and why' } },
+      },
+    },
     '/openapi.json': {
       get: { operationId: 'openapi', security: [], summary: 'This document', responses: { '200': { description: 'OpenAPI 3.1 document' } } },
     },
@@ -92,6 +100,14 @@ export const openApiDocument = {
           'Queue the study again (attempts reset). A running study runs again when its run ends. Unchanged inputs give the same result (idempotency): nothing new is written.',
         parameters: [uidParam],
         responses: { '202': json(ref('Requeued'), 'queued'), ...common, '404': error('no such study') },
+      },
+    },
+    '/api/studies/{uid}/retry': {
+      post: {
+        operationId: 'retry',
+        summary: 'Retry a failed (or waiting) job now, attempts reset; a stored result is written without running the model again',
+        parameters: [uidParam],
+        responses: { '202': json(ref('Requeued'), 'queued'), ...common, '404': error('no such study'), '409': error('the job is done or running (use reprocess)') },
       },
     },
     '/api/studies/{uid}/feedback': {

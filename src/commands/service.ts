@@ -1,4 +1,6 @@
 import type { Server } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import cron from 'node-cron';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -7,14 +9,45 @@ import { asTriageError } from '../domain/errors.ts';
 import { connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
 import { pollOrthancChanges } from '../pipeline/ingest/orthanc-changes.ts';
 import type { PipelineDeps } from '../pipeline/process-study.ts';
-import { runJob, DEFAULT_RETRY, type JobOutcome, type RetryPolicy } from '../pipeline/worker.ts';
+import { runJob, type JobOutcome, type Lease, type RetryPolicy } from '../pipeline/worker.ts';
+import { CircuitBreaker } from '../adapters/http/breaker.ts';
+import { Metrics } from '../observability/metrics.ts';
 
 export interface Service {
   runtime: Runtime;
   servers: Servers;
   deps: PipelineDeps;
   retry: RetryPolicy;
+  lease: Lease;
+  metrics: Metrics;
+  breakers: { pacs: CircuitBreaker; fhir: CircuitBreaker };
+  /** Set on SIGTERM: workers finish the job in hand and claim no more. */
+  stopping: boolean;
   close(): Promise<void>;
+}
+
+/** Breakers (one per upstream, shared by its clients) and error counters on every client. */
+function instrument(servers: Servers, config: Config, metrics: Metrics, log: Logger): Service['breakers'] {
+  const make = (name: 'pacs' | 'fhir'): CircuitBreaker => {
+    const b = new CircuitBreaker(name, config.breaker);
+    b.onChange = (state) => {
+      metrics.breakerChanged(name, state);
+      log.warn({ event: `upstream.circuit.${state}`, target: name }, `circuit to ${name} ${state}`);
+    };
+    return b;
+  };
+  const breakers = { pacs: make('pacs'), fhir: make('fhir') };
+  const onError = (target: string, status: number | string): void => metrics.upstreamError(target, status);
+  for (const http of [servers.dicomweb.http, servers.orthanc?.http]) {
+    if (!http) continue;
+    http.breaker = breakers.pacs;
+    http.onError = onError;
+  }
+  if (servers.fhir) {
+    servers.fhir.breaker = breakers.fhir;
+    servers.fhir.onError = onError;
+  }
+  return breakers;
 }
 
 export async function openService(config: Config, log: Logger): Promise<Service> {
@@ -26,11 +59,29 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     servers.close();
     throw err;
   }
+  const metrics = new Metrics(runtime.store);
+  metrics.setProvider(runtime.model.provider, `${runtime.model.manifest.id}@${runtime.model.manifest.version}`);
+  const model = runtime.model;
+  const runBatch = model.runBatch.bind(model);
+  model.runBatch = async (items) => {
+    metrics.batchSize.observe(items.length);
+    const end = metrics.inferenceSeconds.startTimer();
+    try {
+      return await runBatch(items);
+    } finally {
+      end();
+    }
+  };
+  const breakers = instrument(servers, config, metrics, log);
   return {
     runtime,
     servers,
-    deps: serverPipeline(config, runtime, servers, log),
-    retry: { ...DEFAULT_RETRY, maxAttempts: config.worker.maxAttempts },
+    deps: { ...serverPipeline(config, runtime, servers, log), metrics },
+    retry: { maxAttempts: config.worker.maxAttempts, baseDelayMs: config.worker.retryBaseDelayMs, maxDelayMs: config.worker.retryMaxDelayMs },
+    lease: { owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, leaseMs: config.worker.leaseMs },
+    metrics,
+    breakers,
+    stopping: false,
     close: async () => {
       servers.close();
       await runtime.close();
@@ -42,10 +93,10 @@ export async function openService(config: Config, log: Logger): Promise<Service>
 export async function drainQueue(service: Service, concurrency: number, log: Logger): Promise<JobOutcome[]> {
   const outcomes: JobOutcome[] = [];
   const worker = async (): Promise<void> => {
-    for (;;) {
-      const job = service.runtime.store.claim(Date.now());
+    while (!service.stopping) {
+      const job = service.runtime.store.claim(Date.now(), service.lease);
       if (!job) return;
-      outcomes.push(await runJob(job, service.deps, service.retry, log));
+      outcomes.push(await runJob(job, service.deps, service.retry, log, service.lease));
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -70,15 +121,39 @@ export async function processOne(config: Config, studyInstanceUID: string, log: 
   const service = await openService(config, log);
   try {
     service.runtime.store.enqueue([{ studyInstanceUID, source: 'cli' }]);
-    const job = service.runtime.store.claim(Number.MAX_SAFE_INTEGER);
-    if (!job) throw new Error('the job just enqueued could not be claimed');
-    return await runJob(job, service.deps, { ...service.retry, maxAttempts: job.attempts }, log);
+    const job = service.runtime.store.claim(Number.MAX_SAFE_INTEGER - service.lease.leaseMs, service.lease);
+    if (!job) throw new Error('the job just enqueued could not be claimed (another worker holds it)');
+    return await runJob(job, service.deps, { ...service.retry, maxAttempts: job.attempts }, log, service.lease);
   } finally {
     await service.close();
   }
 }
 
-/** `serve`: ingest on a schedule, workers, and the HTTP API, until SIGINT/SIGTERM. */
+/** `/readyz`: each upstream answers, the model is loaded. */
+async function readiness(service: Service): Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }> {
+  const check = async (run: () => Promise<unknown>): Promise<{ ok: boolean; detail?: string }> => {
+    try {
+      await run();
+      return { ok: true };
+    } catch (err) {
+      const e = asTriageError(err);
+      return { ok: false, detail: `${e.code}: ${e.message.slice(0, 200)}` };
+    }
+  };
+  const { dicomweb, fhir } = service.servers;
+  const checks: Record<string, { ok: boolean; detail?: string }> = {
+    pacs: await check(() => dicomweb.http.expectOk({ path: 'studies', query: { limit: 1 }, headers: { accept: 'application/dicom+json' }, timeoutMs: 5_000 })),
+    model: { ok: true, detail: `${service.runtime.model.manifest.id}@${service.runtime.model.manifest.version} on ${service.runtime.model.provider}` },
+  };
+  if (fhir) checks['fhir'] = await check(() => fhir.capabilities());
+  return { ready: Object.values(checks).every((c) => c.ok), checks };
+}
+
+/**
+ * `serve`: ingest on a schedule, workers, and the HTTP API, until SIGINT/SIGTERM. On a signal it
+ * stops ingest and claims, lets in-flight jobs finish for up to worker.drainTimeoutMs, then
+ * exits; a job still running then keeps its lease and is reclaimed by the next worker.
+ */
 export async function serve(config: Config, log: Logger): Promise<void> {
   const service = await openService(config, log);
   const app = createApp({
@@ -87,6 +162,8 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     shadow: config.shadow,
     ...(config.api.token ? { token: config.api.token } : {}),
     status: () => ({ provider: service.runtime.model.provider, model: `${service.runtime.model.manifest.id}@${service.runtime.model.manifest.version}` }),
+    metrics: { contentType: service.metrics.contentType, text: () => service.metrics.text() },
+    ready: () => readiness(service),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.api.port, config.api.host, () => resolve(s));
@@ -96,9 +173,13 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   log.info({ event: 'api.listening', address }, 'API listening');
   let busy = false;
   const tick = async (): Promise<void> => {
-    if (busy) return; // a slow pass is not overlapped by the next one
+    if (busy || service.stopping) return; // a slow pass is not overlapped by the next one
     busy = true;
     try {
+      if (config.retention.imagesMaxAgeH !== undefined) {
+        const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
+        if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
+      }
       if (service.servers.orthanc) await pollOrthancChanges(service.servers.orthanc, service.runtime.store, config.ingest.changesBatch, log);
       await drainQueue(service, config.worker.concurrency, log);
     } catch (err) {
@@ -112,14 +193,25 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   void tick();
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
-      log.info({ event: 'service.stopping', signal }, 'stopping');
+      log.info({ event: 'service.stopping', signal, drainTimeoutMs: config.worker.drainTimeoutMs }, 'stopping: draining in-flight jobs');
       resolve();
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
+  service.stopping = true;
   await task.stop();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  while (busy) await new Promise((r) => setTimeout(r, 100));
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  const deadline = Date.now() + config.worker.drainTimeoutMs;
+  while (busy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  server.closeAllConnections();
+  await closed;
+  if (busy) {
+    // Exit without closing the store under the running jobs: their leases expire and the next
+    // worker takes them (write-back is idempotent), exactly as after a crash.
+    log.warn({ event: 'service.drain.timeout' }, 'in-flight jobs did not finish in time; their leases expire and another run takes them');
+    process.exit(0);
+  }
+  log.info({ event: 'service.drained' }, 'in-flight jobs finished');
   await service.close();
 }

@@ -63,9 +63,33 @@ export const configSchema = z
       .object({
         concurrency: z.number().int().min(1).max(64).default(2),
         maxAttempts: z.number().int().min(1).max(100).default(5),
+        /** First retry after about this long; doubles per attempt (with jitter) up to retryMaxDelayMs. */
+        retryBaseDelayMs: z.number().int().min(10).max(3_600_000).default(2_000),
+        retryMaxDelayMs: z.number().int().min(10).max(86_400_000).default(300_000),
+        /** A running job's lease; renewed while it runs, reclaimed by any worker once expired. */
+        leaseMs: z.number().int().min(500).max(3_600_000).default(60_000),
+        /** How long `serve` waits for in-flight jobs after SIGTERM/SIGINT before exiting. */
+        drainTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
       })
       .strict()
-      .default({ concurrency: 2, maxAttempts: 5 }),
+      .default({ concurrency: 2, maxAttempts: 5, retryBaseDelayMs: 2_000, retryMaxDelayMs: 300_000, leaseMs: 60_000, drainTimeoutMs: 30_000 }),
+    /** Circuit breaker per upstream (pacs, fhir). */
+    breaker: z
+      .object({
+        /** Consecutive transient failures (5xx, 429, timeouts, refused connections) that open the circuit. */
+        failureThreshold: z.number().int().min(1).max(1000).default(5),
+        /** How long the circuit stays open before one trial call. */
+        openMs: z.number().int().min(100).max(3_600_000).default(30_000),
+      })
+      .strict()
+      .default({ failureThreshold: 5, openMs: 30_000 }),
+    retention: z
+      .object({
+        /** Stored thumbnails and saliency images older than this are deleted by `serve` (absent: kept). */
+        imagesMaxAgeH: z.number().positive().optional(),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 

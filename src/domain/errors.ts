@@ -14,6 +14,9 @@ export const ERROR_CODES = {
   DICOM_UNSUPPORTED_IMAGE: { retryable: false, http: 422 },
   NOTHING_SELECTED: { retryable: false, http: 422 },
   FHIR_INVALID: { retryable: false, http: 422 },
+  /** The FHIR server answered something that is not FHIR JSON (a proxy page, a truncated body). */
+  FHIR_MALFORMED: { retryable: true, http: 502 },
+  CONFLICT: { retryable: false, http: 409 },
   PATIENT_NOT_FOUND: { retryable: false, http: 422 },
   PATIENT_AMBIGUOUS: { retryable: false, http: 422 },
   UPSTREAM_UNAVAILABLE: { retryable: true, http: 503 },

@@ -4,7 +4,8 @@ import type { TriageModel } from '../adapters/model/index.ts';
 import { TriageError } from '../domain/errors.ts';
 import type { ClinicalContext, FhirResource, Finding, InstanceMeta, StudyMeta } from '../domain/types.ts';
 import { resultKey } from '../domain/uids.ts';
-import type { JobStore, StoredResult } from '../state/store.ts';
+import type { AuditEntry, JobStore, StoredResult } from '../state/store.ts';
+import type { Metrics } from '../observability/metrics.ts';
 import { gatherClinicalContext, type ClinicalSource } from './context/fhir-context.ts';
 import { selectInstance } from './context/select.ts';
 import { renderClinicalText } from './context/text-template.ts';
@@ -42,6 +43,27 @@ export interface PipelineDeps {
   log: Logger;
   now?: () => Date;
   software: { name: string; version: string };
+  /** Stage timings, write counts (optional: `analyze` has none). */
+  metrics?: Metrics;
+}
+
+/**
+ * A retryable failure of a write after the result was stored: the job waits for the upstream
+ * (it is not dead-lettered after maxAttempts) and the next attempt writes the stored result
+ * without running the model again.
+ */
+export class WriteBackPending extends TriageError {
+  constructor(
+    readonly target: 'pacs' | 'fhir',
+    cause: TriageError,
+  ) {
+    super(cause.code, `waiting for ${target}: ${cause.message}`, {
+      cause,
+      where: `write.${target}`,
+      ...(cause.status === undefined ? {} : { status: cause.status }),
+      ...(cause.retryAfterS === undefined ? {} : { retryAfterS: cause.retryAfterS }),
+    });
+  }
 }
 
 export type StudyOutcome =
@@ -113,33 +135,52 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     return { status: 'done', result: sameKey, sr: new Uint8Array(), fhir: undefined, unchanged: true };
   }
 
-  const bytes = await timed('retrieve', () => deps.source.retrieve(instance));
-  const tensor = await timed('preprocess', async () => {
-    try {
-      return imageToTensor(readDicom(bytes), manifest.image);
-    } catch (err) {
-      if (err instanceof TriageError) throw err;
-      throw new TriageError('DICOM_UNREADABLE', `instance ${instance.SOPInstanceUID}: ${(err as Error).message}`, { cause: err });
-    }
-  });
-  const output = await timed('infer', () => model.infer({ image: tensor.tensor, text: model.tokenizer.encode(rendered.text) }));
+  // The same inputs already produced a stored result that is not yet fully written: write that
+  // one (the SR re-encodes byte for byte from it) instead of running the model again.
+  let findings: Finding[];
+  let pictures: (() => Promise<void>) | undefined;
+  if (sameKey) {
+    findings = sameKey.findings;
+    log.info({ event: 'study.resume', study: studyInstanceUID, resultKey: key, written: sameKey.written }, 'writing the stored result; no inference');
+  } else {
+    const bytes = await timed('retrieve', () => deps.source.retrieve(instance));
+    const tensor = await timed('preprocess', async () => {
+      try {
+        return imageToTensor(readDicom(bytes), manifest.image);
+      } catch (err) {
+        if (err instanceof TriageError) throw err;
+        throw new TriageError('DICOM_UNREADABLE', `instance ${instance.SOPInstanceUID}: ${(err as Error).message}`, { cause: err });
+      }
+    });
+    const output = await timed('infer', () => model.infer({ image: tensor.tensor, text: model.tokenizer.encode(rendered.text) }));
 
-  const findings: Finding[] = manifest.findings.map((f, k) => {
-    const probability = output.probabilities[k] as number;
-    const positive = probability >= f.threshold;
-    const finding: Finding = { code: f.code, display: f.display, probability, threshold: f.threshold, positive };
-    const minP = manifest.saliency.minProbability ?? f.threshold;
-    const map = output.saliency[k];
-    if (positive && probability >= minP && map) {
-      const box = saliencyRegion(map, manifest.image.size, manifest.saliency.threshold);
-      if (box) finding.region = { sopInstanceUID: instance.SOPInstanceUID, ...inverseResize(box, tensor.source, manifest.image.size) };
-    }
-    return finding;
-  });
+    findings = manifest.findings.map((f, k) => {
+      const probability = output.probabilities[k] as number;
+      const positive = probability >= f.threshold;
+      const finding: Finding = { code: f.code, display: f.display, probability, threshold: f.threshold, positive };
+      const minP = manifest.saliency.minProbability ?? f.threshold;
+      const map = output.saliency[k];
+      if (positive && probability >= minP && map) {
+        const box = saliencyRegion(map, manifest.image.size, manifest.saliency.threshold);
+        if (box) finding.region = { sopInstanceUID: instance.SOPInstanceUID, ...inverseResize(box, tensor.source, manifest.image.size) };
+      }
+      return finding;
+    });
+    pictures = async () => {
+      const { size, normalize } = manifest.image;
+      const which = findings.flatMap((f, k) => (f.positive ? [k] : []));
+      deps.store.saveImage(studyInstanceUID, 'thumbnail', await renderThumbnail(tensor.tensor, size, normalize), key);
+      deps.store.saveImage(studyInstanceUID, 'saliency', await renderSaliency(tensor.tensor, size, normalize, output.saliency, which), key);
+    };
+  }
   const priority = priorityOf(findings, mappings.priority);
   // A rerun of the same key reproduces the same SR byte for byte: its time is the stored one.
   const producedAt = sameKey ? new Date(sameKey.createdAt).toISOString() : now().toISOString();
-  const predecessor = previous && previous.resultKey !== key && previous.written.pacs ? previous : undefined;
+  const predecessor = sameKey
+    ? sameKey.predecessor
+    : previous && previous.resultKey !== key && previous.written.pacs
+      ? { seriesInstanceUID: previous.srSeriesInstanceUID, sopInstanceUID: previous.srSopInstanceUID }
+      : undefined;
 
   const inference = { modelId: manifest.id, modelVersion: manifest.version, deviceUid: manifest.deviceUid, sourceInstance: instance, findings };
   const sr = await timed('encode', async () =>
@@ -153,7 +194,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
       producedAt,
       software: deps.software,
       ...(predecessor
-        ? { predecessor: { studyInstanceUID, seriesInstanceUID: predecessor.srSeriesInstanceUID, sopInstanceUID: predecessor.srSopInstanceUID } }
+        ? { predecessor: { studyInstanceUID, ...predecessor } }
         : {}),
     }),
   );
@@ -189,48 +230,70 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     written: sameKey?.written ?? { pacs: false, fhir: false, metadata: false },
     notes: [],
     ...(sameKey?.riskAssessmentRef ? { riskAssessmentRef: sameKey.riskAssessmentRef } : {}),
+    ...(predecessor ? { predecessor } : {}),
   };
   if (!clinical.patientRef) {
     result.notes.push(`fhir skipped: ${clinical.patientProblem?.message ?? 'no FHIR server configured'}`);
   }
   // Stored before writing: a crash mid-write leaves a result whose flags say what is still to do.
   deps.store.saveResult(result);
-  await timed('render', async () => {
-    // Pictures for the worklist page; a failure here must not cost the study its result.
-    try {
-      const { size, normalize } = manifest.image;
-      const which = findings.flatMap((f, k) => (f.positive ? [k] : []));
-      deps.store.saveImage(studyInstanceUID, 'thumbnail', await renderThumbnail(tensor.tensor, size, normalize), key);
-      deps.store.saveImage(studyInstanceUID, 'saliency', await renderSaliency(tensor.tensor, size, normalize, output.saliency, which), key);
-    } catch (err) {
-      log.warn({ event: 'render.failed', study: studyInstanceUID, err: (err as Error).message }, 'images not rendered');
-    }
-  });
+  if (pictures) {
+    const draw = pictures;
+    await timed('render', async () => {
+      // Pictures for the worklist page; a failure here must not cost the study its result.
+      try {
+        await draw();
+      } catch (err) {
+        log.warn({ event: 'render.failed', study: studyInstanceUID, err: (err as Error).message }, 'images not rendered');
+      }
+    });
+  }
   if (deps.shadow) {
     result.notes.push('shadow mode: nothing written back');
     deps.store.saveResult(result);
     return { status: 'done', result, sr: sr.part10, fhir, unchanged: false };
   }
+  // Each write is recorded in the audit log, and its flag saved as soon as it succeeds, so a
+  // crash or an outage between writes resumes at the first write not done.
+  const audited = async <T>(entry: Omit<AuditEntry, 'outcome' | 'detail' | 'studyInstanceUID' | 'resultKey' | 'modelVersion'>, run: () => Promise<T>): Promise<T> => {
+    const base = { ...entry, studyInstanceUID, resultKey: key, modelVersion: `${manifest.id}@${manifest.version}` };
+    try {
+      const value = await run();
+      deps.store.audit({ ...base, outcome: 'ok' });
+      deps.metrics?.writes.inc({ target: entry.target, action: entry.action, outcome: 'ok' });
+      return value;
+    } catch (err) {
+      const e = err instanceof TriageError ? err : new TriageError('INTERNAL', (err as Error).message, { cause: err });
+      deps.store.audit({ ...base, outcome: 'error', detail: `${e.code}${e.status ? ` ${e.status}` : ''}` });
+      deps.metrics?.writes.inc({ target: entry.target, action: entry.action, outcome: 'error' });
+      throw e.retryable ? new WriteBackPending(entry.target as 'pacs' | 'fhir', e) : e;
+    }
+  };
   await timed('write.pacs', async () => {
     if (!result.written.pacs) {
-      await deps.sink.storeSr(studyInstanceUID, sr.part10);
+      await audited({ target: 'pacs', action: 'store-sr', resource: `SR ${sr.sopInstanceUID}` }, () => deps.sink.storeSr(studyInstanceUID, sr.part10));
       result.written.pacs = true;
+      deps.store.saveResult(result);
+    }
+  });
+  // The priority before the FHIR write: a FHIR outage must not hold back the worklist.
+  await timed('write.priority', async () => {
+    if (!result.written.metadata) {
+      await audited({ target: 'pacs', action: 'set-priority', resource: `priority ${priority}` }, () => deps.sink.setPriority(instance, result));
+      result.written.metadata = true;
       deps.store.saveResult(result);
     }
   });
   if (fhir && !result.written.fhir) {
     await timed('write.fhir', async () => {
-      const ref = await deps.sink.writeFhir(studyInstanceUID, fhir);
+      const ref = await audited({ target: 'fhir', action: 'transaction', resource: `RiskAssessment for SR ${sr.sopInstanceUID}` }, () =>
+        deps.sink.writeFhir(studyInstanceUID, fhir),
+      );
       result.written.fhir = true;
       if (ref) result.riskAssessmentRef = ref;
       deps.store.saveResult(result);
     });
   }
-  await timed('write.priority', async () => {
-    await deps.sink.setPriority(instance, result);
-    result.written.metadata = true;
-    deps.store.saveResult(result);
-  });
   log.info({ event: 'study.done', study: studyInstanceUID, priority, provider: model.provider, timings }, 'study processed');
   return { status: 'done', result, sr: sr.part10, fhir, unchanged: false };
 }

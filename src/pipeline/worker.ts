@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { asTriageError } from '../domain/errors.ts';
 import type { Job } from '../state/store.ts';
-import { processStudy, type PipelineDeps, type StudyOutcome } from './process-study.ts';
+import { processStudy, WriteBackPending, type PipelineDeps, type StudyOutcome } from './process-study.ts';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -20,28 +20,51 @@ export function nextAttemptDelay(attempt: number, policy: RetryPolicy, retryAfte
 
 export type JobOutcome = StudyOutcome | { status: 'failed'; code: string; reason: string; retryAt?: number };
 
+export interface Lease {
+  owner: string;
+  leaseMs: number;
+}
+
 /**
  * Runs one claimed job and records how it ended. Terminal errors fail the job at once with
- * their reason; retryable ones are rescheduled until maxAttempts, then failed (dead letter).
+ * their reason; retryable ones are rescheduled until maxAttempts, then failed (dead letter) —
+ * except a write-back waiting for its upstream: its result is stored, so it waits (backoff
+ * capped at maxDelayMs) for as long as the upstream is away, and never runs the model again.
+ * While it runs, the job's lease is renewed, so another worker sees it as taken.
  */
-export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, log: Logger): Promise<JobOutcome> {
+export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, log: Logger, lease?: Lease): Promise<JobOutcome> {
   const timings: Record<string, number> = {};
   const started = performance.now();
+  const heartbeat = lease
+    ? setInterval(() => {
+        if (!deps.store.renewLease(job.studyInstanceUID, lease.owner, Date.now() + lease.leaseMs)) {
+          log.warn({ event: 'job.lease.lost', study: job.studyInstanceUID }, 'lease lost; another worker may have reclaimed the job');
+        }
+      }, Math.max(50, Math.floor(lease.leaseMs / 3)))
+    : undefined;
+  heartbeat?.unref();
   try {
     const outcome = await processStudy(job.studyInstanceUID, deps, timings);
     timings['total'] = Math.round(performance.now() - started);
     deps.store.finish(job.studyInstanceUID, outcome.status, outcome.status === 'skipped' ? outcome.reason : undefined, timings);
+    deps.metrics?.observeTimings(timings);
+    deps.metrics?.jobOutcomes.inc({ outcome: outcome.status === 'done' && outcome.unchanged ? 'unchanged' : outcome.status, code: '' });
     if (outcome.status === 'skipped') log.info({ event: 'study.skipped', study: job.studyInstanceUID, reason: outcome.reason }, 'study skipped');
     return outcome;
   } catch (err) {
     const e = asTriageError(err, 'pipeline');
-    const giveUp = !e.retryable || job.attempts >= policy.maxAttempts;
+    const waiting = e instanceof WriteBackPending;
+    const giveUp = !e.retryable || (!waiting && job.attempts >= policy.maxAttempts);
     const retryAt = giveUp ? undefined : Date.now() + nextAttemptDelay(job.attempts, policy, e.retryAfterS);
     deps.store.fail(job.studyInstanceUID, e.code, e.message, retryAt);
+    deps.metrics?.observeTimings(timings);
+    deps.metrics?.jobOutcomes.inc({ outcome: giveUp ? 'failed' : waiting ? 'waiting' : 'retry', code: e.code });
     log.warn(
-      { event: giveUp ? 'study.failed' : 'study.retry', study: job.studyInstanceUID, code: e.code, attempt: job.attempts, retryAt, err: e.message },
-      giveUp ? 'study failed' : 'study will be retried',
+      { event: giveUp ? 'study.failed' : waiting ? 'study.waiting' : 'study.retry', study: job.studyInstanceUID, code: e.code, attempt: job.attempts, retryAt, err: e.message },
+      giveUp ? 'study failed' : waiting ? 'result stored; waiting for the upstream to write it' : 'study will be retried',
     );
     return { status: 'failed', code: e.code, reason: e.message, ...(retryAt === undefined ? {} : { retryAt }) };
+  } finally {
+    if (heartbeat) clearInterval(heartbeat);
   }
 }

@@ -5,6 +5,8 @@ import Database from 'better-sqlite3';
 import type { StudyRef } from '../domain/types.ts';
 import { PRIORITY_ORDER } from '../pipeline/priority.ts';
 import type {
+  AuditEntry,
+  AuditRecord,
   Feedback,
   FeedbackVerdict,
   ImageKind,
@@ -89,7 +91,30 @@ const MIGRATIONS: readonly (string | Migration)[] = [
       for (const { study_uid } of studies) refreshLatest(db, study_uid);
     },
   },
+  // 3: leases on running jobs (several workers may share a store), and the append-only audit
+  // log of every write to the PACS and the FHIR server.
+  `ALTER TABLE jobs ADD COLUMN lease_owner TEXT;
+   ALTER TABLE jobs ADD COLUMN lease_until INTEGER;
+   UPDATE jobs SET lease_until = 0 WHERE state = 'running';
+   CREATE TABLE audit (
+     id INTEGER PRIMARY KEY AUTOINCREMENT,
+     at INTEGER NOT NULL,
+     target TEXT NOT NULL,
+     action TEXT NOT NULL,
+     study_uid TEXT NOT NULL,
+     resource TEXT NOT NULL,
+     result_key TEXT NOT NULL,
+     model_version TEXT NOT NULL,
+     outcome TEXT NOT NULL,
+     detail TEXT
+   );
+   CREATE INDEX audit_study ON audit (study_uid, id);
+   CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
+   CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;`,
 ];
+
+/** Default lease of a claimed job when the caller names none. */
+export const DEFAULT_LEASE_MS = 60_000;
 
 const NO_PRIORITY_RANK = PRIORITY_ORDER.length;
 const DEFAULT_LIMIT = 50;
@@ -193,6 +218,8 @@ interface JobRow {
   timings: string | null;
   enqueued_at: number;
   updated_at: number;
+  lease_owner?: string | null;
+  lease_until?: number | null;
 }
 
 function toJob(row: JobRow): Job {
@@ -208,6 +235,8 @@ function toJob(row: JobRow): Job {
     ...(row.timings ? { timings: JSON.parse(row.timings) as Record<string, number> } : {}),
     enqueuedAt: row.enqueued_at,
     updatedAt: row.updated_at,
+    ...(row.state === 'running' && row.lease_owner ? { leaseOwner: row.lease_owner } : {}),
+    ...(row.state === 'running' && typeof row.lease_until === 'number' ? { leaseUntil: row.lease_until } : {}),
   };
 }
 
@@ -224,8 +253,8 @@ export class SqliteJobStore implements JobStore {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
     this.migrate();
-    // A job left running by a crashed process is due again: nothing it started was recorded as done.
-    this.db.prepare(`UPDATE jobs SET state = 'queued' WHERE state = 'running'`).run();
+    // A job left running by a crashed process is not reset here (another worker may share the
+    // store): its lease expires and claim() takes it again.
   }
 
   private migrate(): void {
@@ -266,15 +295,35 @@ export class SqliteJobStore implements JobStore {
     return row?.value;
   }
 
-  claim(now: number): Job | undefined {
+  claim(now: number, lease: { owner: string; leaseMs: number } = { owner: 'local', leaseMs: DEFAULT_LEASE_MS }): Job | undefined {
     return this.db.transaction(() => {
       const row = this.db
-        .prepare(`SELECT * FROM jobs WHERE state = 'queued' AND next_attempt_at <= ? ORDER BY next_attempt_at, enqueued_at LIMIT 1`)
-        .get(now) as JobRow | undefined;
+        .prepare(
+          `SELECT * FROM jobs
+           WHERE (state = 'queued' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now)
+           ORDER BY next_attempt_at, enqueued_at LIMIT 1`,
+        )
+        .get({ now }) as JobRow | undefined;
       if (!row) return undefined;
-      this.db.prepare(`UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = ? WHERE study_uid = ?`).run(now, row.study_uid);
-      return toJob({ ...row, state: 'running', attempts: row.attempts + 1 });
+      const until = now + lease.leaseMs;
+      // The state guard makes the claim safe when two processes race for the same row.
+      const changed = this.db
+        .prepare(
+          `UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = @now, lease_owner = @owner, lease_until = @until
+           WHERE study_uid = @uid AND state = @state AND COALESCE(lease_until, 0) = @oldUntil`,
+        )
+        .run({ now, owner: lease.owner, until, uid: row.study_uid, state: row.state, oldUntil: row.lease_until ?? 0 }).changes;
+      if (changed === 0) return undefined;
+      return toJob({ ...row, state: 'running', attempts: row.attempts + 1, lease_owner: lease.owner, lease_until: until });
     })();
+  }
+
+  renewLease(studyInstanceUID: string, owner: string, until: number): boolean {
+    return (
+      this.db
+        .prepare(`UPDATE jobs SET lease_until = ? WHERE study_uid = ? AND state = 'running' AND lease_owner = ?`)
+        .run(until, studyInstanceUID, owner).changes > 0
+    );
   }
 
   get(studyInstanceUID: string): Job | undefined {
@@ -289,7 +338,7 @@ export class SqliteJobStore implements JobStore {
         `UPDATE jobs SET
            state = CASE WHEN rerun = 1 THEN 'queued' ELSE @state END,
            next_attempt_at = @now, attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END, rerun = 0,
-           reason = @reason, error_code = NULL, timings = @timings, updated_at = @now
+           reason = @reason, error_code = NULL, timings = @timings, updated_at = @now, lease_owner = NULL, lease_until = NULL
          WHERE study_uid = @uid`,
       )
       .run({ uid: studyInstanceUID, state, reason: reason ?? null, timings: timings ? JSON.stringify(timings) : null, now });
@@ -299,7 +348,11 @@ export class SqliteJobStore implements JobStore {
     const now = this.clock();
     this.db
       .prepare(
-        `UPDATE jobs SET state = @state, next_attempt_at = @next, reason = @message, error_code = @code, updated_at = @now
+        `UPDATE jobs SET
+           state = CASE WHEN rerun = 1 THEN 'queued' ELSE @state END,
+           next_attempt_at = CASE WHEN rerun = 1 THEN @now ELSE @next END,
+           attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END, rerun = 0,
+           reason = @message, error_code = @code, updated_at = @now, lease_owner = NULL, lease_until = NULL
          WHERE study_uid = @uid`,
       )
       .run({ uid: studyInstanceUID, state: retryAt === undefined ? 'failed' : 'queued', next: retryAt ?? now, message, code: errorCode, now });
@@ -457,6 +510,56 @@ export class SqliteJobStore implements JobStore {
       ...(row.result_key !== null ? { resultKey: row.result_key } : {}),
       createdAt: row.created_at,
     };
+  }
+
+  audit(entry: AuditEntry): void {
+    this.db
+      .prepare(
+        `INSERT INTO audit (at, target, action, study_uid, resource, result_key, model_version, outcome, detail)
+         VALUES (@at, @target, @action, @uid, @resource, @resultKey, @modelVersion, @outcome, @detail)`,
+      )
+      .run({
+        at: this.clock(),
+        target: entry.target,
+        action: entry.action,
+        uid: entry.studyInstanceUID,
+        resource: entry.resource,
+        resultKey: entry.resultKey,
+        modelVersion: entry.modelVersion,
+        outcome: entry.outcome,
+        detail: entry.detail ?? null,
+      });
+  }
+
+  auditLog(filter: { studyInstanceUID?: string } = {}): AuditRecord[] {
+    const rows = (
+      filter.studyInstanceUID === undefined
+        ? this.db.prepare(`SELECT * FROM audit ORDER BY id`).all()
+        : this.db.prepare(`SELECT * FROM audit WHERE study_uid = ? ORDER BY id`).all(filter.studyInstanceUID)
+    ) as { id: number; at: number; target: string; action: string; study_uid: string; resource: string; result_key: string; model_version: string; outcome: 'ok' | 'error'; detail: string | null }[];
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      target: r.target,
+      action: r.action,
+      studyInstanceUID: r.study_uid,
+      resource: r.resource,
+      resultKey: r.result_key,
+      modelVersion: r.model_version,
+      outcome: r.outcome,
+      ...(r.detail !== null ? { detail: r.detail } : {}),
+    }));
+  }
+
+  countByState(): Record<JobState, number> {
+    const counts: Record<JobState, number> = { queued: 0, running: 0, done: 0, failed: 0, skipped: 0 };
+    const rows = this.db.prepare(`SELECT state, COUNT(*) AS n FROM jobs GROUP BY state`).all() as { state: JobState; n: number }[];
+    for (const { state, n } of rows) if (state in counts) counts[state] = n;
+    return counts;
+  }
+
+  purgeImages(before: number): number {
+    return this.db.prepare(`DELETE FROM images WHERE created_at < ?`).run(before).changes;
   }
 
   close(): void {

@@ -16,6 +16,29 @@ export interface Job {
   updatedAt: number;
   /** Timings of the last run, per stage, in ms. */
   timings?: Record<string, number>;
+  /** While running: who holds it and until when (ms since epoch); an expired lease is reclaimed. */
+  leaseOwner?: string;
+  leaseUntil?: number;
+}
+
+/** One write to an upstream, kept append-only (no patient data: UIDs, references, versions). */
+export interface AuditEntry {
+  /** 'pacs' or 'fhir'. */
+  target: string;
+  /** 'store-sr', 'set-metadata', 'fhir-transaction', 'fhir-retract'… */
+  action: string;
+  studyInstanceUID: string;
+  /** What was written: the SR SOP Instance UID, the RiskAssessment reference… */
+  resource: string;
+  resultKey: string;
+  modelVersion: string;
+  outcome: 'ok' | 'error';
+  detail?: string;
+}
+
+export interface AuditRecord extends AuditEntry {
+  id: number;
+  at: number;
 }
 
 export interface StoredResult {
@@ -37,6 +60,8 @@ export interface StoredResult {
   /** Why a write was skipped on purpose (shadow mode, no patient in FHIR…). */
   notes: string[];
   riskAssessmentRef?: string;
+  /** The SR this one supersedes (Predecessor Documents), kept so a re-encode is byte-identical. */
+  predecessor?: { seriesInstanceUID: string; sopInstanceUID: string };
 }
 
 export interface WorklistEntry {
@@ -115,8 +140,13 @@ export interface StoredImage {
 export interface JobStore {
   enqueue(refs: readonly StudyRef[], cursor?: { name: string; value: string }): void;
   getCursor(name: string): string | undefined;
-  /** Takes the next due job (queued, next attempt time passed) and marks it running. */
-  claim(now: number): Job | undefined;
+  /**
+   * Takes the next due job — queued with its next attempt time passed, or running with an
+   * expired lease (its worker died) — and marks it running, leased to `owner` for `leaseMs`.
+   */
+  claim(now: number, lease?: { owner: string; leaseMs: number }): Job | undefined;
+  /** Extends a running job's lease; false when the job is no longer this owner's. */
+  renewLease(studyInstanceUID: string, owner: string, until: number): boolean;
   get(studyInstanceUID: string): Job | undefined;
   finish(studyInstanceUID: string, state: 'done' | 'skipped', reason: string | undefined, timings?: Record<string, number>): void;
   /** Records a failure: retry at `retryAt`, or give up when it is undefined. */
@@ -141,5 +171,13 @@ export interface JobStore {
   /** Replaces the study's image of that kind. */
   saveImage(studyInstanceUID: string, kind: ImageKind, png: Uint8Array, resultKey?: string): void;
   getImage(studyInstanceUID: string, kind: ImageKind): StoredImage | undefined;
+  /** Appends to the audit log (never updated or deleted). */
+  audit(entry: AuditEntry): void;
+  /** Oldest first. */
+  auditLog(filter?: { studyInstanceUID?: string }): AuditRecord[];
+  /** Job counts by state (for metrics). */
+  countByState(): Record<JobState, number>;
+  /** Deletes stored images older than `before` (ms since epoch); returns how many. */
+  purgeImages(before: number): number;
   close(): void;
 }

@@ -1,6 +1,7 @@
 import { Client } from 'fhir-kit-client';
 import { TriageError, codeForHttpStatus } from '../../domain/errors.ts';
 import type { FhirResource } from '../../domain/types.ts';
+import type { CircuitBreaker } from '../http/breaker.ts';
 
 export interface FhirOptions {
   baseUrl: string;
@@ -22,18 +23,40 @@ interface Bundle {
  */
 export class FhirClient {
   private readonly client: Client;
+  /** The FHIR server's circuit breaker (set by the service). */
+  breaker: CircuitBreaker | undefined;
+  /** Told of every failed call: the HTTP status, or 'timeout' / 'connection' / 'circuit_open' / 'malformed'. */
+  onError: ((target: string, status: number | string) => void) | undefined;
 
   constructor(private readonly options: FhirOptions) {
     this.client = new Client({ baseUrl: options.baseUrl, ...(options.token ? { bearerToken: options.token } : {}) });
   }
 
   private async call<T>(what: string, run: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    const signal = AbortSignal.timeout(this.options.timeoutMs);
     try {
-      return await run(signal);
+      this.breaker?.before();
     } catch (err) {
-      throw toTriageError(err, `fhir ${what}`, this.options.timeoutMs);
+      this.onError?.('fhir', 'circuit_open');
+      throw err;
     }
+    const signal = AbortSignal.timeout(this.options.timeoutMs);
+    let value: T;
+    try {
+      value = await run(signal);
+    } catch (err) {
+      const e = toTriageError(err, `fhir ${what}`, this.options.timeoutMs);
+      this.breaker?.after(e.retryable, e.message);
+      this.onError?.('fhir', e.code === 'FHIR_MALFORMED' ? 'malformed' : (e.status ?? (e.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : 'connection')));
+      throw e;
+    }
+    this.breaker?.after(false);
+    // fhir-kit-client hands back a string when the body is not JSON: a server answering garbage
+    // is not a FHIR server answering, and must not be mistaken for an empty result.
+    if (typeof value === 'string' || value === null || typeof value !== 'object') {
+      this.onError?.('fhir', 'malformed');
+      throw new TriageError('FHIR_MALFORMED', `fhir ${what}: the answer is not a FHIR JSON resource`, { where: `fhir ${what}` });
+    }
+    return value;
   }
 
   /** Type-level search; follows `next` links up to maxPages; only `match` entries are returned. */
@@ -67,14 +90,30 @@ export class FhirClient {
 
 function toTriageError(err: unknown, where: string, timeoutMs: number): TriageError {
   if (err instanceof TriageError) return err;
-  const e = err as { name?: string; message?: string; response?: { status?: number; data?: unknown }; cause?: unknown };
+  const e = err as {
+    name?: string;
+    message?: string;
+    response?: { status?: number; data?: unknown };
+    config?: { headers?: { get?: (name: string) => string | null } };
+    cause?: unknown;
+  };
   if (e.name === 'TimeoutError' || e.name === 'AbortError') {
     return new TriageError('UPSTREAM_TIMEOUT', `${where}: no answer within ${timeoutMs} ms`, { cause: err, where });
   }
   const status = e.response?.status;
   if (typeof status === 'number') {
+    // fhir-kit-client reports a body it could not parse as JSON with the status it came with.
+    if (status >= 200 && status < 300) {
+      return new TriageError('FHIR_MALFORMED', `${where} answered ${status} with a body that is not JSON`, { cause: err, where, status });
+    }
     const detail = typeof e.response?.data === 'string' ? e.response.data : JSON.stringify(e.response?.data ?? '');
-    return new TriageError(codeForHttpStatus(status), `${where} answered ${status}: ${detail.slice(0, 300)}`, { cause: err, where, status });
+    const retryAfter = Number(e.config?.headers?.get?.('retry-after') ?? Number.NaN);
+    return new TriageError(codeForHttpStatus(status), `${where} answered ${status}: ${detail.slice(0, 300)}`, {
+      cause: err,
+      where,
+      status,
+      ...(Number.isFinite(retryAfter) ? { retryAfterS: retryAfter } : {}),
+    });
   }
   return new TriageError('UPSTREAM_UNAVAILABLE', `${where}: ${e.message ?? String(err)}`, { cause: err, where });
 }

@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { TriageError, codeForHttpStatus } from '../../domain/errors.ts';
+import type { CircuitBreaker } from './breaker.ts';
 
 /**
  * A small HTTP client on node:http. Measured against Orthanc 1.10 on loopback, Node's global
@@ -57,6 +58,10 @@ export class HttpClient {
   private readonly base: URL;
   private readonly agent: http.Agent;
   private readonly authorization: string | undefined;
+  /** The upstream's circuit breaker, shared by every client of that upstream (set by the service). */
+  breaker: CircuitBreaker | undefined;
+  /** Told of every failed exchange: the HTTP status (>= 400), or 'timeout' / 'connection' / 'circuit_open'. */
+  onError: ((target: string, status: number | string) => void) | undefined;
 
   constructor(private readonly options: HttpClientOptions) {
     this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
@@ -72,8 +77,32 @@ export class HttpClient {
     return new URL(path.replace(/^\//, ''), this.base).toString();
   }
 
-  /** Sends a request; resolves for any HTTP status (use `expectOk` to turn errors into TriageErrors). */
-  request(req: HttpRequest): Promise<HttpResponse> {
+  /**
+   * Sends a request; resolves for any HTTP status (use `expectOk` to turn errors into TriageErrors).
+   * Through the circuit breaker when there is one: 5xx, 429 and network failures count against it.
+   */
+  async request(req: HttpRequest): Promise<HttpResponse> {
+    try {
+      this.breaker?.before();
+    } catch (err) {
+      this.onError?.(this.options.name, 'circuit_open');
+      throw err;
+    }
+    let res: HttpResponse;
+    try {
+      res = await this.send(req);
+    } catch (err) {
+      this.breaker?.after(true, (err as Error).message);
+      this.onError?.(this.options.name, err instanceof TriageError && err.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : 'connection');
+      throw err;
+    }
+    const transient = res.status >= 500 || res.status === 429;
+    this.breaker?.after(transient, transient ? `${this.options.name} ${req.method ?? 'GET'} ${req.path.split('?')[0]} answered ${res.status}` : undefined);
+    if (res.status >= 400) this.onError?.(this.options.name, res.status);
+    return res;
+  }
+
+  private send(req: HttpRequest): Promise<HttpResponse> {
     const target = new URL(req.path.replace(/^\//, '') + buildQuery(req.query), this.base);
     const headers: Record<string, string> = { ...(req.headers ?? {}) };
     if (this.authorization !== undefined && headers['authorization'] === undefined) headers['authorization'] = this.authorization;

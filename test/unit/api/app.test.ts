@@ -394,7 +394,9 @@ describe('API: errors and documentation', () => {
         '/api/studies/{uid}/thumbnail.png',
         '/api/studies/{uid}/saliency.png',
         '/api/studies/{uid}/reprocess',
+        '/api/studies/{uid}/retry',
         '/api/studies/{uid}/feedback',
+        '/readyz',
       ].sort(),
     );
   });

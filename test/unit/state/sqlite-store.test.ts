@@ -40,16 +40,19 @@ describe('SqliteJobStore', () => {
     expect(store.get('1.1')?.state).toBe('queued');
   });
 
-  it('survives a restart: a job left running is due again, results and cursor are kept', () => {
+  it('survives a restart: a job left running is reclaimed once its lease expires, results and cursor are kept', () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'store-')), 'jobs.sqlite');
     const first = new SqliteJobStore(file);
     first.enqueue([ref('1.1')], { name: 'c', value: '3' });
-    first.claim(Date.now());
+    const now = Date.now();
+    first.claim(now, { owner: 'dead', leaseMs: 1000 });
     const result = { resultKey: 'k', studyInstanceUID: '1.1', createdAt: 1, priority: 'stat' } as StoredResult;
     first.saveResult(result);
     first.close();
     const second = new SqliteJobStore(file);
-    expect(second.get('1.1')?.state).toBe('queued');
+    expect(second.get('1.1')).toMatchObject({ state: 'running', leaseOwner: 'dead', leaseUntil: now + 1000 });
+    expect(second.claim(now + 999, { owner: 'next', leaseMs: 1000 })).toBeUndefined();
+    expect(second.claim(now + 1001, { owner: 'next', leaseMs: 1000 })).toMatchObject({ state: 'running', attempts: 2, leaseOwner: 'next' });
     expect(second.getCursor('c')).toBe('3');
     expect(second.latestResult('1.1')?.priority).toBe('stat');
     second.close();
