@@ -8,7 +8,7 @@ import { formatZodIssues } from './zod-issues.ts';
 
 export const ENV_PREFIX = 'PACS_TRIAGE_';
 /** Variables that configure logging or tools, not the config object. */
-const NOT_CONFIG = new Set(['PACS_TRIAGE_LOG_LEVEL', 'PACS_TRIAGE_CONFIG']);
+const NOT_CONFIG = new Set(['PACS_TRIAGE_LOG_LEVEL', 'PACS_TRIAGE_CONFIG', 'PACS_TRIAGE_DEBUG', 'PACS_TRIAGE_SCREENSHOT']);
 
 /** `BASE_URL` → `baseUrl`. */
 function camel(segment: string): string {

@@ -59,6 +59,7 @@ const SR_CODE_KEYS = [
   'imageLibraryGroup',
   'imagingMeasurements',
   'measurementGroup',
+  'qualitativeEvaluations',
   'trackingIdentifier',
   'trackingUniqueIdentifier',
   'finding',

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { Mappings } from '../config/mappings.ts';
 import type { TriageModel } from '../adapters/model/index.ts';
 import { TriageError } from '../domain/errors.ts';
-import type { ClinicalContext, FhirResource, Finding, InstanceMeta, StudyMeta } from '../domain/types.ts';
+import { STUDY_KEYWORDS, type ClinicalContext, type FhirResource, type Finding, type InstanceMeta, type StudyMeta } from '../domain/types.ts';
 import { resultKey } from '../domain/uids.ts';
 import type { AuditEntry, JobStore, StoredResult } from '../state/store.ts';
 import type { Metrics } from '../observability/metrics.ts';
@@ -70,14 +70,26 @@ export type StudyOutcome =
   | { status: 'done'; result: StoredResult; sr: Uint8Array; fhir: FhirResource | undefined; unchanged: boolean }
   | { status: 'skipped'; reason: string };
 
-const STUDY_KEYS = [
-  'PatientID', 'IssuerOfPatientID', 'PatientName', 'PatientBirthDate', 'PatientSex', 'AccessionNumber', 'StudyDate', 'StudyTime',
-  'StudyDescription', 'StudyID', 'ReferringPhysicianName',
-] as const;
+/** DICOM DA and TM as PS3.5 defines them; older files carry e.g. "1997.04.24" (ACR-NEMA). */
+const VALID: Partial<Record<(typeof STUDY_KEYWORDS)[number], RegExp>> = {
+  StudyDate: /^\d{8}$/,
+  PatientBirthDate: /^\d{8}$/,
+  StudyTime: /^\d{2}(\d{2}(\d{2}(\.\d{1,6})?)?)?$/,
+};
 
+/**
+ * The study-level attributes the SR copies. A date or time that is not valid DICOM is left out
+ * rather than copied: the SR we write must itself be valid, whatever the source carried.
+ */
 export function studyMetaOf(instance: InstanceMeta): StudyMeta {
   const meta: StudyMeta = { StudyInstanceUID: instance.StudyInstanceUID };
-  for (const key of STUDY_KEYS) if (instance[key] !== undefined) meta[key] = instance[key];
+  for (const key of STUDY_KEYWORDS) {
+    const value = instance[key];
+    if (value === undefined) continue;
+    const rule = VALID[key];
+    if (rule && !rule.test(String(value).trim())) continue;
+    meta[key] = value;
+  }
   return meta;
 }
 

@@ -5,7 +5,10 @@
  * deep-equal (and JSON-identical) bundle; fullUrls are name-based UUIDs from the keys.
  *
  * Idempotency keys:
- * - model Device: `identifier=urn:dicom:uid|urn:oid:<Device UID>` (the UID changes with a retrain)
+ * - model Device: `identifier=urn:dicom:uid|urn:oid:<Device UID>&identifier=urn:pacs-triage:model|<id>@<version>`
+ *   — one Device per Device UID (which changes with a retrain) AND model version, so that
+ *   `Device.version` is the version that performed the assessment (a new version with the same
+ *   Device UID would otherwise find the earlier version's Device)
  * - service Device: `identifier=urn:pacs-triage:service|<name>@<version>`
  * - RiskAssessment: `identifier=urn:pacs-triage:result|<result key>`
  * - Provenance: R4 Provenance has no identifier, so it carries the result key as a tag
@@ -195,18 +198,19 @@ export function encodeFhirResults(input: FhirEncodeInput): TransactionBundle {
   if (!Array.isArray(inference.findings) || inference.findings.length === 0) refuse('at least one finding is required');
   const at = instant(input.producedAt);
 
-  const deviceUrn = `urn:uuid:${deterministicUuid(`device|${inference.deviceUid}`)}`;
+  const deviceUrn = `urn:uuid:${deterministicUuid(`device|${inference.deviceUid}|${inference.modelVersion}`)}`;
   const serviceId = `${input.service.name}@${input.service.version}`;
   const serviceUrn = `urn:uuid:${deterministicUuid(`service|${serviceId}`)}`;
   const raUrn = `urn:uuid:${deterministicUuid(`risk-assessment|${key}`)}`;
   const provenanceUrn = `urn:uuid:${deterministicUuid(`provenance|${key}`)}`;
   const tag: FhirMeta = { tag: [{ system: RESULT_SYSTEM, code: key }] };
   const deviceIdentifier: Identifier = { system: DICOM_UID_SYSTEM, value: `urn:oid:${inference.deviceUid}` };
+  const modelVersionIdentifier: Identifier = { system: MODEL_SYSTEM, value: `${inference.modelId}@${inference.modelVersion}` };
   const notForUse = input.model.notForClinicalUse?.trim();
 
   const device: DeviceResource = {
     resourceType: 'Device',
-    identifier: [deviceIdentifier],
+    identifier: [deviceIdentifier, modelVersionIdentifier],
     status: 'active',
     manufacturer: input.model.manufacturer,
     deviceName: [
@@ -315,7 +319,11 @@ export function encodeFhirResults(input: FhirEncodeInput): TransactionBundle {
       {
         fullUrl: deviceUrn,
         resource: device,
-        request: { method: 'POST', url: 'Device', ifNoneExist: `identifier=${token(deviceIdentifier.system, deviceIdentifier.value)}` },
+        request: {
+          method: 'POST',
+          url: 'Device',
+          ifNoneExist: `identifier=${token(deviceIdentifier.system, deviceIdentifier.value)}&identifier=${token(modelVersionIdentifier.system, modelVersionIdentifier.value)}`,
+        },
       },
       {
         fullUrl: serviceUrn,

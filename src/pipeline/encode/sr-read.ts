@@ -3,6 +3,8 @@
  * `readSrFindings(part10)` returns the findings (finding code via the SNOMED CT concept, present /
  * absent, probability, threshold, region); `srRepresentation(finding)` is the same finding at the
  * precision an SR holds (probability through a DS, coordinates through FL), for comparisons.
+ * Findings are read from both places `encodeSr` writes them — Measurement Groups (findings with a
+ * region) and Qualitative Evaluations (findings without) — and returned in the mappings' order.
  */
 import type { CodedConcept, FindingsMappings } from '../../domain/codes.ts';
 import { defaultFindingsMappings, findingCodeForConcept, sameConcept } from '../../domain/codes.ts';
@@ -108,10 +110,30 @@ export function readSrDataset(ds: NaturalDataset, mappings: FindingsMappings = d
   const template = seq(ds, 'ContentTemplateSequence')[0];
   if (template && str(template, 'TemplateIdentifier') !== '1500') bad('root template is not TID 1500');
   const measurements = findChild(ds, sr.imagingMeasurements, 'CONTAINER');
-  if (!measurements) bad(`no "${sr.imagingMeasurements.meaning}" container`);
+  const evaluations = findChild(ds, sr.qualitativeEvaluations, 'CONTAINER');
+  if (!measurements && !evaluations) bad(`neither "${sr.imagingMeasurements.meaning}" nor "${sr.qualitativeEvaluations.meaning}"`);
   const deviceObserverUid = str(findChild(ds, sr.deviceObserverUid, 'UIDREF'), 'UID');
 
-  const findings = children(measurements)
+  /** The probability NUM (and the threshold in its Algorithm Parameters). */
+  const probabilityOf = (numItem: Item | undefined, what: string, code: string): Pick<SrFinding, 'probability' | 'threshold'> => {
+    const measured = seq(numItem, 'MeasuredValueSequence')[0];
+    const unit = conceptOf(seq(measured, 'MeasurementUnitsCodeSequence')[0]);
+    const raw = Number(str(measured, 'NumericValue'));
+    if (!numItem || !unit || !Number.isFinite(raw)) bad(`${what} (${code}) has no "${sr.probability.concept.meaning}" value`);
+    if (!sameConcept(unit, sr.probability.unit)) bad(`${what} (${code}): probability unit is ${unit.value}, expected ${sr.probability.unit.value}`);
+    const probability = Number((raw / sr.probability.scale).toPrecision(PROBABILITY_DIGITS));
+    const threshold = parseThreshold(str(findChild(numItem, sr.algorithmParameters, 'TEXT'), 'TextValue'));
+    return { probability, ...(threshold === undefined ? {} : { threshold }) };
+  };
+  const presenceOf = (value: CodedConcept | undefined, what: string, code: string): boolean => {
+    if (!value) bad(`${what} (${code}) has no "${sr.presence.meaning}" evaluation`);
+    if (sameConcept(value, sr.present)) return true;
+    if (sameConcept(value, sr.absent)) return false;
+    return bad(`${what} (${code}): presence is neither present nor absent`);
+  };
+
+  // Findings with a region: Measurement Groups under Imaging Measurements.
+  const located = (measurements ? children(measurements) : [])
     .filter((g) => str(g, 'ValueType') === 'CONTAINER' && isNamed(g, sr.measurementGroup))
     .map((group, i): SrFinding => {
       const what = `measurement group ${i + 1}`;
@@ -120,26 +142,39 @@ export function readSrDataset(ds: NaturalDataset, mappings: FindingsMappings = d
       if (!concept) bad(`${what} has no "${sr.finding.meaning}"`);
       const code = findingCodeForConcept(mappings, concept);
       if (!code) bad(`${what}: finding (${concept.value}, ${concept.scheme}, "${concept.meaning}") is not in the mappings`);
-      const presence = conceptOf(seq(findChild(group, sr.presence, 'CODE'), 'ConceptCodeSequence')[0]);
-      if (!presence) bad(`${what} (${code}) has no "${sr.presence.meaning}" evaluation`);
-      const positive = sameConcept(presence, sr.present) ? true : sameConcept(presence, sr.absent) ? false : bad(`${what} (${code}): presence is neither present nor absent`);
-      const numItem = findChild(group, sr.probability.concept, 'NUM');
-      const measured = seq(numItem, 'MeasuredValueSequence')[0];
-      const unit = conceptOf(seq(measured, 'MeasurementUnitsCodeSequence')[0]);
-      const raw = Number(str(measured, 'NumericValue'));
-      if (!numItem || !unit || !Number.isFinite(raw)) bad(`${what} (${code}) has no "${sr.probability.concept.meaning}" value`);
-      if (!sameConcept(unit, sr.probability.unit)) bad(`${what} (${code}): probability unit is ${unit.value}, expected ${sr.probability.unit.value}`);
-      const probability = Number((raw / sr.probability.scale).toPrecision(PROBABILITY_DIGITS));
-      const threshold = parseThreshold(str(findChild(numItem, sr.algorithmParameters, 'TEXT'), 'TextValue'));
+      const positive = presenceOf(conceptOf(seq(findChild(group, sr.presence, 'CODE'), 'ConceptCodeSequence')[0]), what, code);
       const scoord = children(group).find((c) => str(c, 'ValueType') === 'SCOORD' && isNamed(c, sr.imageRegion));
       return {
         code,
         positive,
-        probability,
-        ...(threshold === undefined ? {} : { threshold }),
+        ...probabilityOf(findChild(group, sr.probability.concept, 'NUM'), what, code),
         ...(scoord ? { region: regionOf(scoord, `${what} (${code})`) } : {}),
       };
     });
+
+  // Findings without a region: qualitative evaluations, <finding> = Present | Absent, INFERRED FROM the NUM.
+  const unlocated = (evaluations ? children(evaluations) : [])
+    .filter((c) => str(c, 'ValueType') === 'CODE')
+    .flatMap((item, i): SrFinding[] => {
+      const concept = nameOf(item);
+      const code = concept ? findingCodeForConcept(mappings, concept) : undefined;
+      if (!code) return []; // another qualitative evaluation, not one of the model's findings
+      const what = `qualitative evaluation ${i + 1}`;
+      const positive = presenceOf(conceptOf(seq(item, 'ConceptCodeSequence')[0]), what, code);
+      const numItem = children(item).find(
+        (c) => str(c, 'RelationshipType') === 'INFERRED FROM' && str(c, 'ValueType') === 'NUM' && isNamed(c, sr.probability.concept),
+      );
+      return [{ code, positive, ...probabilityOf(numItem, what, code) }];
+    });
+
+  // In the order of the mappings (the model's findings), wherever each was written.
+  const order = Object.keys(mappings.findings);
+  const findings = [...located, ...unlocated].sort((a, b) => order.indexOf(a.code) - order.indexOf(b.code));
+  const seen = new Set<string>();
+  for (const f of findings) {
+    if (seen.has(f.code)) bad(`finding "${f.code}" appears twice`);
+    seen.add(f.code);
+  }
 
   const predecessors = seq(ds, 'PredecessorDocumentsSequence').flatMap((st) =>
     seq(st, 'ReferencedSeriesSequence').flatMap((se) =>

@@ -12,16 +12,27 @@
  *   ├ HAS OBS CONTEXT  TEXT  Device Observer Name / Manufacturer / Model Name
  *   ├ HAS CONCEPT MOD  CODE  Procedure reported = the imaging procedure       (not the algorithm)
  *   ├ CONTAINS CONTAINER Image Library › Image Library Group › IMAGE (each source image)  TID 1600
- *   └ CONTAINS CONTAINER Imaging Measurements
- *       └ CONTAINS CONTAINER Measurement Group (one per finding)          TID 1501 (TID 1410 with a region)
- *           ├ HAS OBS CONTEXT TEXT   Tracking Identifier
- *           ├ HAS OBS CONTEXT UIDREF Tracking Unique Identifier         (stable per study+model+finding)
- *           ├ CONTAINS CODE  Finding = SNOMED CT concept of the finding
- *           ├ CONTAINS SCOORD Image Region POLYLINE (region only) › SELECTED FROM IMAGE
- *           ├ CONTAINS NUM   Certainty of Finding = probability × 100 %    TID 300
- *           │   ├ HAS CONCEPT MOD TEXT Algorithm Name / Version / Parameters (threshold)  TID 4019
- *           │   └ INFERRED FROM SCOORD POLYLINE (region only) › SELECTED FROM IMAGE  (where OHIF looks)
- *           └ CONTAINS CODE  Presence = Present | Absent (probability ≥ threshold)   qualitative evaluation
+ *   ├ CONTAINS CONTAINER Imaging Measurements          (only when a finding has a region)   TID 1500 row 6
+ *   │   └ CONTAINS CONTAINER Measurement Group (one per finding WITH a region)    TID 1501 / TID 1410 shape
+ *   │       ├ HAS OBS CONTEXT TEXT   Tracking Identifier
+ *   │       ├ HAS OBS CONTEXT UIDREF Tracking Unique Identifier      (stable per study+model+finding)
+ *   │       ├ CONTAINS CODE  Finding = SNOMED CT concept of the finding
+ *   │       ├ CONTAINS SCOORD Image Region POLYLINE (closed rectangle) › SELECTED FROM IMAGE
+ *   │       ├ CONTAINS NUM   Certainty of Finding = probability × 100 %    TID 300
+ *   │       │   ├ HAS CONCEPT MOD TEXT Algorithm Name / Version / Parameters (threshold)  TID 4019
+ *   │       │   └ INFERRED FROM SCOORD POLYLINE › SELECTED FROM IMAGE  (where OHIF looks to list it)
+ *   │       └ CONTAINS CODE  Presence = Present | Absent (probability ≥ threshold)
+ *   └ CONTAINS CONTAINER Qualitative Evaluations       (only when a finding has none)   TID 1500 row 12
+ *       └ CONTAINS CODE  <SNOMED CT finding> = Present | Absent (one per finding WITHOUT a region)  row 13
+ *           ├ HAS OBS CONTEXT TEXT / UIDREF Tracking Identifier / Tracking Unique Identifier
+ *           └ INFERRED FROM NUM Certainty of Finding = probability × 100 %
+ *               └ HAS CONCEPT MOD TEXT Algorithm Name / Version / Parameters (threshold)
+ *
+ * Why two places: OHIF 3.13 (@ohif/app 3.13.2) throws a TypeError on any Measurement Group that
+ * has no image coordinates (getSopClassHandlerModule `_checkIfCanAddMeasurementsToDisplaySet`
+ * reads `coords[0].ReferencedSOPSequence`), and then shows nothing of the SR at all. Findings
+ * without a region therefore go to TID 1500's Qualitative Evaluations, which OHIF ignores and
+ * every TID 1500 reader understands; see test/integration/ohif.test.ts and README.md beside this.
  */
 import type { CodedConcept, FindingsMappings } from '../../domain/codes.ts';
 import { findingCodes } from '../../domain/codes.ts';
@@ -182,31 +193,45 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
     text('HAS CONCEPT MOD', sr.algorithmParameters, formatAlgorithmParameters(f)),
   ];
 
-  const groups = inference.findings.map((f) => {
-    const concepts = findingCodes(mappings, f.code);
-    const regionOn = (): InstanceRef & { rows: number | undefined; columns: number | undefined } => {
+  const trackingItems = (f: Finding): ContentItem[] => [
+    text('HAS OBS CONTEXT', sr.trackingIdentifier, `${inference.modelId} ${f.code}`),
+    uidref('HAS OBS CONTEXT', sr.trackingUniqueIdentifier, deriveUid(input.uidRoot, trackKey, `tracking:${f.code}`)),
+  ];
+
+  // A finding with a region: a TID 1410-style Measurement Group (a group-level SCOORD, and the
+  // probability NUM INFERRED FROM the same SCOORD, which is what OHIF needs to list it).
+  const groups = inference.findings
+    .filter((f) => f.region)
+    .map((f) => {
+      const concepts = findingCodes(mappings, f.code);
       const r = f.region!;
       const img = evidence.get(r.sopInstanceUID);
       if (!img) refuse(`finding "${f.code}" has a region on ${r.sopInstanceUID}, which is not a source image`);
-      return { ...instanceRefOf(img), rows: img.Rows, columns: img.Columns };
-    };
-    const rect = f.region ? { x0: f.region.x0, y0: f.region.y0, x1: f.region.x1, y1: f.region.y1 } : undefined;
-    const probability = num(
-      'CONTAINS',
-      sr.probability.concept,
-      f.probability * sr.probability.scale,
-      sr.probability.unit,
-      [...algorithm(f), ...(rect ? [scoordRect('INFERRED FROM', undefined, rect, regionOn())] : [])],
+      const on = { ...instanceRefOf(img), rows: img.Rows, columns: img.Columns };
+      const rect = { x0: r.x0, y0: r.y0, x1: r.x1, y1: r.y1 };
+      return container('CONTAINS', sr.measurementGroup, [
+        ...trackingItems(f),
+        code('CONTAINS', sr.finding, concepts.concept),
+        scoordRect('CONTAINS', sr.imageRegion, rect, on),
+        num('CONTAINS', sr.probability.concept, f.probability * sr.probability.scale, sr.probability.unit, [
+          ...algorithm(f),
+          scoordRect('INFERRED FROM', undefined, rect, on),
+        ]),
+        code('CONTAINS', sr.presence, f.positive ? sr.present : sr.absent),
+      ]);
+    });
+
+  // A finding without a region: a qualitative evaluation (TID 1500 row 13), finding = Present |
+  // Absent, INFERRED FROM its probability NUM. Not a Measurement Group: OHIF 3.13 throws on a
+  // Measurement Group that has no image coordinates and then shows nothing of the whole SR.
+  const evaluations = inference.findings
+    .filter((f) => !f.region)
+    .map((f) =>
+      code('CONTAINS', findingCodes(mappings, f.code).concept, f.positive ? sr.present : sr.absent, [
+        ...trackingItems(f),
+        num('INFERRED FROM', sr.probability.concept, f.probability * sr.probability.scale, sr.probability.unit, algorithm(f)),
+      ]),
     );
-    return container('CONTAINS', sr.measurementGroup, [
-      text('HAS OBS CONTEXT', sr.trackingIdentifier, `${inference.modelId} ${f.code}`),
-      uidref('HAS OBS CONTEXT', sr.trackingUniqueIdentifier, deriveUid(input.uidRoot, trackKey, `tracking:${f.code}`)),
-      code('CONTAINS', sr.finding, concepts.concept),
-      ...(rect ? [scoordRect('CONTAINS', sr.imageRegion, rect, regionOn())] : []),
-      probability,
-      code('CONTAINS', sr.presence, f.positive ? sr.present : sr.absent),
-    ]);
-  });
 
   const procedure = input.procedure ?? mappings.procedureReported.default;
   const content: ContentItem[] = [
@@ -224,7 +249,9 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
         evidenceList.map((m) => image('CONTAINS', instanceRefOf(m))),
       ),
     ]),
-    container('CONTAINS', sr.imagingMeasurements, groups),
+    // TID 1500 needs row 6 (Imaging Measurements) or row 12 (Qualitative Evaluations), or both.
+    ...(groups.length > 0 ? [container('CONTAINS', sr.imagingMeasurements, groups)] : []),
+    ...(evaluations.length > 0 ? [container('CONTAINS', sr.qualitativeEvaluations, evaluations)] : []),
   ];
 
   const softwareVersions = input.software

@@ -1,11 +1,12 @@
 /**
  * Transfer syntaxes we recognise, and the per-syntax pixel codec registry.
  *
- * Native (uncompressed) syntaxes are decoded here. Encapsulated ones need a codec: a later
- * change registers one per transfer syntax UID with `registerCodec`, and `readDicom` picks it
- * up without other changes. Without a codec an encapsulated syntax is refused with
- * DICOM_UNSUPPORTED_SYNTAX.
+ * Native (uncompressed) syntaxes are decoded in dicom-file.ts. Encapsulated ones need a codec,
+ * registered per transfer syntax UID with `registerCodec`; the built-in ones (codecs/index.ts:
+ * JPEG, JPEG-LS, JPEG 2000, RLE, deflated frames) are registered when this module loads.
+ * Without a codec an encapsulated syntax is refused with DICOM_UNSUPPORTED_SYNTAX.
  */
+import { BUILT_IN_CODECS } from './codecs/index.ts';
 import type { PixelDescription } from './pixels.ts';
 
 export type SyntaxEncoding =
@@ -98,11 +99,17 @@ export interface PixelCodec {
 
 const codecs = new Map<string, PixelCodec>();
 
-/** Registers (or replaces) the codec for a transfer syntax; returns a function that removes it. */
+/**
+ * Registers (or replaces) the codec for a transfer syntax; returns a function that removes it
+ * again, putting back the codec it replaced (if any).
+ */
 export function registerCodec(transferSyntaxUID: string, codec: PixelCodec): () => void {
+  const previous = codecs.get(transferSyntaxUID);
   codecs.set(transferSyntaxUID, codec);
   return () => {
-    if (codecs.get(transferSyntaxUID) === codec) codecs.delete(transferSyntaxUID);
+    if (codecs.get(transferSyntaxUID) !== codec) return;
+    if (previous === undefined) codecs.delete(transferSyntaxUID);
+    else codecs.set(transferSyntaxUID, previous);
   };
 }
 
@@ -119,3 +126,4 @@ export const encapsulatedUncompressedCodec: PixelCodec = {
   decodeFrame: (encoded) => ({ data: encoded }),
 };
 registerCodec('1.2.840.10008.1.2.1.98', encapsulatedUncompressedCodec);
+for (const [uid, codec] of BUILT_IN_CODECS) registerCodec(uid, codec);

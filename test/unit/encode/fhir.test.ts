@@ -6,6 +6,7 @@ import { TriageError } from '../../../src/domain/errors.ts';
 import { encodeFhirResults, type FhirEncodeInput, type RiskAssessmentResource } from '../../../src/pipeline/encode/fhir.ts';
 import { createFhirApp } from '../../../src/sandbox/fhir-server.ts';
 import { requiredBindingProblems } from './fhir-bindings.ts';
+import { fhirProblems } from './validators.ts';
 import { PRODUCED_AT, STUDY_UID, fhirResources, inference, keyFor, mappings, model } from './fixtures.ts';
 
 const SR_UID = '1.2.826.0.1.3680043.10.9999.5.5';
@@ -43,7 +44,7 @@ describe('encodeFhirResults', () => {
   it('is a transaction of model Device, service Device, RiskAssessment and Provenance, all conditional creates', () => {
     expect(bundle.type).toBe('transaction');
     expect(bundle.entry.map((e) => [e.resource.resourceType, e.request.method, e.request.url, e.request.ifNoneExist])).toEqual([
-      ['Device', 'POST', 'Device', `identifier=urn:dicom:uid|urn:oid:${inference.deviceUid}`],
+      ['Device', 'POST', 'Device', `identifier=urn:dicom:uid|urn:oid:${inference.deviceUid}&identifier=urn:pacs-triage:model|pacs-triage-cxr-ref@1.0.0`],
       ['Device', 'POST', 'Device', 'identifier=urn:pacs-triage:service|pacs-triage@0.1.0'],
       ['RiskAssessment', 'POST', 'RiskAssessment', `identifier=urn:pacs-triage:result|${keyFor()}`],
       ['Provenance', 'POST', 'Provenance', `_tag=urn:pacs-triage:result|${keyFor()}`],
@@ -63,6 +64,21 @@ describe('encodeFhirResults', () => {
       const other = issues.filter((i) => !URN_UUID_WARNING.test(i.details?.text ?? ''));
       expect(other, r.resourceType).toEqual([]);
     }
+  });
+
+  it('the shared validator (used on what the pipeline writes) finds nothing either, and does find a broken resource', () => {
+    for (const r of [bundle, ...bundle.entry.map((e) => e.resource)]) {
+      expect(fhirProblems(r as unknown as Record<string, unknown>), r.resourceType).toEqual([]);
+    }
+    const broken = { ...ra, status: 'done', subject: undefined, prediction: [{ probabilityDecimal: 'high' }] };
+    const problems = fhirProblems(broken as unknown as Record<string, unknown>);
+    expect(problems.map((p) => `${p.where}: ${p.text}`)).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/subject.*: Missing required property/),
+        expect.stringMatching(/probability\[x\]: Invalid JSON type/),
+        'RiskAssessment.status: "done" is not in the required value set',
+      ]),
+    );
   });
 
   it('uses only valid codes where R4 binds them as required', () => {
@@ -89,7 +105,8 @@ describe('encodeFhirResults', () => {
     const other = encodeFhirResults(fhirInput({ inference: v2, resultKey: keyFor(v2) }));
     expect(other.entry[2]!.fullUrl).not.toBe(bundle.entry[2]!.fullUrl);
     expect(other.entry[2]!.request.ifNoneExist).not.toBe(bundle.entry[2]!.request.ifNoneExist);
-    expect(other.entry[0]!.fullUrl).toBe(bundle.entry[0]!.fullUrl); // same Device UID, same Device
+    expect(other.entry[0]!.fullUrl).not.toBe(bundle.entry[0]!.fullUrl); // a Device per model version…
+    expect(other.entry[1]!.fullUrl).toBe(bundle.entry[1]!.fullUrl); // …and the same service Device
   });
 
   it('RiskAssessment: final, subject, occurrence, basis, identifiers, performer → the model Device, AI note', () => {
@@ -156,7 +173,10 @@ describe('encodeFhirResults', () => {
 
     const v2 = { ...inference, modelVersion: '1.0.1' };
     await fhir.seed(encodeFhirResults(fhirInput({ inference: v2, resultKey: keyFor(v2) })) as unknown as Bundle);
-    expect([await count('Device'), await count('RiskAssessment'), await count('Provenance')]).toEqual([2, 2, 2]);
+    expect([await count('Device'), await count('RiskAssessment'), await count('Provenance')]).toEqual([3, 2, 2]);
+    // the new RiskAssessment's performer is a Device with the version that produced it
+    const devices = (await fhir.repo.searchResources({ resourceType: 'Device' })) as unknown as { id: string; version?: { value: string }[] }[];
+    expect(devices.map((d) => d.version?.[0]?.value).sort()).toEqual(['0.1.0', '1.0.0', '1.0.1']);
   });
 
   it.each<[string, Partial<FhirEncodeInput>, RegExp | string]>([

@@ -10,7 +10,16 @@ export const TS = {
   explicitBE: '1.2.840.10008.1.2.2',
   encapsulatedUncompressed: '1.2.840.10008.1.2.1.98',
   jpegBaseline: '1.2.840.10008.1.2.4.50',
+  jpegExtended: '1.2.840.10008.1.2.4.51',
+  jpegLossless: '1.2.840.10008.1.2.4.57',
+  jpegLosslessSV1: '1.2.840.10008.1.2.4.70',
+  jpegLsLossless: '1.2.840.10008.1.2.4.80',
+  jpeg2000Lossless: '1.2.840.10008.1.2.4.90',
+  jpeg2000: '1.2.840.10008.1.2.4.91',
+  mpeg2: '1.2.840.10008.1.2.4.100',
+  htj2kLossless: '1.2.840.10008.1.2.4.201',
   rle: '1.2.840.10008.1.2.5',
+  deflatedImageFrame: '1.2.840.10008.1.2.8.1',
 } as const;
 
 export type Value = string | string[] | number | number[] | Uint8Array | { fragments: Uint8Array[] };

@@ -259,11 +259,13 @@ describe('readDicom errors are TriageErrors with the documented codes', () => {
   });
 
   it('a compressed transfer syntax without a codec → DICOM_UNSUPPORTED_SYNTAX', () => {
-    const err = errorOf(() => readDicom(fixture('MR_small_RLE.dcm')));
+    const frame = Uint8Array.from([0, 0, 1, 0xb3]);
+    const mpeg = imageFile({ rows: 2, columns: 2, samples: [], bitsAllocated: 8, fragments: [frame], transferSyntax: TS.mpeg2 });
+    const err = errorOf(() => readDicom(mpeg));
     expect(err.code).toBe('DICOM_UNSUPPORTED_SYNTAX');
-    expect(err.message).toMatch(/^transfer syntax 1\.2\.840\.10008\.1\.2\.5 \(RLE Lossless\) is compressed; /);
-    const jpeg = imageFile({ rows: 2, columns: 2, samples: [], bitsAllocated: 8, fragments: [Uint8Array.from([0xff, 0xd8, 0xff, 0xd9])], transferSyntax: TS.jpegBaseline });
-    expect(errorOf(() => readDicom(jpeg)).message).toMatch(/1\.2\.840\.10008\.1\.2\.4\.50 \(JPEG Baseline \(Process 1\)\) is compressed/);
+    expect(err.message).toMatch(/^transfer syntax 1\.2\.840\.10008\.1\.2\.4\.100 \(MPEG2 Main Profile \/ Main Level\) is compressed; /);
+    const htj2k = imageFile({ rows: 2, columns: 2, samples: [], bitsAllocated: 8, fragments: [frame], transferSyntax: TS.htj2kLossless });
+    expect(errorOf(() => readDicom(htj2k)).message).toMatch(/1\.2\.840\.10008\.1\.2\.4\.201 \(High-Throughput JPEG 2000 Image Compression \(Lossless Only\)\) is compressed/);
     const unknown = imageFile({ rows: 1, columns: 1, samples: [0], transferSyntax: '1.2.3.4.5' });
     expect(errorOf(() => readDicom(unknown)).code).toBe('DICOM_UNSUPPORTED_SYNTAX');
   });
@@ -377,7 +379,7 @@ describe('pixel codecs plug in per transfer syntax', () => {
     unregister = undefined;
   });
 
-  it('a registered codec decodes an otherwise refused syntax (fake RLE codec)', () => {
+  it('a registered codec replaces the built-in one; unregistering puts the built-in one back', () => {
     const native = readDicom(fixture('MR_small.dcm'));
     const nativeBytes = packSamples(native.frame(), 16);
     const seen: number[] = [];
@@ -394,7 +396,18 @@ describe('pixel codecs plug in per transfer syntax', () => {
     expect(seen[1]).toBe(64);
     unregister();
     unregister = undefined;
-    expect(errorOf(() => readDicom(fixture('MR_small_RLE.dcm'))).code).toBe('DICOM_UNSUPPORTED_SYNTAX');
+    expect(readDicom(fixture('MR_small_RLE.dcm')).frame()).toEqual(native.frame()); // the built-in RLE decoder
+    expect(seen).toHaveLength(3);
+  });
+
+  it('a codec registered for a syntax we do not decode makes it decodable until it is removed', () => {
+    const frame = packSamples([1, 2, 3, 4], 16);
+    const file = imageFile({ rows: 2, columns: 2, samples: [], fragments: [frame], transferSyntax: TS.htj2kLossless });
+    unregister = registerCodec(TS.htj2kLossless, { name: 'fake HTJ2K', decodeFrame: (encoded) => ({ data: encoded }) });
+    expect(Array.from(readDicom(file).frame())).toEqual([1, 2, 3, 4]);
+    unregister();
+    unregister = undefined;
+    expect(errorOf(() => readDicom(file)).code).toBe('DICOM_UNSUPPORTED_SYNTAX');
   });
 
   it('a codec failure is DICOM_UNREADABLE naming the codec', () => {
