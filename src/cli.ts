@@ -9,7 +9,7 @@ import { TriageModel } from './adapters/model/index.ts';
 import { evaluate, formatReport } from './evaluate/evaluate.ts';
 import { analyze, formatWorklist } from './commands/analyze.ts';
 import { doctor } from './commands/doctor.ts';
-import { processOne, runOnce, serve } from './commands/service.ts';
+import { backfill, processOne, runOnce, serve } from './commands/service.ts';
 import { SqliteJobStore } from './state/sqlite-store.ts';
 import type { JobState } from './state/store.ts';
 
@@ -26,9 +26,11 @@ Commands:
   run-once            one ingest pass and every due job, then exit
   process <StudyInstanceUID>
                       process one study now
-  jobs [--state S] [--json]
+  backfill --since DATE [--until DATE] [--json]
+                      every study of a StudyDate range (QIDO-RS), processed now, with progress
+  jobs [list] [--state S] [--json]
                       the job list from the store (failed ones with their reasons)
-  retry <StudyInstanceUID>
+  jobs retry <StudyInstanceUID>
                       queue a failed (or finished) study again
   doctor              check the model, the mappings, the PACS and the FHIR server
   evaluate [--data DIR] [--json]
@@ -148,35 +150,88 @@ async function cmdProcess(args: string[], out: Out): Promise<number> {
   return outcome.status === 'failed' ? 1 : 0;
 }
 
+const JOB_STATES = ['queued', 'running', 'done', 'failed', 'skipped'];
+
+/** `jobs list [--state S] [--json]` (the default) and `jobs retry <StudyInstanceUID>`. */
 async function cmdJobs(args: string[], out: Out): Promise<number> {
-  const { values } = parse(args, { state: { type: 'string' }, json: { type: 'boolean', default: false } });
-  const states = ['queued', 'running', 'done', 'failed', 'skipped'];
-  if (values.state !== undefined && !states.includes(values.state)) throw new TriageError('USAGE', `--state must be one of ${states.join(', ')}`);
-  const config = configFor(values);
-  const store = new SqliteJobStore(config.store.path);
+  const { values, positionals } = parse(args, { state: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const [sub = 'list', ...rest] = positionals;
+  if (sub !== 'list' && sub !== 'retry') throw new TriageError('USAGE', `jobs: unknown subcommand "${sub}" (list, retry)`);
+  if (values.state !== undefined && !JOB_STATES.includes(values.state)) throw new TriageError('USAGE', `--state must be one of ${JOB_STATES.join(', ')}`);
+  const store = new SqliteJobStore(configFor(values).store.path);
   try {
+    if (sub === 'retry') {
+      const uid = rest[0];
+      if (uid === undefined || rest.length > 1) throw new TriageError('USAGE', 'jobs retry takes exactly one StudyInstanceUID');
+      const job = store.requeue(uid);
+      if (!job) throw new TriageError('NOT_FOUND', `no job for study ${uid} in the store`);
+      out.stdout(values.json ? JSON.stringify({ job }) : `${uid}: ${job.state}`);
+      return 0;
+    }
     const jobs = store.jobs(values.state === undefined ? {} : { state: values.state as JobState });
-    if (values.json) out.stdout(JSON.stringify({ jobs }));
-    else for (const j of jobs) out.stdout(`${j.state.padEnd(8)} ${j.studyInstanceUID}  attempts ${j.attempts}${j.reason ? `  ${j.errorCode ? `${j.errorCode}: ` : ''}${j.reason}` : ''}`);
+    if (values.json) {
+      out.stdout(JSON.stringify({ jobs }));
+    } else {
+      out.stdout(`${'state'.padEnd(8)} ${'study'.padEnd(64)} ${'tries'.padStart(5)}  reason`);
+      for (const j of jobs) {
+        out.stdout(`${j.state.padEnd(8)} ${j.studyInstanceUID.padEnd(64)} ${String(j.attempts).padStart(5)}  ${j.reason ? `${j.errorCode ? `${j.errorCode}: ` : ''}${j.reason}` : ''}`);
+      }
+      out.stdout(`${jobs.length} job${jobs.length === 1 ? '' : 's'}`);
+    }
     return 0;
   } finally {
     store.close();
   }
 }
 
-async function cmdRetry(args: string[], out: Out): Promise<number> {
-  const { values, positionals } = parse(args, {});
-  const uid = positionals[0];
-  if (uid === undefined || positionals.length > 1) throw new TriageError('USAGE', 'retry takes exactly one StudyInstanceUID');
-  const store = new SqliteJobStore(configFor(values).store.path);
-  try {
-    const job = store.requeue(uid);
-    if (!job) throw new TriageError('NOT_FOUND', `no job for study ${uid} in the store`);
-    out.stdout(`${uid}: ${job.state}`);
-    return 0;
-  } finally {
-    store.close();
-  }
+/** YYYY-MM-DD or YYYYMMDD → YYYYMMDD (DICOM DA); anything else is a usage error. */
+function dicomDate(value: string, option: string): string {
+  const m = /^(\d{4})-?(\d{2})-?(\d{2})$/.exec(value);
+  if (!m || Number.isNaN(Date.parse(`${m[1]}-${m[2]}-${m[3]}`))) throw new TriageError('USAGE', `${option} must be a date like 2026-11-28 (got "${value}")`);
+  return `${m[1]}${m[2]}${m[3]}`;
+}
+
+/** A progress line on stderr: redrawn in place on a terminal, every 10% otherwise. */
+export function progressReporter(write: (s: string) => void, isTty: boolean, now: () => number = () => performance.now()): (done: number, total: number) => void {
+  const start = now();
+  let lastDecile = -1;
+  return (done, total) => {
+    const seconds = (now() - start) / 1000;
+    const rate = seconds > 0 ? done / seconds : 0;
+    const eta = rate > 0 ? Math.round((total - done) / rate) : undefined;
+    const width = 30;
+    const filled = total === 0 ? width : Math.round((done / total) * width);
+    const line = `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${done}/${total}  ${rate.toFixed(1)} studies/s  ETA ${eta === undefined ? '?' : `${eta}s`}`;
+    if (isTty) {
+      write(`\r${line}${done === total ? '\n' : ''}`);
+    } else {
+      const decile = total === 0 ? 10 : Math.floor((done / total) * 10);
+      if (decile !== lastDecile) {
+        lastDecile = decile;
+        write(`${line}\n`);
+      }
+    }
+  };
+}
+
+async function cmdBackfill(args: string[], out: Out): Promise<number> {
+  const { values } = parse(args, { since: { type: 'string' }, until: { type: 'string' }, json: { type: 'boolean', default: false } });
+  if (values.since === undefined) throw new TriageError('USAGE', 'backfill needs --since DATE');
+  const since = dicomDate(values.since, '--since');
+  const until = values.until === undefined ? new Date().toISOString().slice(0, 10).replace(/-/g, '') : dicomDate(values.until, '--until');
+  if (until < since) throw new TriageError('USAGE', '--until is before --since');
+  const config = configFor(values);
+  const progress = values.json ? () => undefined : progressReporter((s) => process.stderr.write(s), process.stderr.isTTY === true);
+  const { found, outcomes } = await backfill(config, { since, until }, createLogger(values.verbose ? 'info' : 'warn'), progress);
+  const count = (status: string): number => outcomes.filter((o) => o.status === status).length;
+  const waiting = outcomes.filter((o) => o.status === 'failed' && o.retryAt !== undefined).length;
+  const summary = { found, done: count('done'), unchanged: outcomes.filter((o) => o.status === 'done' && o.unchanged).length, skipped: count('skipped'), failed: count('failed') - waiting, waiting };
+  out.stdout(
+    values.json
+      ? JSON.stringify({ since, until, ...summary, outcomes: outcomes.map(summarise) })
+      : `backfill ${since}–${until}: ${found} studies found; done ${summary.done} (${summary.unchanged} unchanged), skipped ${summary.skipped}, failed ${summary.failed}, waiting to retry ${summary.waiting}`,
+  );
+  return summary.failed + summary.waiting > 0 ? 1 : 0;
 }
 
 async function cmdServe(args: string[]): Promise<number> {
@@ -200,7 +255,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   'run-once': cmdRunOnce,
   process: cmdProcess,
   jobs: cmdJobs,
-  retry: cmdRetry,
+  backfill: cmdBackfill,
   doctor: cmdDoctor,
   evaluate: cmdEvaluate,
 };

@@ -90,13 +90,20 @@ export async function openService(config: Config, log: Logger): Promise<Service>
 }
 
 /** Runs due jobs, `concurrency` at a time, until none is due. */
-export async function drainQueue(service: Service, concurrency: number, log: Logger): Promise<JobOutcome[]> {
+export async function drainQueue(
+  service: Service,
+  concurrency: number,
+  log: Logger,
+  onOutcome?: (outcome: JobOutcome) => void,
+): Promise<JobOutcome[]> {
   const outcomes: JobOutcome[] = [];
   const worker = async (): Promise<void> => {
     while (!service.stopping) {
       const job = service.runtime.store.claim(Date.now(), service.lease);
       if (!job) return;
-      outcomes.push(await runJob(job, service.deps, service.retry, log, service.lease));
+      const outcome = await runJob(job, service.deps, service.retry, log, service.lease);
+      outcomes.push(outcome);
+      onOutcome?.(outcome);
     }
   };
   await Promise.all(Array.from({ length: concurrency }, worker));
@@ -111,6 +118,39 @@ export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: 
     if (service.servers.orthanc) enqueued = await pollOrthancChanges(service.servers.orthanc, service.runtime.store, config.ingest.changesBatch, log);
     const outcomes = await drainQueue(service, config.worker.concurrency, log);
     return { enqueued, outcomes };
+  } finally {
+    await service.close();
+  }
+}
+
+/** Studies in the PACS whose StudyDate is in [since, until] (YYYYMMDD), by QIDO-RS with paging. */
+export async function findStudiesByDate(service: Service, since: string, until: string, pageSize = 100): Promise<string[]> {
+  const uids: string[] = [];
+  for (let offset = 0; ; offset += pageSize) {
+    const page = await service.servers.dicomweb.searchStudies({ StudyDate: `${since}-${until}` }, pageSize, offset);
+    uids.push(...page);
+    if (page.length < pageSize) return [...new Set(uids)];
+  }
+}
+
+/**
+ * `backfill`: every study of a date range, found by QIDO-RS, queued and processed now. Studies
+ * already processed with the same inputs end as "unchanged" and write nothing.
+ */
+export async function backfill(
+  config: Config,
+  range: { since: string; until: string },
+  log: Logger,
+  progress: (done: number, total: number) => void,
+): Promise<{ found: number; outcomes: JobOutcome[] }> {
+  const service = await openService(config, log);
+  try {
+    const uids = await findStudiesByDate(service, range.since, range.until);
+    service.runtime.store.enqueue(uids.map((studyInstanceUID) => ({ studyInstanceUID, source: 'dicomweb-qido' as const })));
+    let done = 0;
+    progress(0, uids.length);
+    const outcomes = await drainQueue(service, config.worker.concurrency, log, () => progress(++done, uids.length));
+    return { found: uids.length, outcomes };
   } finally {
     await service.close();
   }

@@ -209,4 +209,26 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
     expect(store.latestResult(uid)?.written).toEqual({ pacs: true, fhir: true, metadata: true });
     store.close();
   });
+
+  it('backfill finds the studies of a date range by QIDO-RS and reprocesses them; unchanged ones write nothing', async () => {
+    const before = (await riskAssessments()).length;
+    const run = await cli(['backfill', '--since', '1990-01-01', '--config', configFile, '--json']);
+    const summary = JSON.parse(run.stdout) as { found: number; done: number; unchanged: number; skipped: number; failed: number };
+    // The demo studies, the CT and the two made in the tests above; the one without pixel data fails again.
+    expect(summary.found).toBe(demoFiles.length + 3);
+    expect(summary).toMatchObject({ skipped: 1, failed: 1 });
+    expect(summary.unchanged).toBeGreaterThanOrEqual(demoFiles.length);
+    expect(run.code).toBe(1);
+    expect((await riskAssessments()).length).toBe(before);
+    expect((await cli(['backfill', '--since', '2026-13-01', '--config', configFile])).code).toBe(2);
+  });
+
+  it('jobs retry queues a failed study again; jobs list shows it', async () => {
+    const uid = '1.2.826.0.1.3680043.10.999.1.1';
+    const retry = await cli(['jobs', 'retry', uid, '--config', configFile]);
+    expect(retry.stdout.trim()).toBe(`${uid}: queued`);
+    const list = await cli(['jobs', 'list', '--state', 'queued', '--config', configFile]);
+    expect(list.stdout).toContain(uid);
+    expect((await cli(['jobs', 'retry', '9.9.9', '--config', configFile])).code).toBe(1);
+  });
 });

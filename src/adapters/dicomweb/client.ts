@@ -40,6 +40,20 @@ export class DicomWebClient {
     return list.map((json) => instanceMetaOf(naturalize(json)));
   }
 
+  /** QIDO-RS study search; returns Study Instance UIDs (one page). */
+  async searchStudies(match: Record<string, string>, limit: number, offset: number): Promise<string[]> {
+    const req = {
+      path: 'studies',
+      query: { ...match, includefield: ['0020000D'], limit, offset },
+      headers: { accept: 'application/dicom+json' },
+    };
+    const res = await this.http.request(req);
+    if (res.status === 204) return [];
+    if (res.status < 200 || res.status >= 300) throw this.http.errorFor(req, res);
+    const list = res.body.length === 0 ? [] : (JSON.parse(res.body.toString('utf8')) as DicomJson[]);
+    return list.map((json) => instanceMetaOf(naturalize(json)).StudyInstanceUID).filter((uid) => uid !== '');
+  }
+
   /**
    * One instance as Part 10 bytes, in the transfer syntax the PACS stored (`transfer-syntax=*`):
    * Orthanc 1.10 answers 500 when asked to transcode JPEG 2000, so we never ask it to transcode
