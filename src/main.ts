@@ -87,6 +87,7 @@ export function serverPipeline(config: Config, runtime: Runtime, servers: Server
     sink: new ServerSink(servers.dicomweb, servers.orthanc, servers.fhir),
     store: runtime.store,
     log,
+    writeOrderPriority: config.fhir?.writeOrderPriority ?? false,
     software: SOFTWARE,
   };
 }

@@ -41,6 +41,12 @@ export class ServerSink implements ResultSink {
     return location?.split('/').slice(0, 2).join('/');
   }
 
+  async writeOrderPriority(order: FhirResource, priority: StoredResult['priority']): Promise<string | undefined> {
+    if (!this.fhir) throw new TriageError('CONFIG_INVALID', 'fhir.writeOrderPriority is set but no FHIR server is configured');
+    const updated = await this.fhir.update({ ...order, priority });
+    return updated.meta?.versionId;
+  }
+
   async setPriority(study: InstanceMeta, result: StoredResult): Promise<void> {
     if (!this.orthanc) return; // a generic DICOMweb PACS has no place for it; the API and worklist still show it
     const id = await this.orthanc.findStudy(study.StudyInstanceUID);

@@ -161,7 +161,8 @@ export async function processOne(config: Config, studyInstanceUID: string, log: 
   const service = await openService(config, log);
   try {
     service.runtime.store.enqueue([{ studyInstanceUID, source: 'cli' }]);
-    const job = service.runtime.store.claim(Number.MAX_SAFE_INTEGER - service.lease.leaseMs, service.lease);
+    // Only this study's job: other due jobs in the store are not this command's business.
+    const job = service.runtime.store.claim(Number.MAX_SAFE_INTEGER - service.lease.leaseMs, service.lease, studyInstanceUID);
     if (!job) throw new Error('the job just enqueued could not be claimed (another worker holds it)');
     return await runJob(job, service.deps, { ...service.retry, maxAttempts: job.attempts }, log, service.lease);
   } finally {

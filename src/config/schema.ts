@@ -40,6 +40,8 @@ export const configSchema = z
         baseUrl: url,
         auth: bearerAuth.optional(),
         timeoutMs: z.number().int().min(100).default(15_000),
+        /** Also write the triage priority to the study's order (ServiceRequest.priority). Off by default. */
+        writeOrderPriority: z.boolean().default(false),
       })
       .strict()
       .optional(),

@@ -27,6 +27,8 @@ export interface ResultSink {
   /** Writes the transaction Bundle; returns the RiskAssessment's reference when the server says. */
   writeFhir(studyInstanceUID: string, bundle: FhirResource): Promise<string | undefined>;
   setPriority(study: InstanceMeta, result: StoredResult): Promise<void>;
+  /** Writes the priority to the order; returns the order's new versionId. Absent: the sink cannot. */
+  writeOrderPriority?(order: FhirResource, priority: StoredResult['priority']): Promise<string | undefined>;
 }
 
 export interface PipelineDeps {
@@ -41,6 +43,8 @@ export interface PipelineDeps {
   sink: ResultSink;
   store: JobStore;
   log: Logger;
+  /** Also write the priority to the study's ServiceRequest (fhir.writeOrderPriority). */
+  writeOrderPriority?: boolean;
   now?: () => Date;
   software: { name: string; version: string };
   /** Stage timings, write counts (optional: `analyze` has none). */
@@ -93,13 +97,28 @@ export function studyMetaOf(instance: InstanceMeta): StudyMeta {
   return meta;
 }
 
-function versionsOf(resources: readonly FhirResource[]): { ref: string; versionId?: string }[] {
-  return resources.map((r) => ({ ref: `${r.resourceType}/${r.id ?? ''}`, ...(r.meta?.versionId ? { versionId: r.meta.versionId } : {}) }));
+/**
+ * The FHIR resources a result used, with their versions. The version our own priority write gave
+ * the order counts as the version it had before: otherwise that write would change the key and
+ * the study would be processed again for nothing.
+ */
+function versionsOf(resources: readonly FhirResource[], ownWrite?: StoredResult['orderPriority']): { ref: string; versionId?: string }[] {
+  return resources.map((r) => {
+    const ref = `${r.resourceType}/${r.id ?? ''}`;
+    let versionId = r.meta?.versionId;
+    if (ownWrite && ownWrite.ref === ref && versionId !== undefined && versionId === ownWrite.toVersion) versionId = ownWrite.fromVersion;
+    return { ref, ...(versionId ? { versionId } : {}) };
+  });
 }
 
 function fullyWritten(result: StoredResult, shadow: boolean): boolean {
   if (shadow) return true;
-  return result.written.pacs && result.written.metadata && (result.written.fhir || result.notes.some((n) => n.startsWith('fhir skipped')));
+  return (
+    result.written.pacs &&
+    result.written.metadata &&
+    (result.written.fhir || result.notes.some((n) => n.startsWith('fhir skipped'))) &&
+    result.written.order !== false
+  );
 }
 
 /**
@@ -132,15 +151,16 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     clinical = await timed('context.fhir', () => gatherClinicalContext(study, source, mappings.fhir, manifest.text, now()));
   }
   const rendered = renderClinicalText(clinical.resources, manifest.text);
+  const previous = deps.store.latestResult(studyInstanceUID);
+  const usedVersions = versionsOf(rendered.used, previous?.orderPriority);
   const key = resultKey({
     studyInstanceUID,
     sourceSopInstanceUIDs: [instance.SOPInstanceUID],
-    fhirResources: versionsOf(rendered.used),
+    fhirResources: usedVersions,
     modelId: manifest.id,
     modelVersion: manifest.version,
     mappingsVersion: mappings.version,
   });
-  const previous = deps.store.latestResult(studyInstanceUID);
   const sameKey = previous?.resultKey === key ? previous : undefined;
   if (sameKey && fullyWritten(sameKey, deps.shadow)) {
     log.info({ event: 'study.unchanged', study: studyInstanceUID, resultKey: key }, 'same inputs as the stored result; nothing new to write');
@@ -220,12 +240,14 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
         service: deps.software,
         mappings: mappings.findings,
         producedAt,
-        fhirResources: versionsOf(rendered.used),
+        fhirResources: usedVersions,
         srSopInstanceUID: sr.sopInstanceUID,
       })
     : undefined;
   const fhir = fhirBundle as unknown as FhirResource | undefined;
 
+  // The study's order, when the priority is to be written there too (fhir.writeOrderPriority).
+  const order = deps.writeOrderPriority && clinical.patientRef ? clinical.resources.find((r) => r.resourceType === 'ServiceRequest') : undefined;
   const result: StoredResult = {
     resultKey: key,
     studyInstanceUID,
@@ -239,8 +261,13 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     executionProvider: model.provider,
     ...(instance.Modality ? { modality: instance.Modality } : {}),
     createdAt: Date.parse(producedAt),
-    written: sameKey?.written ?? { pacs: false, fhir: false, metadata: false },
+    written: {
+      ...(sameKey?.written ?? { pacs: false, fhir: false, metadata: false }),
+      ...(order && deps.sink.writeOrderPriority ? { order: sameKey?.written.order ?? false } : {}),
+    },
     notes: [],
+    // Carried forward until we write the order again, so our last write keeps not counting as a change.
+    ...(previous?.orderPriority ? { orderPriority: previous.orderPriority } : {}),
     ...(sameKey?.riskAssessmentRef ? { riskAssessmentRef: sameKey.riskAssessmentRef } : {}),
     ...(predecessor ? { predecessor } : {}),
   };
@@ -303,6 +330,19 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
       );
       result.written.fhir = true;
       if (ref) result.riskAssessmentRef = ref;
+      deps.store.saveResult(result);
+    });
+  }
+  const writeOrder = deps.sink.writeOrderPriority?.bind(deps.sink);
+  if (order && writeOrder && result.written.order === false) {
+    await timed('write.order', async () => {
+      const ref = `ServiceRequest/${order.id ?? ''}`;
+      if (order['priority'] !== priority) {
+        const fromVersion = versionsOf([order], previous?.orderPriority)[0]?.versionId;
+        const toVersion = await audited({ target: 'fhir', action: 'order-priority', resource: `${ref} priority ${priority}` }, () => writeOrder(order, priority));
+        result.orderPriority = { ref, ...(fromVersion ? { fromVersion } : {}), ...(toVersion ? { toVersion } : {}) };
+      }
+      result.written.order = true;
       deps.store.saveResult(result);
     });
   }

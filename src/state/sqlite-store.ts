@@ -295,15 +295,16 @@ export class SqliteJobStore implements JobStore {
     return row?.value;
   }
 
-  claim(now: number, lease: { owner: string; leaseMs: number } = { owner: 'local', leaseMs: DEFAULT_LEASE_MS }): Job | undefined {
+  claim(now: number, lease: { owner: string; leaseMs: number } = { owner: 'local', leaseMs: DEFAULT_LEASE_MS }, studyInstanceUID?: string): Job | undefined {
     return this.db.transaction(() => {
       const row = this.db
         .prepare(
           `SELECT * FROM jobs
-           WHERE (state = 'queued' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now)
+           WHERE ((state = 'queued' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now))
+             AND (@uid IS NULL OR study_uid = @uid)
            ORDER BY next_attempt_at, enqueued_at LIMIT 1`,
         )
-        .get({ now }) as JobRow | undefined;
+        .get({ now, uid: studyInstanceUID ?? null }) as JobRow | undefined;
       if (!row) return undefined;
       const until = now + lease.leaseMs;
       // The state guard makes the claim safe when two processes race for the same row.

@@ -56,7 +56,12 @@ export interface StoredResult {
   modality?: string;
   createdAt: number;
   /** Where it was written: each flag set once the write succeeded. */
-  written: { pacs: boolean; fhir: boolean; metadata: boolean };
+  written: { pacs: boolean; fhir: boolean; metadata: boolean; order?: boolean };
+  /**
+   * Our own write of the priority to the order (ServiceRequest.priority, when configured): the
+   * version it had and the version our write made, so that our write does not change the result key.
+   */
+  orderPriority?: { ref: string; fromVersion?: string; toVersion?: string };
   /** Why a write was skipped on purpose (shadow mode, no patient in FHIR…). */
   notes: string[];
   riskAssessmentRef?: string;
@@ -144,7 +149,8 @@ export interface JobStore {
    * Takes the next due job — queued with its next attempt time passed, or running with an
    * expired lease (its worker died) — and marks it running, leased to `owner` for `leaseMs`.
    */
-  claim(now: number, lease?: { owner: string; leaseMs: number }): Job | undefined;
+  /** With `studyInstanceUID`, only that study's job (for `process <uid>`). */
+  claim(now: number, lease?: { owner: string; leaseMs: number }, studyInstanceUID?: string): Job | undefined;
   /** Extends a running job's lease; false when the job is no longer this owner's. */
   renewLease(studyInstanceUID: string, owner: string, until: number): boolean;
   get(studyInstanceUID: string): Job | undefined;

@@ -231,4 +231,34 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
     expect(list.stdout).toContain(uid);
     expect((await cli(['jobs', 'retry', '9.9.9', '--config', configFile])).code).toBe(1);
   });
+
+  it('with fhir.writeOrderPriority the priority goes to the order, and that write does not make the study run again', async () => {
+    const cfg = JSON.parse(readFileSync(configFile, 'utf8')) as { fhir: Record<string, unknown> };
+    cfg.fhir['writeOrderPriority'] = true;
+    const orderConfig = configFile.replace(/\.json$/, '-order.json');
+    writeFileSync(orderConfig, JSON.stringify(cfg));
+    const accession = String(readPart10(readFileSync(demoFiles[0]!))['AccessionNumber']);
+    const order = async (): Promise<{ priority?: string; meta: { versionId: string } }> => {
+      const bundle = (await (await fetch(`${fhir.url}/ServiceRequest?_count=200`)).json()) as { entry: { resource: { identifier?: { value?: string }[]; priority?: string; meta: { versionId: string } } }[] };
+      const found = bundle.entry.map((e) => e.resource).find((r) => (r.identifier ?? []).some((i) => i.value === accession));
+      if (!found) throw new Error('the demo order is missing');
+      return found;
+    };
+    const before = await order();
+    await storeAndWait(copyWithUids(demoFiles[0]!, 3));
+    const uid = '1.2.826.0.1.3680043.10.999.3.1';
+    const first = await cli(['process', uid, '--config', orderConfig]);
+    expect(first.code, first.stdout + first.stderr).toBe(0);
+    const store = new SqliteJobStore(storePath);
+    const result = store.latestResult(uid);
+    store.close();
+    const after = await order();
+    expect(after.priority).toBe(result?.priority);
+    expect(after.meta.versionId).not.toBe(before.meta.versionId);
+    expect(result?.orderPriority).toEqual({ ref: expect.stringMatching(/^ServiceRequest\//), fromVersion: before.meta.versionId, toVersion: after.meta.versionId });
+    // Our SR made the study stable again; the rerun sees only our own write on the order: unchanged.
+    const again = await cli(['process', uid, '--config', orderConfig, '--json']);
+    expect(JSON.parse(again.stdout)).toMatchObject({ status: 'done', unchanged: true });
+    expect(await srInstances(uid)).toHaveLength(1);
+  });
 });

@@ -83,6 +83,19 @@ export class FhirClient {
     return (await this.call('transaction', (signal) => this.client.transaction({ body: bundle as never, options: { signal } }))) as FhirResource;
   }
 
+  /** Update with optimistic locking: If-Match on the version read, so a concurrent edit is not overwritten. */
+  async update(resource: FhirResource): Promise<FhirResource> {
+    const version = resource.meta?.versionId;
+    return (await this.call(`update ${resource.resourceType}`, (signal) =>
+      this.client.update({
+        resourceType: resource.resourceType,
+        id: resource.id ?? '',
+        body: resource as never,
+        options: { signal, ...(version ? { headers: { 'If-Match': `W/"${version}"` } } : {}) },
+      }),
+    )) as FhirResource;
+  }
+
   async capabilities(): Promise<FhirResource> {
     return (await this.call('capabilities', (signal) => this.client.capabilityStatement({ signal }))) as FhirResource;
   }

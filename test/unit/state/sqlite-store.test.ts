@@ -58,3 +58,14 @@ describe('SqliteJobStore', () => {
     second.close();
   });
 });
+
+describe('SqliteJobStore.claim for one study (regression: `process <uid>` ran another due job)', () => {
+  it('takes only the named study even when an older job is due', () => {
+    const store = new SqliteJobStore(':memory:', () => 1000);
+    store.enqueue([{ studyInstanceUID: 'old', source: 'cli' }]);
+    store.enqueue([{ studyInstanceUID: 'mine', source: 'cli' }]);
+    expect(store.claim(5000, undefined, 'mine')?.studyInstanceUID).toBe('mine');
+    expect(store.claim(5000, undefined, 'mine')).toBeUndefined();
+    expect(store.claim(5000)?.studyInstanceUID).toBe('old');
+  });
+});
