@@ -24,7 +24,41 @@ def export(model, path, max_len=128):
         external_data=False)
     prog.optimize()
     prog.save(str(path), external_data=False)
+    strip_provenance(path)
     return path
+
+
+def strip_provenance(path):
+    """The dynamo exporter records each node's Python stack trace (absolute source paths of the
+    machine that trained it) in doc strings and metadata. They are not needed to run the model
+    and must not ship, so they are removed; the graph itself is unchanged."""
+    import onnx
+    m = onnx.load(str(path))
+
+    def clean_nodes(nodes):
+        for node in nodes:
+            node.doc_string = ""
+            keep = [p for p in node.metadata_props if "stack_trace" not in p.key and "/" not in p.value]
+            del node.metadata_props[:]
+            node.metadata_props.extend(keep)
+            for attr in node.attribute:
+                if attr.g is not None:
+                    clean_nodes(attr.g.node)
+                for g in attr.graphs:
+                    clean_nodes(g.node)
+
+    clean_nodes(m.graph.node)
+    for f in m.functions:
+        clean_nodes(f.node)
+        f.doc_string = ""
+    m.graph.doc_string = ""
+    m.doc_string = ""
+    for vi in list(m.graph.value_info) + list(m.graph.input) + list(m.graph.output):
+        vi.doc_string = ""
+    keep = [p for p in m.metadata_props if "/" not in p.value]
+    del m.metadata_props[:]
+    m.metadata_props.extend(keep)
+    onnx.save(m, str(path))
 
 
 def verify(model, path, log=print, tol=1e-4):
