@@ -38,6 +38,7 @@ import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-
 import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { CHROMIUM, CHROMIUM_ARGS, ohifDist, requireChromium, requireOhif, startOhifServer, type OhifServer } from '../harness/ohif.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
+import { waitFor } from '../harness/cli.ts';
 
 const DEMO = 'test/fixtures/demo';
 /** demo01: pneumothorax, which the model finds with a region; demo05: a normal study, no region. */
@@ -48,15 +49,6 @@ const README_SCREENSHOT = 'test/fixtures/screenshots/ohif-sr.png';
 
 const studyOf = (file: string): string => String(readPart10(readFileSync(file))['StudyInstanceUID']);
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 interface DrawnAnnotation {
   tool: string;

@@ -7,7 +7,6 @@ import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.ts';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import { OrthancClient, PRIORITY_METADATA } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
@@ -16,31 +15,12 @@ import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
+import { cli, waitFor } from '../harness/cli.ts';
 
 const DEMO = 'test/fixtures/demo';
 const CT = 'test/fixtures/pydicom/CT_small.dcm';
 
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-async function cli(args: string[]): Promise<Cli> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (s) => (stdout += s + '\n'), stderr: (s) => (stderr += s + '\n') });
-  return { code, stdout, stderr };
-}
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-once → SR, RiskAssessment, priority', () => {
   let orthanc: OrthancServer;

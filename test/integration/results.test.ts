@@ -17,7 +17,6 @@ import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli.ts';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import type { InstanceMeta } from '../../src/domain/types.ts';
@@ -29,32 +28,13 @@ import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { ACCEPTED_DCIODVFY_WARNING, dciodvfy, dsrdump, fhirProblems } from '../unit/encode/validators.ts';
+import { cli, waitFor } from '../harness/cli.ts';
 
 const DEMO = 'test/fixtures/demo';
 const MODEL = 'models/cxr-triage';
 const UID_ROOT = '1.2.826.0.1.3680043.10.999';
 
-interface Cli {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-async function cli(args: string[]): Promise<Cli> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, { stdout: (s) => (stdout += s + '\n'), stderr: (s) => (stderr += s + '\n') });
-  return { code, stdout, stderr };
-}
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 type FhirResource = Record<string, unknown> & { resourceType: string; id: string; identifier?: { system: string; value: string }[] };
 
