@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
+import type { z } from 'zod';
 import { TriageError } from '../domain/errors.ts';
 import { configSchema, type Config } from './schema.ts';
 import { formatZodIssues } from './zod-issues.ts';
@@ -13,6 +14,45 @@ const NOT_CONFIG = new Set(['PACS_TRIAGE_LOG_LEVEL', 'PACS_TRIAGE_CONFIG', 'PACS
 /** `BASE_URL` → `baseUrl`. */
 function camel(segment: string): string {
   return segment.toLowerCase().replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+type Kind = 'string' | 'number' | 'boolean' | 'array' | 'object' | 'other';
+
+/** What the schema expects at a path (several kinds where a union allows them). */
+export function kindsAt(schema: z.ZodType, keys: readonly string[]): Set<Kind> {
+  const def = (schema as unknown as { def: { type: string; innerType?: z.ZodType; options?: z.ZodType[]; shape?: Record<string, z.ZodType> } }).def;
+  switch (def.type) {
+    case 'default':
+    case 'optional':
+    case 'nullable':
+      return kindsAt(def.innerType as z.ZodType, keys);
+    case 'union':
+      return new Set((def.options ?? []).flatMap((o) => [...kindsAt(o, keys)]));
+    case 'object': {
+      if (keys.length === 0) return new Set(['object']);
+      const child = (schema as unknown as z.ZodObject).shape[keys[0] as string] as z.ZodType | undefined;
+      return child ? kindsAt(child, keys.slice(1)) : new Set(); // not a key here (another union option may have it)
+    }
+    default:
+      if (keys.length > 0) return new Set();
+      if (def.type === 'string' || def.type === 'enum') return new Set(['string']);
+      if (def.type === 'number') return new Set(['number']);
+      if (def.type === 'boolean') return new Set(['boolean']);
+      if (def.type === 'array') return new Set(['array']);
+      return new Set(['other']);
+  }
+}
+
+/**
+ * An environment value typed by what the schema expects there: a password of digits stays a
+ * string, a port becomes a number. Where the schema does not know the key, it is guessed, so the
+ * schema can still name it as unknown.
+ */
+function typedEnvValue(raw: string, keys: readonly string[]): unknown {
+  const kinds = kindsAt(configSchema, keys);
+  if (kinds.size === 1 && kinds.has('string')) return raw;
+  if (kinds.has('array') && !raw.trim().startsWith('[')) return raw.split(',').map((s) => s.trim());
+  return parseEnvValue(raw);
 }
 
 /** JSON-ish scalars from the environment: numbers, booleans and JSON arrays/objects; else the string. */
@@ -28,7 +68,6 @@ function parseEnvValue(raw: string): unknown {
       return raw;
     }
   }
-  // Comma lists for arrays such as executionProviders=cuda,cpu.
   return raw;
 }
 
@@ -63,22 +102,19 @@ export function configFromEnv(env: NodeJS.ProcessEnv, problems: string[]): Recor
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith(ENV_PREFIX) || raw === undefined || NOT_CONFIG.has(name)) continue;
     let rest = name.slice(ENV_PREFIX.length);
-    let value: unknown;
+    let text = raw;
     if (rest.endsWith('_FILE')) {
       rest = rest.slice(0, -'_FILE'.length);
       try {
-        value = readFileSync(raw, 'utf8').replace(/\r?\n$/, '');
+        text = readFileSync(raw, 'utf8').replace(/\r?\n$/, '');
       } catch (err) {
         problems.push(`  - ${name}: cannot read ${raw}: ${(err as Error).message}`);
         continue;
       }
-    } else {
-      value = parseEnvValue(raw);
     }
     const keys = rest.split('__').filter((k) => k !== '').map(camel);
     if (keys.length === 0) continue;
-    if (keys[keys.length - 1] === 'executionProviders' && typeof value === 'string') value = value.split(',').map((s) => s.trim());
-    setPath(out, keys, value);
+    setPath(out, keys, typedEnvValue(text, keys));
   }
   return out;
 }

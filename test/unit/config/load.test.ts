@@ -67,4 +67,20 @@ describe('loadConfig', () => {
       /PACS_TRIAGE_FHIR__AUTH__TOKEN_FILE: cannot read/,
     );
   });
+
+  it('types environment values by the schema: an all-digit password stays a string, a port becomes a number (regression)', () => {
+    const config = loadConfig({
+      env: {
+        PACS_TRIAGE_PACS__BASE_URL: 'http://127.0.0.1:8042',
+        PACS_TRIAGE_PACS__AUTH__USERNAME: 'triage',
+        PACS_TRIAGE_PACS__AUTH__PASSWORD: '123456',
+        PACS_TRIAGE_API__PORT: '8081',
+        PACS_TRIAGE_API__TOKEN: '1234567890123456',
+      },
+    });
+    expect(config.pacs?.auth).toEqual({ username: 'triage', password: '123456' });
+    expect(config.api.port).toBe(8081);
+    expect(config.api.token).toBe('1234567890123456');
+    expect(() => loadConfig({ env: { PACS_TRIAGE_NOT__A_KEY: '1' } })).toThrow(/\(root\)|notA?/);
+  });
 });
