@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { asTriageError, TriageError } from '../domain/errors.ts';
 import type { ImageKind, JobState, JobStore } from '../state/store.ts';
+import { secretMatches, WEBHOOK_SECRET_HEADER, webhookBodySchema, webhookRef } from '../pipeline/ingest/webhook.ts';
 import { openApiDocument } from './openapi.ts';
 import { checkStudyUid, jobsQuerySchema, parseFeedback, parseWorklistQuery, problemsOf, RequestInvalid } from './validation.ts';
 
@@ -21,6 +22,8 @@ export interface AppOptions {
   metrics?: { contentType: string; text: () => Promise<string> };
   /** Readiness for GET /readyz: the upstreams and the model (absent: ready when the process is up). */
   ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
+  /** `POST /webhooks/orthanc` (ingest mode `webhook`): the shared secret and the body limit (default 4kb). Absent: no route. */
+  webhook?: { secret: string; bodyLimit?: string };
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -92,6 +95,38 @@ export function createApp(options: AppOptions): express.Express {
     app.get(route, (_req, res) => {
       res.set({ 'content-type': file.type, 'content-security-policy': PAGE_CSP, 'x-frame-options': 'DENY', 'cache-control': 'no-cache' }).send(file.body);
     });
+  }
+
+  // Ingest mode (c): Orthanc's Lua OnStableStudy posts the study here with the shared secret.
+  // The secret is checked before the body is read; the body is small and validated.
+  if (options.webhook) {
+    const hook = options.webhook;
+    app.post(
+      '/webhooks/orthanc',
+      (req: Request, res: Response, next: NextFunction) => {
+        res.set('cache-control', 'no-store');
+        const given = req.headers[WEBHOOK_SECRET_HEADER];
+        if (typeof given !== 'string' || given === '') {
+          res.status(401).json({ error: { code: 'UNAUTHORIZED', message: `the ${WEBHOOK_SECRET_HEADER} header is required` } });
+          return;
+        }
+        if (!secretMatches(given, hook.secret)) {
+          options.log?.warn({ event: 'webhook.forbidden', ip: req.ip }, 'webhook call with a wrong secret');
+          res.status(403).json({ error: { code: 'FORBIDDEN', message: 'wrong secret' } });
+          return;
+        }
+        next();
+      },
+      express.json({ limit: hook.bodyLimit ?? '4kb', type: () => true }),
+      (req: Request, res: Response) => {
+        const parsed = webhookBodySchema.safeParse(req.body);
+        if (!parsed.success) throw new RequestInvalid('invalid webhook body', problemsOf(parsed.error.issues));
+        const ref = webhookRef(parsed.data);
+        store.enqueue([ref]);
+        options.log?.info({ event: 'ingest.enqueued', mode: 'webhook', study: ref.studyInstanceUID }, 'study enqueued by webhook');
+        res.status(202).json({ studyInstanceUID: ref.studyInstanceUID, state: store.get(ref.studyInstanceUID)?.state ?? 'queued' });
+      },
+    );
   }
 
   // No CORS headers anywhere: browsers keep other origins out. Nothing under /api is cached.

@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.ts';
 import { createApp } from '../api/app.ts';
 import { asTriageError } from '../domain/errors.ts';
 import { connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
-import { pollOrthancChanges } from '../pipeline/ingest/orthanc-changes.ts';
+import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
 import type { PipelineDeps } from '../pipeline/process-study.ts';
 import { runJob, type JobOutcome, type Lease, type RetryPolicy } from '../pipeline/worker.ts';
 import { CircuitBreaker } from '../adapters/http/breaker.ts';
@@ -110,12 +110,11 @@ export async function drainQueue(
   return outcomes;
 }
 
-/** `run-once`: one pass of ingest from Orthanc's /changes, then every due job. */
+/** `run-once`: one pass of the polling ingest modes (Orthanc /changes, QIDO-RS), then every due job. */
 export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: number; outcomes: JobOutcome[] }> {
   const service = await openService(config, log);
   try {
-    let enqueued = 0;
-    if (service.servers.orthanc) enqueued = await pollOrthancChanges(service.servers.orthanc, service.runtime.store, config.ingest.changesBatch, log);
+    const enqueued = await pollIngest(config, service.servers, service.runtime.store, log);
     const outcomes = await drainQueue(service, config.worker.concurrency, log);
     return { enqueued, outcomes };
   } finally {
@@ -205,6 +204,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     status: () => ({ provider: service.runtime.model.provider, model: `${service.runtime.model.manifest.id}@${service.runtime.model.manifest.version}` }),
     metrics: { contentType: service.metrics.contentType, text: () => service.metrics.text() },
     ready: () => readiness(service),
+    ...(ingestModes(config).includes('webhook') && config.ingest.webhook
+      ? { webhook: { secret: config.ingest.webhook.secret, bodyLimit: config.ingest.webhook.bodyLimit } }
+      : {}),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.api.port, config.api.host, () => resolve(s));
@@ -221,7 +223,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
         const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
         if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
       }
-      if (service.servers.orthanc) await pollOrthancChanges(service.servers.orthanc, service.runtime.store, config.ingest.changesBatch, log);
+      await pollIngest(config, service.servers, service.runtime.store, log);
       await drainQueue(service, config.worker.concurrency, log);
     } catch (err) {
       const e = asTriageError(err, 'ingest');

@@ -7,20 +7,47 @@ import { TriageError } from '../domain/errors.ts';
 import { loadFindingsMappings, type FindingsMappings } from '../domain/codes.ts';
 import { formatZodIssues } from './zod-issues.ts';
 
-const matcher = z.union([z.string(), z.number(), z.array(z.union([z.string(), z.number()]))]);
+const scalar = z.union([z.string(), z.number()]);
+/** A numeric range, both ends inclusive; a value that is not a number never matches. */
+const range = z
+  .object({ min: z.number().optional(), max: z.number().optional() })
+  .strict()
+  .refine((r) => r.min !== undefined || r.max !== undefined, 'a range needs min, max or both')
+  .refine((r) => r.min === undefined || r.max === undefined || r.min <= r.max, 'min must not exceed max');
+const matcher = z.union([scalar, range, z.array(z.union([scalar, range])).min(1)]);
 
-export const selectionSchema = z.object({
-  version: z.literal(1),
+/** One model's rules: the first rule that matches wins; `prefer` ranks its candidates; `gates` bound the intended use. */
+const ruleSet = z.object({
   rules: z
     .array(
-      z.object({
-        name: z.string().min(1),
-        match: z.record(z.string(), matcher),
-        exclude: z.record(z.string(), matcher).optional(),
-      }),
+      z
+        .object({
+          name: z.string().min(1),
+          match: z.record(z.string(), matcher),
+          exclude: z.record(z.string(), matcher).optional(),
+        })
+        .strict(),
     )
     .min(1),
   prefer: z.record(z.string(), z.array(z.string())).optional(),
+  /** The model's intended use: a study outside it is skipped with the reason. */
+  gates: z
+    .object({
+      /** Patient age in years at the study (PatientAge, else PatientBirthDate at StudyDate). */
+      patientAgeYears: range.optional(),
+      /** When the age cannot be told: `skip` the study or `allow` it (default allow). */
+      unknownAge: z.enum(['skip', 'allow']).default('allow'),
+      /** ViewPosition values the model was made for (case-insensitive); instances with another are not used. */
+      viewPosition: z.array(z.string().min(1)).min(1).optional(),
+    })
+    .strict()
+    .optional(),
+});
+
+/** Top level: the default rules; `models` holds rules per model id that replace them for that model. */
+export const selectionSchema = ruleSet.extend({
+  version: z.literal(1),
+  models: z.record(z.string().min(1), ruleSet).optional(),
 });
 
 export const fhirMappingSchema = z.object({
@@ -43,6 +70,7 @@ export const prioritySchema = z.object({
 });
 
 export type SelectionRules = z.infer<typeof selectionSchema>;
+export type SelectionRuleSet = z.infer<typeof ruleSet>;
 export type FhirMapping = z.infer<typeof fhirMappingSchema>;
 export type PriorityRules = z.infer<typeof prioritySchema>;
 
@@ -104,19 +132,22 @@ export function loadMappings(dir: string, findingCodes?: readonly string[]): Map
     });
   }
   const selection = out.selection as SelectionRules | undefined;
-  selection?.rules.forEach((rule, i) => {
-    for (const [field, value] of Object.entries({ ...rule.match, ...(rule.exclude ?? {}) })) {
-      for (const v of Array.isArray(value) ? value : [value]) {
-        if (typeof v === 'string' && v.length > 1 && v.startsWith('/') && v.endsWith('/')) {
-          try {
-            new RegExp(v.slice(1, -1), 'i');
-          } catch (err) {
-            problems.push(`  - ${path.join(dir, 'series-selection.yaml')}: rules.${i}.${field}: ${(err as Error).message}`);
+  const ruleSets = selection ? [['', selection] as const, ...Object.entries(selection.models ?? {}).map(([id, set]) => [`models.${id}.`, set] as const)] : [];
+  for (const [prefix, set] of ruleSets) {
+    set.rules.forEach((rule, i) => {
+      for (const [field, value] of Object.entries({ ...rule.match, ...(rule.exclude ?? {}) })) {
+        for (const v of Array.isArray(value) ? value : [value]) {
+          if (typeof v === 'string' && v.length > 1 && v.startsWith('/') && v.endsWith('/')) {
+            try {
+              new RegExp(v.slice(1, -1), 'i');
+            } catch (err) {
+              problems.push(`  - ${path.join(dir, 'series-selection.yaml')}: ${prefix}rules.${i}.${field}: ${(err as Error).message}`);
+            }
           }
         }
       }
-    }
-  });
+    });
+  }
   if (problems.length > 0) throw new TriageError('CONFIG_INVALID', `mappings in ${dir} are invalid:\n${problems.join('\n')}`);
   return {
     selection: out.selection as SelectionRules,

@@ -2,6 +2,19 @@ import { z } from 'zod';
 
 const uid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))*$/, 'must be a DICOM UID root (digits and dots, no leading zeros)').max(40);
 const url = z.url({ protocol: /^https?$/ });
+/** Ingest modes (README "Supported inputs"). */
+export const INGEST_MODES = ['orthanc-changes', 'dicomweb-qido', 'webhook', 'folder'] as const;
+export type IngestMode = (typeof INGEST_MODES)[number];
+
+function validTimeZone(tz: string): boolean {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 const basicAuth = z.object({ username: z.string().min(1), password: z.string().min(1) }).strict();
 const bearerAuth = z.object({ token: z.string().min(1) }).strict();
 
@@ -49,9 +62,54 @@ export const configSchema = z
       .object({
         pollIntervalS: z.number().int().min(1).max(59).default(5),
         changesBatch: z.number().int().min(1).max(10_000).default(200),
+        /** Which ingest modes run; absent: orthanc-changes when pacs.kind is orthanc, dicomweb-qido otherwise. */
+        modes: z
+          .array(z.enum(INGEST_MODES))
+          .min(1)
+          .refine((m) => new Set(m).size === m.length, 'a mode is named twice')
+          .optional(),
+        /** (b) QIDO-RS polling of any DICOMweb PACS. */
+        qido: z
+          .object({
+            /** The PACS's time zone (IANA name): StudyDate/StudyTime are local times there. */
+            timeZone: z.string().refine(validTimeZone, 'must be an IANA time zone such as Europe/Berlin or UTC').default('UTC'),
+            /** The first poll looks back this far. */
+            lookbackHours: z.number().positive().max(24 * 366).default(24),
+            /**
+             * Each poll starts this long before the previous one ended. The window is on the acquisition
+             * time (StudyDate/StudyTime), so this must exceed the usual delay from acquisition to arrival
+             * in the PACS (and any clock skew); the seen-set keeps the overlap from enqueueing twice.
+             */
+            overlapMinutes: z.number().int().min(0).max(7 * 24 * 60).default(60),
+            /** QIDO page size (limit/offset). */
+            pageSize: z.number().int().min(1).max(5_000).default(100),
+            /** Extra QIDO match keys, e.g. { ModalitiesInStudy: CR } (keyword or tag → value). */
+            match: z.record(z.string().regex(/^[A-Za-z0-9]+$/), z.string()).default({}),
+            /** Extra includefield tags or keywords (beyond what the seen-set needs). */
+            includefield: z.array(z.string().regex(/^[A-Za-z0-9]+$/)).default([]),
+            /** Seen-set entries older than this are dropped (they are far behind the window). */
+            seenRetentionDays: z.number().int().min(1).max(3650).default(14),
+          })
+          .strict()
+          .prefault({}),
+        /** (c) POST /webhooks/orthanc, fed by docker/orthanc/on-stable-study.lua. */
+        webhook: z
+          .object({
+            /** Shared secret in the X-Pacs-Triage-Secret header (≥ 16 characters; PACS_TRIAGE_INGEST__WEBHOOK__SECRET_FILE for a file). */
+            secret: z.string().min(16, 'must be at least 16 characters'),
+            /** Largest body accepted. */
+            bodyLimit: z.string().default('4kb'),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
-      .default({ pollIntervalS: 5, changesBatch: 200 }),
+      .superRefine((ingest, ctx) => {
+        if (ingest.modes?.includes('webhook') && !ingest.webhook) ctx.addIssue({ code: 'custom', path: ['webhook', 'secret'], message: 'the webhook mode needs ingest.webhook.secret' });
+        // (d) the watched folder is not built yet: refused rather than silently ignored.
+        if (ingest.modes?.includes('folder')) ctx.addIssue({ code: 'custom', path: ['modes'], message: 'the folder mode is not available yet; use `pacs-triage analyze <folder>` for offline use' });
+      })
+      .prefault({}),
     store: z.object({ path: z.string().min(1).default('.state/pacs-triage.sqlite') }).strict().default({ path: '.state/pacs-triage.sqlite' }),
     api: z
       .object({
@@ -93,6 +151,11 @@ export const configSchema = z
       .strict()
       .default({}),
   })
-  .strict();
+  .strict()
+  .superRefine((config, ctx) => {
+    if (config.ingest.modes?.includes('orthanc-changes') && config.pacs && config.pacs.kind !== 'orthanc') {
+      ctx.addIssue({ code: 'custom', path: ['ingest', 'modes'], message: 'orthanc-changes needs pacs.kind orthanc' });
+    }
+  });
 
 export type Config = z.infer<typeof configSchema>;

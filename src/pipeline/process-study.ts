@@ -140,7 +140,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   };
 
   const instances = await timed('context.instances', () => deps.source.instances(studyInstanceUID));
-  const selection = selectInstance(instances, mappings.selection);
+  const selection = selectInstance(instances, mappings.selection, manifest.id);
   if (!selection.selected) return { status: 'skipped', reason: selection.reason };
   const instance = selection.instance;
   const study = studyMetaOf(instance);

@@ -111,6 +111,16 @@ const MIGRATIONS: readonly (string | Migration)[] = [
    CREATE INDEX audit_study ON audit (study_uid, id);
    CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;
    CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'audit is append-only'); END;`,
+  // 4: the seen-set of polling ingest (QIDO-RS): which studies a poll already enqueued, with
+  // what they held then (a study that gains instances is enqueued again).
+  `CREATE TABLE ingest_seen (
+     seen_set TEXT NOT NULL,
+     study_uid TEXT NOT NULL,
+     fingerprint TEXT NOT NULL,
+     seen_at INTEGER NOT NULL,
+     PRIMARY KEY (seen_set, study_uid)
+   );
+   CREATE INDEX ingest_seen_age ON ingest_seen (seen_set, seen_at);`,
 ];
 
 /** Default lease of a claimed job when the caller names none. */
@@ -288,6 +298,29 @@ export class SqliteJobStore implements JobStore {
       for (const ref of refs) upsert.run({ uid: ref.studyInstanceUID, orthancId: ref.orthancId ?? null, source: ref.source, now });
       if (cursor) setCursor.run(cursor.name, cursor.value);
     })();
+  }
+
+  enqueueUnseen(seenSet: string, studies: readonly { ref: StudyRef; fingerprint: string }[], cursor?: { name: string; value: string }): StudyRef[] {
+    const now = this.clock();
+    const known = this.db.prepare(`SELECT fingerprint FROM ingest_seen WHERE seen_set = ? AND study_uid = ?`);
+    const mark = this.db.prepare(
+      `INSERT INTO ingest_seen (seen_set, study_uid, fingerprint, seen_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (seen_set, study_uid) DO UPDATE SET fingerprint = excluded.fingerprint, seen_at = excluded.seen_at`,
+    );
+    return this.db.transaction(() => {
+      const fresh: StudyRef[] = [];
+      for (const { ref, fingerprint } of studies) {
+        const row = known.get(seenSet, ref.studyInstanceUID) as { fingerprint: string } | undefined;
+        if (row?.fingerprint !== fingerprint && !fresh.some((r) => r.studyInstanceUID === ref.studyInstanceUID)) fresh.push(ref);
+        mark.run(seenSet, ref.studyInstanceUID, fingerprint, now);
+      }
+      this.enqueue(fresh, cursor);
+      return fresh;
+    })();
+  }
+
+  pruneSeen(seenSet: string, before: number): number {
+    return this.db.prepare(`DELETE FROM ingest_seen WHERE seen_set = ? AND seen_at < ?`).run(seenSet, before).changes;
   }
 
   getCursor(name: string): string | undefined {

@@ -146,6 +146,14 @@ export interface JobStore {
   enqueue(refs: readonly StudyRef[], cursor?: { name: string; value: string }): void;
   getCursor(name: string): string | undefined;
   /**
+   * Polling ingest's seen-set: enqueues the studies not yet seen in `seenSet` or seen with another
+   * fingerprint, records them all as seen (now), and sets the cursor — one transaction. Returns
+   * what was enqueued.
+   */
+  enqueueUnseen(seenSet: string, studies: readonly { ref: StudyRef; fingerprint: string }[], cursor?: { name: string; value: string }): StudyRef[];
+  /** Forgets seen-set entries last seen before `before` (ms since epoch); returns how many. */
+  pruneSeen(seenSet: string, before: number): number;
+  /**
    * Takes the next due job — queued with its next attempt time passed, or running with an
    * expired lease (its worker died) — and marks it running, leased to `owner` for `leaseMs`.
    */

@@ -4,6 +4,8 @@
  * (transactions, search, conditional create, faults, bearer auth).
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { Bundle, Observation, Patient } from '@medplum/fhirtypes';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
@@ -129,8 +131,10 @@ describe.skipIf(!requireOrthanc())('docker/orthanc/orthanc.json', () => {
   });
 
   it('is accepted by the real Orthanc (paths, ports and users replaced by the harness)', async () => {
-    const { StorageDirectory, IndexDirectory, HttpPort, DicomPort, RegisteredUsers, Plugins, ...rest } = file;
-    const server = new OrthancServer({ dicomServer: false, extraConfig: rest });
+    const { StorageDirectory, IndexDirectory, HttpPort, DicomPort, RegisteredUsers, Plugins, LuaScripts, ...rest } = file;
+    // The image's Lua scripts live under /etc in the container; here they are read from the repo.
+    const lua = ((LuaScripts as string[] | undefined) ?? []).map((p) => fileURLToPath(new URL(`../../docker/orthanc/${path.basename(p)}`, import.meta.url)));
+    const server = new OrthancServer({ dicomServer: false, extraConfig: { ...rest, ...(lua.length > 0 ? { LuaScripts: lua } : {}) } });
     try {
       await server.start();
       expect(await server.json<string[]>('/plugins')).toContain('dicom-web');

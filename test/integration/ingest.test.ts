@@ -1,0 +1,170 @@
+/**
+ * Ingest modes against a real Orthanc: (b) QIDO-RS polling as for any DICOMweb PACS (the time
+ * window in the PACS's time zone, paging, the seen-set), and (c) the webhook fed by the Lua
+ * script shipped in docker/orthanc/, run by Orthanc itself.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../src/api/app.ts';
+import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { localDateTime } from '../../src/pipeline/ingest/dicomweb-qido.ts';
+import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
+import { requireOrthanc } from '../harness/require-servers.ts';
+import { cli, waitFor } from '../harness/cli.ts';
+
+const DEMO = 'test/fixtures/demo/dicom';
+const demoFiles = readdirSync(DEMO).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(DEMO, f));
+const ROOT = '1.2.826.0.1.3680043.10.999.77';
+
+/** A demo file as a new study `n`, acquired at `at` (local time in `timeZone`). */
+function studyAt(file: string, n: number, at: number, timeZone: string): Uint8Array {
+  const ds = readPart10(readFileSync(file));
+  const { date, time } = localDateTime(at, timeZone);
+  ds['StudyInstanceUID'] = `${ROOT}.${n}`;
+  ds['SeriesInstanceUID'] = `${ROOT}.${n}.1`;
+  ds['SOPInstanceUID'] = `${ROOT}.${n}.1.1`;
+  ds['StudyDate'] = date;
+  ds['StudyTime'] = time;
+  return writePart10(ds);
+}
+
+function summaryOf(stdout: string): { enqueued: number; done: number; skipped: number; failed: number; outcomes: { status: string; unchanged?: boolean }[] } {
+  return JSON.parse(stdout) as ReturnType<typeof summaryOf>;
+}
+
+describe.skipIf(!requireOrthanc())('ingest (b): QIDO-RS polling of a DICOMweb PACS', () => {
+  const TZ = 'Asia/Tokyo';
+  let orthanc: OrthancServer;
+  let dicomweb: DicomWebClient;
+  let configFile: string;
+  let storePath: string;
+
+  beforeAll(async () => {
+    orthanc = await startOrthanc({ dicomServer: false });
+    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    const now = Date.now();
+    // Three recent studies (in the window) and one from 3 hours ago (outside a 2-hour lookback).
+    await dicomweb.store(undefined, [
+      studyAt(demoFiles[0]!, 1, now - 10 * 60_000, TZ),
+      studyAt(demoFiles[1]!, 2, now - 20 * 60_000, TZ),
+      studyAt(demoFiles[2]!, 3, now - 30 * 60_000, TZ),
+      studyAt(demoFiles[3]!, 4, now - 3 * 3_600_000, TZ),
+    ]);
+    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-qido-'));
+    storePath = path.join(dir, 'jobs.sqlite');
+    configFile = path.join(dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth, kind: 'dicomweb' },
+        ingest: { modes: ['dicomweb-qido'], qido: { timeZone: TZ, lookbackHours: 2, overlapMinutes: 60, pageSize: 2 } },
+        store: { path: storePath },
+        uidRoot: '1.2.826.0.1.3680043.10.999',
+      }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    dicomweb?.close();
+    await orthanc?.cleanup();
+  });
+
+  it('enqueues the studies of the window (paged by 2), not the older one, and processes them', async () => {
+    const run = await cli(['run-once', '--config', configFile, '--json']);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(summaryOf(run.stdout)).toMatchObject({ enqueued: 3, done: 3, failed: 0 });
+    const store = new SqliteJobStore(storePath);
+    try {
+      expect(store.jobs().map((j) => [j.studyInstanceUID, j.source, j.state]).sort()).toEqual([
+        [`${ROOT}.1`, 'dicomweb-qido', 'done'],
+        [`${ROOT}.2`, 'dicomweb-qido', 'done'],
+        [`${ROOT}.3`, 'dicomweb-qido', 'done'],
+      ]);
+      expect(store.get(`${ROOT}.4`)).toBeUndefined();
+    } finally {
+      store.close();
+    }
+  });
+
+  it('the overlap finds a study that reached the PACS late; the seen-set re-polls only changed studies (our SR), which end unchanged', async () => {
+    // Acquired 40 minutes ago, arrived after the first poll: inside the 60-minute overlap.
+    await dicomweb.store(undefined, [studyAt(demoFiles[4]!, 5, Date.now() - 40 * 60_000, TZ)]);
+    const again = summaryOf((await cli(['run-once', '--config', configFile, '--json'])).stdout);
+    // Study 5 is new; 1–3 gained our SR (one more series and instance), so they are polled once
+    // more and end as unchanged, writing nothing.
+    expect(again).toMatchObject({ enqueued: 4, done: 4, failed: 0 });
+    expect(again.outcomes.filter((o) => o.unchanged === true)).toHaveLength(3);
+    const third = await cli(['run-once', '--config', configFile, '--json']);
+    // Only study 5 changed (its SR) since; then nothing at all.
+    expect(summaryOf(third.stdout)).toMatchObject({ enqueued: 1, done: 1 });
+    const fourth = await cli(['run-once', '--config', configFile, '--json']);
+    expect(summaryOf(fourth.stdout)).toMatchObject({ enqueued: 0, done: 0 });
+  });
+});
+
+describe.skipIf(!requireOrthanc())('ingest (c): webhook from Orthanc\'s Lua OnStableStudy (docker/orthanc/on-stable-study.lua)', () => {
+  const SECRET = 'integration-webhook-secret-42';
+  let orthanc: OrthancServer;
+  let dicomweb: DicomWebClient;
+  let server: Server;
+  let store: SqliteJobStore;
+  let storePath: string;
+  let configFile: string;
+  const lines: string[] = [];
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-webhook-'));
+    storePath = path.join(dir, 'jobs.sqlite');
+    store = new SqliteJobStore(storePath);
+    const app = createApp({ store, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }), log: pino({ level: 'silent' }), webhook: { secret: SECRET } });
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/orthanc`;
+    orthanc = await startOrthanc({
+      dicomServer: false,
+      onLog: (line) => lines.push(line),
+      extraConfig: { LuaScripts: [path.resolve('docker/orthanc/on-stable-study.lua')], PacsTriage: { WebhookUrl: url, WebhookSecret: SECRET } },
+    });
+    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    configFile = path.join(dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
+        ingest: { modes: ['webhook'], webhook: { secret: SECRET } },
+        store: { path: storePath },
+        uidRoot: '1.2.826.0.1.3680043.10.999',
+      }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    dicomweb?.close();
+    await orthanc?.cleanup();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    store?.close();
+  });
+
+  it('Orthanc posts each stable study with the secret (HttpPost); run-once processes the queued job', async () => {
+    const uid = `${ROOT}.50`;
+    await dicomweb.store(undefined, [studyAt(demoFiles[4]!, 50, Date.now(), 'UTC')]);
+    const job = await waitFor('the webhook to enqueue the study', async () => store.get(uid), 30_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; Orthanc said:\n${lines.slice(-20).join('\n')}`);
+    });
+    expect(job).toMatchObject({ source: 'webhook', state: 'queued' });
+    expect(job.orthancId).toMatch(/^[0-9a-f]{8}-/);
+    const run = await cli(['run-once', '--config', configFile, '--json']);
+    expect(run.code).toBe(0);
+    expect(summaryOf(run.stdout)).toMatchObject({ enqueued: 0, done: 1, failed: 0 });
+    expect(store.get(uid)?.state).toBe('done');
+  });
+});

@@ -1,0 +1,85 @@
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../../src/api/app.ts';
+import { configSchema } from '../../../src/config/schema.ts';
+import { secretMatches, WEBHOOK_SECRET_HEADER } from '../../../src/pipeline/ingest/webhook.ts';
+import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+
+const SECRET = 'webhook-secret-0123456789';
+const API_TOKEN = 'api-token-0123456789abc';
+const UID = '1.2.826.0.1.3680043.10.999.42';
+let store: SqliteJobStore;
+let server: Server;
+let base = '';
+
+beforeAll(async () => {
+  store = new SqliteJobStore(':memory:');
+  const app = createApp({ store, token: API_TOKEN, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }), webhook: { secret: SECRET, bodyLimit: '1kb' } });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(async () => {
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  store.close();
+});
+
+const hook = (body: unknown, headers: Record<string, string>): Promise<Response> =>
+  fetch(`${base}/webhooks/orthanc`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: typeof body === 'string' ? body : JSON.stringify(body) });
+
+describe('POST /webhooks/orthanc', () => {
+  it('401 without the secret header, 403 with a wrong one; nothing enqueued', async () => {
+    const none = await hook({ StudyInstanceUID: UID }, {});
+    expect(none.status).toBe(401);
+    expect(((await none.json()) as { error: { code: string } }).error.code).toBe('UNAUTHORIZED');
+    // The API's bearer token is not the webhook's secret.
+    expect((await hook({ StudyInstanceUID: UID }, { [WEBHOOK_SECRET_HEADER]: API_TOKEN })).status).toBe(403);
+    expect((await hook({ StudyInstanceUID: UID }, { [WEBHOOK_SECRET_HEADER]: `${SECRET}x` })).status).toBe(403);
+    expect((await hook({ StudyInstanceUID: UID }, { [WEBHOOK_SECRET_HEADER]: SECRET.slice(0, -1) })).status).toBe(403);
+    expect(store.jobs()).toEqual([]);
+  });
+
+  it('202 with the right secret: the study is queued from source webhook, with Orthanc\'s id', async () => {
+    const res = await hook({ StudyInstanceUID: UID, OrthancId: '6e2c0ec2-5d99c8ca-c1c21cee-79a09605-68391d12', ChangeType: 'StableStudy' }, { [WEBHOOK_SECRET_HEADER]: SECRET });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toEqual({ studyInstanceUID: UID, state: 'queued' });
+    expect(store.get(UID)).toMatchObject({ source: 'webhook', state: 'queued', orthancId: '6e2c0ec2-5d99c8ca-c1c21cee-79a09605-68391d12' });
+  });
+
+  it('400 for a body without a valid UID, 413 over the body limit, 400 for malformed JSON', async () => {
+    const h = { [WEBHOOK_SECRET_HEADER]: SECRET };
+    expect((await hook({ StudyInstanceUID: 'not a uid' }, h)).status).toBe(400);
+    expect((await hook({}, h)).status).toBe(400);
+    expect((await hook({ StudyInstanceUID: UID, pad: 'x'.repeat(2048) }, h)).status).toBe(413);
+    expect((await hook('{"StudyInstanceUID":', h)).status).toBe(400);
+  });
+
+  it('the route does not exist without a webhook secret configured', async () => {
+    const app = createApp({ store, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }) });
+    const s = await new Promise<Server>((resolve) => {
+      const x = app.listen(0, '127.0.0.1', () => resolve(x));
+    });
+    const res = await fetch(`http://127.0.0.1:${(s.address() as AddressInfo).port}/webhooks/orthanc`, { method: 'POST', headers: { [WEBHOOK_SECRET_HEADER]: SECRET } });
+    expect(res.status).toBe(404);
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+  });
+});
+
+describe('webhook secret', () => {
+  it('compares in constant time over hashes (any length)', () => {
+    expect(secretMatches(SECRET, SECRET)).toBe(true);
+    expect(secretMatches('short', SECRET)).toBe(false);
+    expect(secretMatches(undefined, SECRET)).toBe(false);
+  });
+
+  it('config: ≥ 16 characters, required by the webhook mode', () => {
+    expect(configSchema.safeParse({ ingest: { webhook: { secret: 'too-short' } } }).success).toBe(false);
+    const missing = configSchema.safeParse({ ingest: { modes: ['webhook'] } });
+    expect(missing.success).toBe(false);
+    expect(JSON.stringify(missing.error?.issues)).toContain('the webhook mode needs ingest.webhook.secret');
+    expect(configSchema.parse({ ingest: { modes: ['orthanc-changes', 'webhook'], webhook: { secret: SECRET } } }).ingest).toMatchObject({ modes: ['orthanc-changes', 'webhook'], webhook: { secret: SECRET, bodyLimit: '4kb' } });
+    expect(configSchema.safeParse({ pacs: { baseUrl: 'http://x:1', kind: 'dicomweb' }, ingest: { modes: ['orthanc-changes'] } }).success).toBe(false);
+  });
+});
