@@ -6,19 +6,12 @@ import { metaFromDataset, readDicom } from '../../../src/pipeline/preprocess/dic
 import { type ImageSpec, imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
 import { BT601 } from '../../../src/pipeline/preprocess/pixels.ts';
 import { registerCodec } from '../../../src/pipeline/preprocess/transfer-syntax.ts';
-import { TS, imageFile, packSamples, part10 } from './dicom-builder.ts';
+import { TS, imageFile, packSamples, part10, MANIFEST_IMAGE_SPEC } from './dicom-builder.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/pydicom/', import.meta.url));
 const fixture = (name: string): Uint8Array => new Uint8Array(readFileSync(FIXTURES + name));
 
-const SPEC: ImageSpec = {
-  size: 224,
-  modalityLut: true,
-  window: { source: 'dataset-then-percentile', percentiles: [0.5, 99.5] },
-  photometric: { MONOCHROME1: 'invert', MONOCHROME2: 'keep' },
-  resize: 'bilinear-half-pixel',
-  normalize: { mean: 0.5, std: 0.25 },
-};
+const SPEC = MANIFEST_IMAGE_SPEC;
 
 function errorOf(fn: () => unknown): TriageError {
   try {

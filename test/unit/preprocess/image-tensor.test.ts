@@ -9,16 +9,9 @@ import {
   saliencyRegion,
   voiLinear,
 } from '../../../src/pipeline/preprocess/image-tensor.ts';
+import { MANIFEST_IMAGE_SPEC } from './dicom-builder.ts';
 
-/** The manifest's example `image` object (models/MANIFEST.md). */
-const SPEC: ImageSpec = {
-  size: 224,
-  modalityLut: true,
-  window: { source: 'dataset-then-percentile', percentiles: [0.5, 99.5] },
-  photometric: { MONOCHROME1: 'invert', MONOCHROME2: 'keep' },
-  resize: 'bilinear-half-pixel',
-  normalize: { mean: 0.5, std: 0.25 },
-};
+const SPEC = MANIFEST_IMAGE_SPEC;
 /** Same size in and out and an identity normalisation: the tensor is the VOI output. */
 const RAW = (size: number, extra: Partial<ImageSpec> = {}): ImageSpec => ({ ...SPEC, size, normalize: { mean: 0, std: 1 }, ...extra });
 

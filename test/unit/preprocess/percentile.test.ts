@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { lerp, orderStatistics, percentilePositions, percentiles } from '../../../src/pipeline/preprocess/percentile.ts';
+import { seededRandom as rng } from '../../../src/evaluate/metrics.ts';
 
 /** numpy.percentile(a, q) (method "linear") the slow way: full sort + the same lerp. */
 function sortedPercentile(a: ArrayLike<number>, q: number): number {
@@ -8,17 +9,6 @@ function sortedPercentile(a: ArrayLike<number>, q: number): number {
   return lerp(s[previous]!, s[next]!, gamma);
 }
 
-/** Deterministic pseudo-random numbers (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('percentiles (numpy default "linear" method)', () => {
   // Expected values printed by numpy 2.4.6: np.percentile(a, q), see the comment on each case.

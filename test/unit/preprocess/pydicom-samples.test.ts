@@ -23,17 +23,10 @@ import { type DicomImage, readDicom } from '../../../src/pipeline/preprocess/dic
 import { type ImageSpec, imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
 import { BT601, type PixelDescription, readStoredSamples, toGrey } from '../../../src/pipeline/preprocess/pixels.ts';
 import { codecFor } from '../../../src/pipeline/preprocess/transfer-syntax.ts';
-import { TS, imageFile, packSamples } from './dicom-builder.ts';
+import { TS, imageFile, packSamples, MANIFEST_IMAGE_SPEC } from './dicom-builder.ts';
 import { EXPECTED_FAILURES, FIXTURES, sampleFiles } from './pydicom-samples.ts';
 
-const SPEC: ImageSpec = {
-  size: 224,
-  modalityLut: true,
-  window: { source: 'dataset-then-percentile', percentiles: [0.5, 99.5] },
-  photometric: { MONOCHROME1: 'invert', MONOCHROME2: 'keep' },
-  resize: 'bilinear-half-pixel',
-  normalize: { mean: 0.5, std: 0.25 },
-};
+const SPEC = MANIFEST_IMAGE_SPEC;
 
 interface FrameStats {
   mean: number;
