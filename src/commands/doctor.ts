@@ -45,7 +45,7 @@ export async function doctor(config: Config, log: Logger): Promise<Check[]> {
       }
       checks.push(
         await check('pacs (DICOMweb QIDO-RS)', async () => {
-          const res = await servers.dicomweb.http.expectOk({ path: 'studies', query: { limit: 1 }, headers: { accept: 'application/dicom+json' } });
+          const res = await servers.dicomweb.ping();
           return `answers ${res.status} at ${servers.dicomweb.http.url('studies')}`;
         }),
       );

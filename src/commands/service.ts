@@ -11,6 +11,7 @@ import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
 import type { PipelineDeps } from '../pipeline/process-study.ts';
 import { runJob, type JobOutcome, type Lease, type RetryPolicy } from '../pipeline/worker.ts';
 import { CircuitBreaker } from '../adapters/http/breaker.ts';
+import { instanceMetaOf, naturalize } from '../adapters/dicomweb/dicom-json.ts';
 import { Metrics } from '../observability/metrics.ts';
 
 export interface Service {
@@ -61,16 +62,9 @@ export async function openService(config: Config, log: Logger): Promise<Service>
   }
   const metrics = new Metrics(runtime.store);
   metrics.setProvider(runtime.model.provider, `${runtime.model.manifest.id}@${runtime.model.manifest.version}`);
-  const model = runtime.model;
-  const runBatch = model.runBatch.bind(model);
-  model.runBatch = async (items) => {
-    metrics.batchSize.observe(items.length);
-    const end = metrics.inferenceSeconds.startTimer();
-    try {
-      return await runBatch(items);
-    } finally {
-      end();
-    }
+  runtime.model.onBatch = (size, seconds) => {
+    metrics.batchSize.observe(size);
+    metrics.inferenceSeconds.observe(seconds);
   };
   const breakers = instrument(servers, config, metrics, log);
   return {
@@ -126,8 +120,8 @@ export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: 
 export async function findStudiesByDate(service: Service, since: string, until: string, pageSize = 100): Promise<string[]> {
   const uids: string[] = [];
   for (let offset = 0; ; offset += pageSize) {
-    const page = await service.servers.dicomweb.searchStudies({ StudyDate: `${since}-${until}` }, pageSize, offset);
-    uids.push(...page);
+    const page = await service.servers.dicomweb.searchStudies({ StudyDate: `${since}-${until}`, includefield: ['0020000D'] }, { limit: pageSize, offset });
+    uids.push(...page.map((json) => instanceMetaOf(naturalize(json)).StudyInstanceUID).filter((uid) => uid !== ''));
     if (page.length < pageSize) return [...new Set(uids)];
   }
 }
@@ -182,7 +176,7 @@ async function readiness(service: Service): Promise<{ ready: boolean; checks: Re
   };
   const { dicomweb, fhir } = service.servers;
   const checks: Record<string, { ok: boolean; detail?: string }> = {
-    pacs: await check(() => dicomweb.http.expectOk({ path: 'studies', query: { limit: 1 }, headers: { accept: 'application/dicom+json' }, timeoutMs: 5_000 })),
+    pacs: await check(() => dicomweb.ping(5_000)),
     model: { ok: true, detail: `${service.runtime.model.manifest.id}@${service.runtime.model.manifest.version} on ${service.runtime.model.provider}` },
   };
   if (fhir) checks['fhir'] = await check(() => fhir.capabilities());

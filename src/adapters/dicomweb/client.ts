@@ -1,6 +1,6 @@
 import { TriageError } from '../../domain/errors.ts';
 import type { InstanceMeta } from '../../domain/types.ts';
-import { HttpClient, type Auth } from '../http/client.ts';
+import { HttpClient, type Auth, type HttpRequest, type HttpResponse } from '../http/client.ts';
 import { instanceMetaOf, naturalize, type DicomJson } from './dicom-json.ts';
 import { boundaryOf, buildMultipart, parseMultipart } from './multipart.ts';
 
@@ -40,18 +40,23 @@ export class DicomWebClient {
     return list.map((json) => instanceMetaOf(naturalize(json)));
   }
 
-  /** QIDO-RS study search; returns Study Instance UIDs (one page). */
-  async searchStudies(match: Record<string, string>, limit: number, offset: number): Promise<string[]> {
-    const req = {
-      path: 'studies',
-      query: { ...match, includefield: ['0020000D'], limit, offset },
-      headers: { accept: 'application/dicom+json' },
-    };
+  /** One page of a QIDO-RS study search, as DICOM JSON (`query` holds the matching keys and includefield). */
+  async searchStudies(query: NonNullable<HttpRequest['query']>, page: { limit: number; offset: number }): Promise<DicomJson[]> {
+    const req = { path: 'studies', query: { ...query, limit: page.limit, offset: page.offset }, headers: { accept: 'application/dicom+json' } };
     const res = await this.http.request(req);
     if (res.status === 204) return [];
     if (res.status < 200 || res.status >= 300) throw this.http.errorFor(req, res);
-    const list = res.body.length === 0 ? [] : (JSON.parse(res.body.toString('utf8')) as DicomJson[]);
-    return list.map((json) => instanceMetaOf(naturalize(json)).StudyInstanceUID).filter((uid) => uid !== '');
+    return res.body.length === 0 ? [] : (JSON.parse(res.body.toString('utf8')) as DicomJson[]);
+  }
+
+  /** The cheapest authenticated QIDO-RS call: for doctor and /readyz. */
+  ping(timeoutMs?: number): Promise<HttpResponse> {
+    return this.http.expectOk({
+      path: 'studies',
+      query: { limit: 1 },
+      headers: { accept: 'application/dicom+json' },
+      ...(timeoutMs === undefined ? {} : { timeoutMs }),
+    });
   }
 
   /**

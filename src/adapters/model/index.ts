@@ -52,12 +52,18 @@ export class TriageModel {
     return this.batcher.submit(input);
   }
 
+  /** Told the size and duration of every batch run (metrics); set by whoever observes the model. */
+  onBatch: ((size: number, seconds: number) => void) | undefined;
+
   /** A whole batch at once, bypassing the batcher (evaluation and benchmarks). */
   async runBatch(items: readonly ModelInput[]): Promise<ModelOutput[]> {
+    const start = performance.now();
     try {
       return await runModel(this.session, this.manifest, items, this.tokenizer.padId);
     } catch (err) {
       throw new TriageError('INTERNAL', `inference failed: ${(err as Error).message}`, { cause: err, where: 'infer' });
+    } finally {
+      this.onBatch?.(items.length, (performance.now() - start) / 1000);
     }
   }
 

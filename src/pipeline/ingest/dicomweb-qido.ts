@@ -102,14 +102,7 @@ export async function pollDicomWebQido(
   let found = 0;
   for (const window of windowQueries(from, to, options.timeZone)) {
     for (let offset = 0; ; offset += options.pageSize) {
-      const req = {
-        path: 'studies',
-        query: { ...options.match, ...window, includefield, limit: options.pageSize, offset },
-        headers: { accept: 'application/dicom+json' },
-      };
-      const res = await dicomweb.http.request(req);
-      if (res.status !== 204 && (res.status < 200 || res.status >= 300)) throw dicomweb.http.errorFor(req, res);
-      const page = res.status === 204 || res.body.length === 0 ? [] : (JSON.parse(res.body.toString('utf8')) as DicomJson[]);
+      const page = await dicomweb.searchStudies({ ...options.match, ...window, includefield }, { limit: options.pageSize, offset });
       const studies: { ref: StudyRef; fingerprint: string }[] = [];
       for (const json of page) {
         const uid = firstValue(json, '0020000D');
