@@ -145,13 +145,31 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   const instance = selection.instance;
   const study = studyMetaOf(instance);
 
+  const readImage = async () => {
+    const bytes = await timed('retrieve', () => deps.source.retrieve(instance));
+    return timed('preprocess', async () => {
+      try {
+        return imageToTensor(readDicom(bytes), manifest.image);
+      } catch (err) {
+        if (err instanceof TriageError) throw err;
+        throw new TriageError('DICOM_UNREADABLE', `instance ${instance.SOPInstanceUID}: ${(err as Error).message}`, { cause: err });
+      }
+    });
+  };
+  const previous = deps.store.latestResult(studyInstanceUID);
+  // A study never processed needs its pixels whatever the FHIR server says, so they are fetched
+  // while the FHIR look-ups run instead of after them. A study with a result may turn out
+  // unchanged; there the retrieval would be wasted PACS load (think backfills), so it waits.
+  const early = previous ? undefined : readImage();
+  early?.catch(() => undefined); // awaited below; a failure must not surface as unhandled meanwhile
+
   let clinical: ClinicalContext = { resources: [] };
   if (deps.clinical) {
     const source = deps.clinical;
     clinical = await timed('context.fhir', () => gatherClinicalContext(study, source, mappings.fhir, manifest.text, now()));
   }
-  const rendered = renderClinicalText(clinical.resources, manifest.text);
-  const previous = deps.store.latestResult(studyInstanceUID);
+  const rendered = renderClinicalText(clinical.resources, manifest.text, mappings.fhir);
+  for (const hit of rendered.capsHit) log.warn({ event: 'context.cap_hit', study: studyInstanceUID, ...hit }, 'a clinical context cap was hit; the text was cut');
   const usedVersions = versionsOf(rendered.used, previous?.orderPriority);
   const key = resultKey({
     studyInstanceUID,
@@ -175,15 +193,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     findings = sameKey.findings;
     log.info({ event: 'study.resume', study: studyInstanceUID, resultKey: key, written: sameKey.written }, 'writing the stored result; no inference');
   } else {
-    const bytes = await timed('retrieve', () => deps.source.retrieve(instance));
-    const tensor = await timed('preprocess', async () => {
-      try {
-        return imageToTensor(readDicom(bytes), manifest.image);
-      } catch (err) {
-        if (err instanceof TriageError) throw err;
-        throw new TriageError('DICOM_UNREADABLE', `instance ${instance.SOPInstanceUID}: ${(err as Error).message}`, { cause: err });
-      }
-    });
+    const tensor = await (early ?? readImage());
     const output = await timed('infer', () => model.infer({ image: tensor.tensor, text: model.tokenizer.encode(rendered.text) }));
 
     findings = manifest.findings.map((f, k) => {
@@ -276,18 +286,21 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   }
   // Stored before writing: a crash mid-write leaves a result whose flags say what is still to do.
   deps.store.saveResult(result);
-  if (pictures) {
-    const draw = pictures;
-    await timed('render', async () => {
-      // Pictures for the worklist page; a failure here must not cost the study its result.
-      try {
-        await draw();
-      } catch (err) {
-        log.warn({ event: 'render.failed', study: studyInstanceUID, err: (err as Error).message }, 'images not rendered');
-      }
-    });
-  }
+  // The pictures are for the worklist page, and sharp draws them on libuv's threads: they are
+  // drawn while the results are written, not before.
+  const draw = pictures;
+  const drawing = draw
+    ? timed('render', async () => {
+        // A failure here must not cost the study its result.
+        try {
+          await draw();
+        } catch (err) {
+          log.warn({ event: 'render.failed', study: studyInstanceUID, err: (err as Error).message }, 'images not rendered');
+        }
+      })
+    : Promise.resolve();
   if (deps.shadow) {
+    await drawing;
     result.notes.push('shadow mode: nothing written back');
     deps.store.saveResult(result);
     return { status: 'done', result, sr: sr.part10, fhir, unchanged: false };
@@ -308,44 +321,52 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
       throw e.retryable ? new WriteBackPending(entry.target as 'pacs' | 'fhir', e) : e;
     }
   };
-  await timed('write.pacs', async () => {
-    if (!result.written.pacs) {
-      await audited({ target: 'pacs', action: 'store-sr', resource: `SR ${sr.sopInstanceUID}` }, () => deps.sink.storeSr(studyInstanceUID, sr.part10));
-      result.written.pacs = true;
-      deps.store.saveResult(result);
-    }
-  });
-  // The priority before the FHIR write: a FHIR outage must not hold back the worklist.
-  await timed('write.priority', async () => {
-    if (!result.written.metadata) {
-      await audited({ target: 'pacs', action: 'set-priority', resource: `priority ${priority}` }, () => deps.sink.setPriority(instance, result));
-      result.written.metadata = true;
-      deps.store.saveResult(result);
-    }
-  });
-  if (fhir && !result.written.fhir) {
-    await timed('write.fhir', async () => {
-      const ref = await audited({ target: 'fhir', action: 'transaction', resource: `RiskAssessment for SR ${sr.sopInstanceUID}` }, () =>
-        deps.sink.writeFhir(studyInstanceUID, fhir),
-      );
-      result.written.fhir = true;
-      if (ref) result.riskAssessmentRef = ref;
-      deps.store.saveResult(result);
-    });
-  }
-  const writeOrder = deps.sink.writeOrderPriority?.bind(deps.sink);
-  if (order && writeOrder && result.written.order === false) {
-    await timed('write.order', async () => {
-      const ref = `ServiceRequest/${order.id ?? ''}`;
-      if (order['priority'] !== priority) {
-        const fromVersion = versionsOf([order], previous?.orderPriority)[0]?.versionId;
-        const toVersion = await audited({ target: 'fhir', action: 'order-priority', resource: `${ref} priority ${priority}` }, () => writeOrder(order, priority));
-        result.orderPriority = { ref, ...(fromVersion ? { fromVersion } : {}), ...(toVersion ? { toVersion } : {}) };
+  // The PACS writes and the FHIR writes are independent chains, run side by side: neither
+  // upstream waits for the other, and one being down does not hold back the other's write.
+  const pacsWrites = async (): Promise<void> => {
+    await timed('write.pacs', async () => {
+      if (!result.written.pacs) {
+        await audited({ target: 'pacs', action: 'store-sr', resource: `SR ${sr.sopInstanceUID}` }, () => deps.sink.storeSr(studyInstanceUID, sr.part10));
+        result.written.pacs = true;
+        deps.store.saveResult(result);
       }
-      result.written.order = true;
-      deps.store.saveResult(result);
     });
-  }
+    await timed('write.priority', async () => {
+      if (!result.written.metadata) {
+        await audited({ target: 'pacs', action: 'set-priority', resource: `priority ${priority}` }, () => deps.sink.setPriority(instance, result));
+        result.written.metadata = true;
+        deps.store.saveResult(result);
+      }
+    });
+  };
+  const fhirWrites = async (): Promise<void> => {
+    if (fhir && !result.written.fhir) {
+      await timed('write.fhir', async () => {
+        const ref = await audited({ target: 'fhir', action: 'transaction', resource: `RiskAssessment for SR ${sr.sopInstanceUID}` }, () =>
+          deps.sink.writeFhir(studyInstanceUID, fhir),
+        );
+        result.written.fhir = true;
+        if (ref) result.riskAssessmentRef = ref;
+        deps.store.saveResult(result);
+      });
+    }
+    const writeOrder = deps.sink.writeOrderPriority?.bind(deps.sink);
+    if (order && writeOrder && result.written.order === false) {
+      await timed('write.order', async () => {
+        const ref = `ServiceRequest/${order.id ?? ''}`;
+        if (order['priority'] !== priority) {
+          const fromVersion = versionsOf([order], previous?.orderPriority)[0]?.versionId;
+          const toVersion = await audited({ target: 'fhir', action: 'order-priority', resource: `${ref} priority ${priority}` }, () => writeOrder(order, priority));
+          result.orderPriority = { ref, ...(fromVersion ? { fromVersion } : {}), ...(toVersion ? { toVersion } : {}) };
+        }
+        result.written.order = true;
+        deps.store.saveResult(result);
+      });
+    }
+  };
+  const settled = await Promise.allSettled([pacsWrites(), fhirWrites(), drawing]);
+  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failure) throw failure.reason;
   log.info({ event: 'study.done', study: studyInstanceUID, priority, provider: model.provider, timings }, 'study processed');
   return { status: 'done', result, sr: sr.part10, fhir, unchanged: false };
 }

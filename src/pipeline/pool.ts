@@ -1,0 +1,111 @@
+import type { Job } from '../state/store.ts';
+
+export interface PoolOptions<O> {
+  concurrency: number;
+  /** Takes the next due job from the store (the store is the queue: nothing is buffered here). */
+  claim: () => Job | undefined;
+  run: (job: Job) => Promise<O>;
+  /**
+   * How long an idle worker sleeps before looking again when nobody wakes it: the latest a
+   * retry that came due is picked up. New work wakes the workers at once (`wake`).
+   */
+  idleMs: number;
+  onOutcome?: (outcome: O) => void;
+  /** A `run` that throws is a bug (runJob records every failure); the pool keeps going. */
+  onError?: (err: unknown) => void;
+}
+
+/**
+ * The worker pool of `serve`: `concurrency` loops that claim and run jobs independently of
+ * ingest. Ingest used to run the queue dry inside its own timer tick, so a study enqueued
+ * during a long burst waited for the whole burst, and one enqueued by the webhook waited for the
+ * next tick; here workers never wait for ingest and are woken the moment something is enqueued.
+ * Backpressure is the store itself: a worker claims only when it is free, so at most
+ * `concurrency` studies are in memory whatever the backlog.
+ */
+export class WorkerPool<O> {
+  private stopping = false;
+  private running = 0;
+  private loops: Promise<void>[] = [];
+  private sleepers: (() => void)[] = [];
+  /** Set when a wake arrives while every worker is busy: the next one to finish looks again at once. */
+  private pending = false;
+
+  constructor(private readonly options: PoolOptions<O>) {}
+
+  /** Jobs being run now. */
+  get inFlight(): number {
+    return this.running;
+  }
+
+  start(): void {
+    if (this.loops.length > 0) return;
+    this.loops = Array.from({ length: this.options.concurrency }, () => this.loop());
+  }
+
+  /** Something was enqueued (or came due): idle workers look now. */
+  wake(): void {
+    this.pending = true;
+    const sleepers = this.sleepers;
+    this.sleepers = [];
+    for (const resolve of sleepers) resolve();
+  }
+
+  /**
+   * Claims no more; waits for the jobs in hand up to `timeoutMs`. True when they all finished,
+   * false when some were still running (their leases expire and another worker takes them).
+   */
+  async stop(timeoutMs: number): Promise<boolean> {
+    this.stopping = true;
+    this.wake();
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), timeoutMs);
+    });
+    const drained = Promise.all(this.loops).then(() => true as const);
+    try {
+      return await Promise.race([drained, timedOut]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopping) {
+      this.pending = false;
+      let job: Job | undefined;
+      try {
+        job = this.options.claim();
+      } catch (err) {
+        this.options.onError?.(err);
+      }
+      if (!job) {
+        if (!this.pending) await this.sleep();
+        continue;
+      }
+      this.running++;
+      try {
+        // Not `onOutcome?.(await run(job))`: an absent onOutcome would skip evaluating the run.
+        const outcome = await this.options.run(job);
+        this.options.onOutcome?.(outcome);
+      } catch (err) {
+        this.options.onError?.(err);
+      } finally {
+        this.running--;
+      }
+    }
+  }
+
+  private sleep(): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        // Off the list when the timer fired: an idle pool must not collect one entry per nap.
+        this.sleepers = this.sleepers.filter((s) => s !== done);
+        resolve();
+      };
+      const timer = setTimeout(done, this.options.idleMs);
+      this.sleepers.push(done);
+    });
+  }
+}
