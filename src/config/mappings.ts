@@ -50,12 +50,52 @@ export const selectionSchema = ruleSet.extend({
   models: z.record(z.string().min(1), ruleSet).optional(),
 });
 
+/** How reports are found; see mappings/fhir.yaml for what each one asks and why. */
+export const REPORT_LOOKUPS = ['patientDate', 'basedOn', 'imagingStudy'] as const;
+/** Where a DiagnosticReport's text is read, in order of preference. */
+export const REPORT_TEXT_SOURCES = ['conclusion', 'presentedForm'] as const;
+const REPORT_STATUSES = ['registered', 'partial', 'preliminary', 'final', 'amended', 'corrected', 'appended', 'cancelled', 'entered-in-error', 'unknown'] as const;
+const unique = <T>(items: readonly T[]): boolean => new Set(items).size === items.length;
+
 export const fhirMappingSchema = z.object({
   version: z.literal(1),
-  patient: z.object({ identifierSystem: z.string().min(1) }),
+  patient: z
+    .object({
+      identifierSystem: z.string().min(1),
+      /** IssuerOfPatientID → the identifier system of that issuer's PatientIDs. */
+      issuers: z.record(z.string().min(1), z.string().min(1)).default({}),
+      /** A study whose IssuerOfPatientID is not in `issuers`: search `identifierSystem`, or find no patient. */
+      unknownIssuer: z.enum(['identifierSystem', 'noPatient']).default('identifierSystem'),
+    })
+    .strict(),
   order: z.object({ accessionType: z.object({ system: z.string().min(1), code: z.string().min(1) }) }),
-  reports: z.object({ lookbackDays: z.number().int().positive(), max: z.number().int().positive() }),
-  observations: z.object({ lookbackDays: z.number().int().positive(), max: z.number().int().positive() }),
+  reports: z
+    .object({
+      lookbackDays: z.number().int().positive(),
+      max: z.number().int().positive(),
+      by: z.array(z.enum(REPORT_LOOKUPS)).min(1).refine(unique, 'each lookup at most once').default(['patientDate']),
+      /** The server's DiagnosticReport search parameter for ImagingStudy (R4 defines none; R5 calls it `study`). */
+      imagingStudyParam: z.string().regex(/^[a-z][a-z0-9-]*$/, 'a search parameter name').optional(),
+      text: z.array(z.enum(REPORT_TEXT_SOURCES)).min(1).refine(unique, 'each source at most once').default(['conclusion']),
+      /** Statuses a report about this very study may have and still be read (never a final reading). */
+      thisStudyStatuses: z
+        .array(z.enum(REPORT_STATUSES))
+        .refine((s) => !s.some((x) => ['final', 'amended', 'corrected', 'appended'].includes(x)), 'a final (amended, corrected, appended) report of the study itself is its answer, not its context')
+        .default(['preliminary']),
+    })
+    .strict(),
+  observations: z
+    .object({
+      lookbackDays: z.number().int().positive(),
+      max: z.number().int().positive(),
+      /** One search per code of the manifest (and one result per code where it wants the latest only). */
+      searchPerCode: z.boolean().default(false),
+    })
+    .strict(),
+  caps: z
+    .object({ maxResources: z.number().int().positive().default(200), maxChars: z.number().int().positive().default(20_000) })
+    .strict()
+    .default({ maxResources: 200, maxChars: 20_000 }),
 });
 
 export const prioritySchema = z.object({
@@ -72,6 +112,8 @@ export const prioritySchema = z.object({
 export type SelectionRules = z.infer<typeof selectionSchema>;
 export type SelectionRuleSet = z.infer<typeof ruleSet>;
 export type FhirMapping = z.infer<typeof fhirMappingSchema>;
+export type ReportLookup = (typeof REPORT_LOOKUPS)[number];
+export type ReportTextSource = (typeof REPORT_TEXT_SOURCES)[number];
 export type PriorityRules = z.infer<typeof prioritySchema>;
 
 export interface Mappings {

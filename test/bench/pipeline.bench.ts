@@ -78,7 +78,7 @@ function makeStudy(tag: string, i: number): { uid: string; part10: Uint8Array } 
 
 // ---------------------------------------------------------------- servers
 // The webhook phase needs Orthanc's Lua script to know where to post before Orthanc starts.
-const [apiPort] = await freePorts(1);
+const apiPort = (await freePorts(1))[0]!;
 const WEBHOOK_SECRET = 'bench-webhook-secret-0123456789';
 const orthanc = await startOrthanc({
   dicomServer: false,

@@ -2,6 +2,9 @@ import type { ClinicalSource } from '../../pipeline/context/fhir-context.ts';
 import type { FhirResource } from '../../domain/types.ts';
 import type { FhirClient } from './client.ts';
 
+/** FHIR's system for DICOM UIDs (as `urn:oid:<uid>` values). */
+const DICOM_UID_SYSTEM = 'urn:dicom:uid';
+
 /** ClinicalSource over a FHIR server: one search per question. */
 export class FhirServerSource implements ClinicalSource {
   constructor(private readonly fhir: FhirClient) {}
@@ -18,6 +21,18 @@ export class FhirServerSource implements ClinicalSource {
     return this.fhir.search('DiagnosticReport', { subject: patientRef, date: `ge${since}`, _sort: '-date', _count: max }, max);
   }
 
+  reportsBasedOn(orderRefs: readonly string[], max: number): Promise<FhirResource[]> {
+    return this.fhir.search('DiagnosticReport', { 'based-on': orderRefs.join(','), _sort: '-date', _count: max }, max);
+  }
+
+  imagingStudies(studyInstanceUID: string): Promise<FhirResource[]> {
+    return this.fhir.search('ImagingStudy', { identifier: `${DICOM_UID_SYSTEM}|urn:oid:${studyInstanceUID}` }, 10);
+  }
+
+  reportsOfImagingStudies(searchParam: string, imagingStudyRefs: readonly string[], max: number): Promise<FhirResource[]> {
+    return this.fhir.search('DiagnosticReport', { [searchParam]: imagingStudyRefs.join(','), _sort: '-date', _count: max }, max);
+  }
+
   observations(patientRef: string, codes: readonly { system: string; code: string }[], since: string, max: number): Promise<FhirResource[]> {
     return this.fhir.search(
       'Observation',
@@ -31,6 +46,13 @@ function refersTo(resource: FhirResource, patientRef: string): boolean {
   const subject = resource['subject'] as { reference?: string } | undefined;
   return subject?.reference === patientRef;
 }
+
+function refersToAny(resource: FhirResource, element: string, refs: readonly string[]): boolean {
+  const value = resource[element] as { reference?: string } | { reference?: string }[] | undefined;
+  return (Array.isArray(value) ? value : value ? [value] : []).some((r) => r.reference !== undefined && refs.includes(r.reference));
+}
+
+const newestFirst = (a: FhirResource, b: FhirResource): number => (dateOf(a) < dateOf(b) ? 1 : dateOf(a) > dateOf(b) ? -1 : 0);
 
 function dateOf(resource: FhirResource): string {
   const d = resource['effectiveDateTime'] ?? resource['issued'];
@@ -60,6 +82,29 @@ export class BundleSource implements ClinicalSource {
     return this.resources
       .filter((r) => r.resourceType === 'DiagnosticReport' && refersTo(r, patientRef) && dateOf(r).slice(0, 10) >= since)
       .sort((a, b) => (dateOf(a) < dateOf(b) ? 1 : -1))
+      .slice(0, max);
+  }
+
+  async reportsBasedOn(orderRefs: readonly string[], max: number): Promise<FhirResource[]> {
+    return this.resources
+      .filter((r) => r.resourceType === 'DiagnosticReport' && refersToAny(r, 'basedOn', orderRefs))
+      .sort(newestFirst)
+      .slice(0, max);
+  }
+
+  async imagingStudies(studyInstanceUID: string): Promise<FhirResource[]> {
+    return this.resources.filter(
+      (r) =>
+        r.resourceType === 'ImagingStudy' &&
+        ((r['identifier'] as { system?: string; value?: string }[] | undefined) ?? []).some((i) => i.system === DICOM_UID_SYSTEM && i.value === `urn:oid:${studyInstanceUID}`),
+    );
+  }
+
+  /** A Bundle has no search parameters: whatever the server calls it, it means DiagnosticReport.imagingStudy. */
+  async reportsOfImagingStudies(_searchParam: string, imagingStudyRefs: readonly string[], max: number): Promise<FhirResource[]> {
+    return this.resources
+      .filter((r) => r.resourceType === 'DiagnosticReport' && refersToAny(r, 'imagingStudy', imagingStudyRefs))
+      .sort(newestFirst)
       .slice(0, max);
   }
 

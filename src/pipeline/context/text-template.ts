@@ -1,5 +1,9 @@
 import type { FhirResource } from '../../domain/types.ts';
 import type { Manifest, TextSection } from '../../adapters/model/manifest.ts';
+import type { FhirMapping, ReportTextSource } from '../../config/mappings.ts';
+import { effectiveDate, hasCoding, observationValue, orderReason, reportText, type Unread } from './resource-text.ts';
+
+export { formatNumber } from './resource-text.ts';
 
 /**
  * Renders the clinical text the model reads, exactly as the model manifest's text template says
@@ -10,20 +14,61 @@ export interface RenderedText {
   text: string;
   /** The resources that contributed a part, in rendering order (the RiskAssessment's basis). */
   used: FhirResource[];
+  /** Caps of the mapping that cut the input or the text: counts only, never text, safe to log. */
+  capsHit: CapHit[];
+  /** Texts that were not read (a PDF, a url-only attachment…), with the reason. */
+  unread: Unread[];
 }
 
-export function renderClinicalText(resources: readonly FhirResource[], template: Manifest['text']): RenderedText {
-  const parts: string[] = [];
-  const used: FhirResource[] = [];
+export interface CapHit {
+  cap: 'maxResources' | 'maxChars';
+  limit: number;
+  /** What there was: resources given (at least), characters rendered. */
+  count: number;
+}
+
+/** What the site's mapping says about reading the resources; without it, the manifest's defaults and no caps. */
+export type TextReading = Pick<FhirMapping, 'caps'> & { reports: Pick<FhirMapping['reports'], 'text'> };
+
+export function renderClinicalText(resources: readonly FhirResource[], template: Manifest['text'], reading?: TextReading): RenderedText {
+  const capsHit: CapHit[] = [];
+  const unread: Unread[] = [];
+  let input = resources;
+  const maxResources = reading?.caps.maxResources;
+  if (maxResources !== undefined && input.length > maxResources) {
+    capsHit.push({ cap: 'maxResources', limit: maxResources, count: input.length });
+    input = input.slice(0, maxResources);
+  }
+  const parts: Part[] = [];
   for (const section of template.sections) {
-    for (const { resource, text } of renderSection(section, resources)) {
-      const part = collapse(text);
-      if (part.length === 0) continue;
-      parts.push(part);
-      if (!used.includes(resource)) used.push(resource);
+    for (const part of renderSection(section, input, reading?.reports.text ?? ['conclusion'], unread)) {
+      const text = collapse(part.text);
+      if (text.length > 0) parts.push({ resource: part.resource, text });
     }
   }
-  return { text: parts.length > 0 ? parts.join(template.joiner) : template.empty, used };
+  let text = parts.length > 0 ? parts.map((p) => p.text).join(template.joiner) : template.empty;
+  let kept = parts;
+  const maxChars = reading?.caps.maxChars;
+  if (maxChars !== undefined && text.length > maxChars) {
+    capsHit.push({ cap: 'maxChars', limit: maxChars, count: text.length });
+    text = cutAt(text, maxChars);
+    // A resource whose part starts beyond the cut did not feed the model.
+    let start = 0;
+    kept = parts.filter((p) => {
+      const inside = start < text.length;
+      start += p.text.length + template.joiner.length;
+      return inside;
+    });
+  }
+  const used: FhirResource[] = [];
+  for (const part of kept) if (!used.includes(part.resource)) used.push(part.resource);
+  return { text, used, capsHit, unread };
+}
+
+/** The first `max` UTF-16 units, one less when that would split a surrogate pair. */
+function cutAt(text: string, max: number): string {
+  const code = text.charCodeAt(max - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
 }
 
 interface Part {
@@ -31,7 +76,7 @@ interface Part {
   text: string;
 }
 
-function renderSection(section: TextSection, resources: readonly FhirResource[]): Part[] {
+function renderSection(section: TextSection, resources: readonly FhirResource[], reportSources: readonly ReportTextSource[], unread: Unread[]): Part[] {
   const ofType = resources.filter((r) => r.resourceType === section.resourceType);
   switch (section.kind) {
     case 'orderReason': {
@@ -44,11 +89,14 @@ function renderSection(section: TextSection, resources: readonly FhirResource[])
       return cap(parts, section.max);
     }
     case 'priorReports': {
-      const withConclusion = ofType.filter((r) => typeof r['conclusion'] === 'string' && r['conclusion'].trim() !== '');
-      const sorted = stableSortBy(withConclusion, effectiveDate, section.order === 'newest-first' ? -1 : 1);
-      const parts = sorted.map((resource) => ({
+      const withText = ofType.flatMap((resource) => {
+        const text = reportText(resource, reportSources, unread);
+        return text === undefined ? [] : [{ resource, text }];
+      });
+      const sorted = stableSortBy(withText, (r) => effectiveDate(r.resource), section.order === 'newest-first' ? -1 : 1);
+      const parts = sorted.map(({ resource, text }) => ({
         resource,
-        text: fill(section.template, { date: effectiveDate(resource).slice(0, 10), conclusion: String(resource['conclusion']) }),
+        text: fill(section.template, { date: effectiveDate(resource).slice(0, 10), conclusion: text }),
       }));
       return cap(parts, section.max);
     }
@@ -90,49 +138,4 @@ function stableSortBy<T>(items: readonly T[], key: (item: T) => string, directio
     .map((item, index) => ({ item, index, key: key(item) }))
     .sort((a, b) => (a.key === b.key ? a.index - b.index : a.key < b.key ? -direction : direction))
     .map((entry) => entry.item);
-}
-
-interface Coding {
-  system?: string;
-  code?: string;
-  display?: string;
-}
-interface CodeableConcept {
-  text?: string;
-  coding?: Coding[];
-}
-
-function orderReason(resource: FhirResource): string {
-  const reasons = (resource['reasonCode'] as CodeableConcept[] | undefined) ?? [];
-  return reasons
-    .map((c) => c.text ?? c.coding?.[0]?.display ?? '')
-    .filter((s) => s.trim() !== '')
-    .join('; ');
-}
-
-function effectiveDate(resource: FhirResource): string {
-  const effective = resource['effectiveDateTime'];
-  if (typeof effective === 'string') return effective;
-  const issued = resource['issued'];
-  return typeof issued === 'string' ? issued : '';
-}
-
-function hasCoding(resource: FhirResource, system: string, code: string): boolean {
-  const concept = resource['code'] as CodeableConcept | undefined;
-  return concept?.coding?.some((c) => c.system === system && c.code === code) ?? false;
-}
-
-/** One decimal, a trailing ".0" dropped: the same in Python (f"{v:.1f}") for values with ≤ 1 decimal. */
-export function formatNumber(value: number): string {
-  return value.toFixed(1).replace(/\.0$/, '');
-}
-
-function observationValue(resource: FhirResource): { value: string; unit: string } | undefined {
-  const quantity = resource['valueQuantity'] as { value?: number; unit?: string; code?: string } | undefined;
-  if (quantity && typeof quantity.value === 'number') {
-    return { value: formatNumber(quantity.value), unit: quantity.unit ?? quantity.code ?? '' };
-  }
-  const str = resource['valueString'];
-  if (typeof str === 'string') return { value: str, unit: '' };
-  return undefined;
 }
