@@ -9,7 +9,7 @@ import { TriageModel } from './adapters/model/index.ts';
 import { evaluate, formatReport } from './evaluate/evaluate.ts';
 import { analyze, formatWorklist } from './commands/analyze.ts';
 import { doctor } from './commands/doctor.ts';
-import { backfill, processOne, runOnce, serve } from './commands/service.ts';
+import { backfill, processOne, retractOne, runOnce, serve } from './commands/service.ts';
 import { SqliteJobStore } from './state/sqlite-store.ts';
 import type { JobState } from './state/store.ts';
 
@@ -31,6 +31,9 @@ Commands:
   jobs [list] [--state S] [--json]
                       the job list from the store (failed ones with their reasons)
   jobs retry <StudyInstanceUID>
+  retract <StudyInstanceUID> --reason TEXT [--by NAME] [--json]
+                      mark the study's result wrong: RiskAssessment entered-in-error, an IOCM
+                      rejection note in the PACS; stays pending (for serve) while an upstream is away
                       queue a failed (or finished) study again
   doctor              check the model, the mappings, the PACS and the FHIR server
   evaluate [--data DIR] [--json]
@@ -234,6 +237,19 @@ async function cmdBackfill(args: string[], out: Out): Promise<number> {
   return summary.failed + summary.waiting > 0 ? 1 : 0;
 }
 
+async function cmdRetract(args: string[], out: Out): Promise<number> {
+  const { values, positionals } = parse(args, { reason: { type: 'string' }, by: { type: 'string' }, json: { type: 'boolean', default: false } });
+  const uid = positionals[0];
+  if (uid === undefined || positionals.length > 1) throw new TriageError('USAGE', 'retract takes exactly one StudyInstanceUID');
+  if (values.reason === undefined || values.reason.trim() === '') throw new TriageError('USAGE', 'retract needs --reason "why the result is wrong"');
+  const config = configFor(values);
+  const log = createLogger(values.verbose ? 'info' : 'warn');
+  const { retraction, created, outcome } = await retractOne(config, uid, { reason: values.reason, ...(values.by ? { by: values.by } : {}) }, log);
+  const summary = { study: uid, created, state: retraction.state, ...(retraction.errorCode ? { code: retraction.errorCode, reason: retraction.lastError } : {}), written: retraction.written, notes: retraction.notes };
+  out.stdout(values.json ? JSON.stringify(summary) : `${uid}: ${created ? '' : 'already retracted; '}${retraction.state}${retraction.errorCode ? ` (${retraction.errorCode}: ${retraction.lastError ?? ''})` : ''}`);
+  return outcome?.status === 'failed' && outcome.retryAt === undefined ? 1 : 0;
+}
+
 async function cmdServe(args: string[]): Promise<number> {
   const { values } = parse(args, {});
   const config = configFor(values);
@@ -258,6 +274,7 @@ const COMMANDS: Record<string, (args: string[], out: Out) => Promise<number>> = 
   backfill: cmdBackfill,
   doctor: cmdDoctor,
   evaluate: cmdEvaluate,
+  retract: cmdRetract,
 };
 
 /** Runs one command; returns the exit code. Bad input gives a message, never a stack trace. */

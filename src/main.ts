@@ -6,6 +6,8 @@ import { TriageModel } from './adapters/model/index.ts';
 import { DicomWebClient } from './adapters/dicomweb/client.ts';
 import { FhirClient } from './adapters/fhir/client.ts';
 import { FhirServerSource } from './adapters/fhir/clinical-source.ts';
+import { SmartAuth, defaultSmartScope, readSmartKey } from './adapters/fhir/smart-auth.ts';
+import { readTlsFiles } from './adapters/http/tls.ts';
 import { OrthancClient } from './adapters/orthanc/client.ts';
 import { PacsStudySource, ServerSink } from './adapters/server-io.ts';
 import type { PipelineDeps } from './pipeline/process-study.ts';
@@ -32,11 +34,36 @@ export function connectServers(config: Config): Servers {
     throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - pacs: required for this command (set pacs.baseUrl, or PACS_TRIAGE_PACS__BASE_URL)');
   }
   const pacs = config.pacs;
-  const dicomweb = new DicomWebClient({ baseUrl: pacs.baseUrl.replace(/\/$/, '') + pacs.dicomWebPath, auth: pacs.auth, timeoutMs: pacs.timeoutMs });
-  const orthanc = pacs.kind === 'orthanc' ? new OrthancClient({ baseUrl: pacs.baseUrl, auth: pacs.auth, timeoutMs: pacs.timeoutMs }) : undefined;
-  const fhir = config.fhir
-    ? new FhirClient({ baseUrl: config.fhir.baseUrl, timeoutMs: config.fhir.timeoutMs, ...(config.fhir.auth ? { token: config.fhir.auth.token } : {}) })
-    : undefined;
+  // Certificates and keys are read here, once, and every unreadable one is listed at once.
+  const problems: string[] = [];
+  const pacsTls = readTlsFiles(pacs.tls, 'pacs.tls', problems);
+  const fhirTls = readTlsFiles(config.fhir?.tls, 'fhir.tls', problems);
+  const fhirAuth = config.fhir?.auth;
+  const smartKey = fhirAuth?.smart ? readSmartKey(fhirAuth.smart, 'fhir.auth.smart', problems) : undefined;
+  if (problems.length > 0) throw new TriageError('CONFIG_INVALID', `configuration is invalid:\n${problems.join('\n')}`);
+  const dicomweb = new DicomWebClient({ baseUrl: pacs.baseUrl.replace(/\/$/, '') + pacs.dicomWebPath, auth: pacs.auth, timeoutMs: pacs.timeoutMs, tls: pacsTls });
+  const orthanc = pacs.kind === 'orthanc' ? new OrthancClient({ baseUrl: pacs.baseUrl, auth: pacs.auth, timeoutMs: pacs.timeoutMs, tls: pacsTls }) : undefined;
+  let fhir: FhirClient | undefined;
+  if (config.fhir) {
+    const f = config.fhir;
+    const smart =
+      fhirAuth?.smart && smartKey
+        ? new SmartAuth({
+            ...fhirAuth.smart,
+            scope: fhirAuth.smart.scope ?? defaultSmartScope(f.writeOrderPriority),
+            key: smartKey,
+            timeoutMs: f.timeoutMs,
+            tls: fhirTls,
+          })
+        : undefined;
+    fhir = new FhirClient({
+      baseUrl: f.baseUrl,
+      timeoutMs: f.timeoutMs,
+      ...(fhirAuth?.token !== undefined ? { token: fhirAuth.token } : {}),
+      ...(smart ? { smart } : {}),
+      ...(fhirTls ? { tls: fhirTls } : {}),
+    });
+  }
   return {
     dicomweb,
     orthanc,
@@ -44,6 +71,7 @@ export function connectServers(config: Config): Servers {
     close: () => {
       dicomweb.close();
       orthanc?.close();
+      fhir?.close();
     },
   };
 }

@@ -7,6 +7,18 @@ import type { ImageKind, JobState, JobStore } from '../state/store.ts';
 import { secretMatches, WEBHOOK_SECRET_HEADER, webhookBodySchema, webhookRef } from '../pipeline/ingest/webhook.ts';
 import { openApiDocument } from './openapi.ts';
 import { checkStudyUid, jobsQuerySchema, parseFeedback, parseWorklistQuery, problemsOf, RequestInvalid } from './validation.ts';
+import { z } from 'zod';
+import { MAX_RETRACTION_REASON, requestMarkedWrong } from '../pipeline/retract.ts';
+
+/** Body of POST /api/studies/{uid}/retract. */
+export const retractSchema = z.strictObject({
+  reason: z
+    .string({ error: 'must be a string' })
+    .trim()
+    .min(1, 'is required: say why the result is wrong')
+    .max(MAX_RETRACTION_REASON, `must be at most ${MAX_RETRACTION_REASON} characters`),
+  by: z.string({ error: 'must be a string' }).trim().min(1).max(100, 'must be at most 100 characters').optional(),
+});
 
 export interface AppOptions {
   store: JobStore;
@@ -24,6 +36,8 @@ export interface AppOptions {
   ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
   /** `POST /webhooks/orthanc` (ingest mode `webhook`): the shared secret and the body limit (default 4kb). Absent: no route. */
   webhook?: { secret: string; bodyLimit?: string };
+  /** Told after a study is enqueued through the API (webhook), so that idle workers start at once. */
+  onEnqueued?: () => void;
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -123,6 +137,7 @@ export function createApp(options: AppOptions): express.Express {
         if (!parsed.success) throw new RequestInvalid('invalid webhook body', problemsOf(parsed.error.issues));
         const ref = webhookRef(parsed.data);
         store.enqueue([ref]);
+        options.onEnqueued?.();
         options.log?.info({ event: 'ingest.enqueued', mode: 'webhook', study: ref.studyInstanceUID }, 'study enqueued by webhook');
         res.status(202).json({ studyInstanceUID: ref.studyInstanceUID, state: store.get(ref.studyInstanceUID)?.state ?? 'queued' });
       },
@@ -191,6 +206,20 @@ export function createApp(options: AppOptions): express.Express {
         : null,
       images: { thumbnail: image('thumbnail'), saliency: image('saliency') },
       feedback: store.listFeedback(uid),
+      // The reason stays in the store (free text may name a patient); the API says that and when.
+      retraction: record.retraction
+        ? {
+            cause: record.retraction.cause,
+            state: record.retraction.state,
+            resultKey: record.retraction.resultKey,
+            coversLatestResult: record.retraction.resultKey === r?.resultKey,
+            requestedAt: record.retraction.requestedAt,
+            ...(record.retraction.doneAt !== undefined ? { doneAt: record.retraction.doneAt } : {}),
+            ...(record.retraction.errorCode ? { errorCode: record.retraction.errorCode, lastError: record.retraction.lastError } : {}),
+            written: record.retraction.written,
+            notes: record.retraction.notes,
+          }
+        : null,
     });
   });
 
@@ -217,6 +246,22 @@ export function createApp(options: AppOptions): express.Express {
 
   // Retry a job that failed (or is waiting for its next attempt) now, attempts reset — as the
   // CLI's `retry`. A study that is done or running is refused: reprocess is for those.
+  // "This result is wrong": retracted as durable work (FHIR entered-in-error, an IOCM rejection
+  // note in the PACS), run by the service's next pass and retried while an upstream is away.
+  app.post('/api/studies/:uid/retract', (req, res) => {
+    const uid = checkStudyUid(String(req.params['uid']));
+    const parsed = retractSchema.safeParse(req.body ?? {});
+    if (!parsed.success) throw new RequestInvalid('invalid retract body', problemsOf(parsed.error.issues));
+    const { retraction, created } = requestMarkedWrong(store, uid, parsed.data.reason, parsed.data.by);
+    options.log?.info({ event: 'api.retract', study: uid, created }, created ? 'retraction queued' : 'already retracted');
+    res.status(created ? 202 : 200).json({
+      studyInstanceUID: uid,
+      state: retraction.state,
+      resultKey: retraction.resultKey,
+      message: created ? 'retraction queued' : `already retracted (${retraction.state}); nothing new is written`,
+    });
+  });
+
   app.post('/api/studies/:uid/retry', (req, res) => {
     const uid = knownStudy(req);
     const before = store.get(uid);

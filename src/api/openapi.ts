@@ -102,6 +102,23 @@ export const openApiDocument = {
         responses: { '202': json(ref('Requeued'), 'queued'), ...common, '404': error('no such study') },
       },
     },
+    '/api/studies/{uid}/retract': {
+      post: {
+        operationId: 'retract',
+        summary:
+          "Mark the study's result wrong: its RiskAssessments become entered-in-error (with a Provenance giving the reason), an IOCM rejection note (KOS \"Rejected for Quality Reasons\") naming our SRs is stored in the study, the Orthanc priority becomes `retracted`, and the worklist shows the study as retracted. Durable: retried while an upstream is away. Asking again writes nothing new.",
+        parameters: [uidParam],
+        requestBody: { required: true, content: { 'application/json': { schema: ref('RetractRequest') } } },
+        responses: {
+          '202': json(ref('Retraction'), 'retraction queued (run by the next pass of the service)'),
+          '200': json(ref('Retraction'), 'the latest result is already retracted: nothing new'),
+          ...common,
+          '404': error('no such study, or it has no result'),
+          '409': error('the study is being processed now; ask again when the run ends'),
+          '413': error('body larger than the limit'),
+        },
+      },
+    },
     '/api/studies/{uid}/retry': {
       post: {
         operationId: 'retry',
@@ -131,10 +148,44 @@ export const openApiDocument = {
         },
       },
     },
+    '/webhooks/orthanc': {
+      post: {
+        operationId: 'orthancWebhook',
+        security: [{ webhookSecret: [] }],
+        summary:
+          'Ingest mode `webhook` (served only when it is configured): Orthanc posts a study that became stable (docker/orthanc/on-stable-study.lua) and it is queued. The shared secret (ingest.webhook.secret) is compared in constant time; no bearer token.',
+        requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookBody') } } },
+        responses: {
+          '202': json(ref('WebhookQueued'), 'queued (a study already queued or running is not queued twice)'),
+          '400': error('invalid body: `error.problems` lists every problem, each with its field'),
+          '401': error('no X-Pacs-Triage-Secret header'),
+          '403': error('wrong secret'),
+          '413': error('body larger than ingest.webhook.bodyLimit'),
+        },
+      },
+    },
   },
   components: {
-    securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
+    securitySchemes: {
+      bearer: { type: 'http', scheme: 'bearer' },
+      webhookSecret: { type: 'apiKey', in: 'header', name: 'X-Pacs-Triage-Secret', description: 'ingest.webhook.secret (at least 16 characters)' },
+    },
     schemas: {
+      WebhookBody: {
+        type: 'object',
+        required: ['StudyInstanceUID'],
+        description: 'Unknown properties are ignored.',
+        properties: {
+          StudyInstanceUID: { type: 'string', pattern: '^[0-2](\\.(0|[1-9][0-9]*))*$', maxLength: 64 },
+          OrthancId: { type: 'string', pattern: '^[0-9a-f-]{8,64}$', description: "Orthanc's id of the study, kept on the job" },
+          ChangeType: { type: 'string', enum: ['StableStudy'], default: 'StableStudy' },
+        },
+      },
+      WebhookQueued: {
+        type: 'object',
+        required: ['studyInstanceUID', 'state'],
+        properties: { studyInstanceUID: { type: 'string' }, state: ref('JobState') },
+      },
       Error: {
         type: 'object',
         required: ['error'],
@@ -187,7 +238,29 @@ export const openApiDocument = {
           images: { type: 'array', items: { type: 'string', enum: ['thumbnail', 'saliency'] } },
           receivedAt: ms,
           updatedAt: ms,
+          retracted: {
+            type: 'object',
+            description: 'the latest result was retracted: no priority or findings, ranked with the studies without a result',
+            required: ['cause', 'state', 'requestedAt'],
+            properties: { cause: ref('RetractionCause'), state: ref('RetractionState'), requestedAt: ms },
+          },
         },
+      },
+      RetractionCause: { type: 'string', enum: ['marked-wrong', 'study-deleted'] },
+      RetractionState: { type: 'string', enum: ['pending', 'running', 'done', 'failed'] },
+      RetractRequest: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['reason'],
+        properties: {
+          reason: { type: 'string', minLength: 1, maxLength: 1000, description: 'why the result is wrong (kept in the store and the FHIR Provenance, never in logs or the PACS)' },
+          by: { type: 'string', maxLength: 100, description: 'who asks (self-declared)' },
+        },
+      },
+      Retraction: {
+        type: 'object',
+        required: ['studyInstanceUID', 'state', 'resultKey', 'message'],
+        properties: { studyInstanceUID: { type: 'string' }, state: ref('RetractionState'), resultKey: { type: 'string' }, message: { type: 'string' } },
       },
       WorklistPage: {
         type: 'object',
@@ -218,7 +291,7 @@ export const openApiDocument = {
       },
       Study: {
         type: 'object',
-        required: ['studyInstanceUID', 'shadow', 'job', 'result', 'images', 'feedback'],
+        required: ['studyInstanceUID', 'shadow', 'job', 'result', 'images', 'feedback', 'retraction'],
         properties: {
           studyInstanceUID: { type: 'string' },
           shadow: { type: 'boolean' },
@@ -255,6 +328,27 @@ export const openApiDocument = {
             description: 'URLs of the stored images, null when none',
           },
           feedback: { type: 'array', items: ref('Feedback') },
+          retraction: {
+            oneOf: [
+              { type: 'null' },
+              {
+                type: 'object',
+                required: ['cause', 'state', 'resultKey', 'coversLatestResult', 'requestedAt', 'written', 'notes'],
+                properties: {
+                  cause: ref('RetractionCause'),
+                  state: ref('RetractionState'),
+                  resultKey: { type: 'string', description: 'the result marked wrong' },
+                  coversLatestResult: { type: 'boolean', description: 'false once a newer result (new inputs) replaced the retracted one' },
+                  requestedAt: ms,
+                  doneAt: ms,
+                  errorCode: { type: 'string' },
+                  lastError: { type: 'string' },
+                  written: { type: 'object', properties: { pacs: { type: 'boolean' }, fhir: { type: 'boolean' }, metadata: { type: 'boolean' } } },
+                  notes: { type: 'array', items: { type: 'string' } },
+                },
+              },
+            ],
+          },
         },
       },
       Requeued: {

@@ -4,6 +4,7 @@ import { asTriageError } from '../domain/errors.ts';
 import { connectServers } from '../main.ts';
 import { TriageModel } from '../adapters/model/index.ts';
 import { loadMappings } from '../config/mappings.ts';
+import { describeTls } from '../adapters/http/tls.ts';
 
 export interface Check {
   name: string;
@@ -46,7 +47,7 @@ export async function doctor(config: Config, log: Logger): Promise<Check[]> {
       checks.push(
         await check('pacs (DICOMweb QIDO-RS)', async () => {
           const res = await servers.dicomweb.ping();
-          return `answers ${res.status} at ${servers.dicomweb.http.url('studies')}`;
+          return `answers ${res.status} at ${servers.dicomweb.http.url('studies')}${transport(pacsAuthKind(config.pacs?.auth), config.pacs?.tls)}`;
         }),
       );
       const fhir = servers.fhir;
@@ -54,7 +55,7 @@ export async function doctor(config: Config, log: Logger): Promise<Check[]> {
         checks.push(
           await check('fhir', async () => {
             const cs = (await fhir.capabilities()) as { fhirVersion?: string; software?: { name?: string } };
-            return `FHIR ${cs.fhirVersion ?? '?'}${cs.software?.name ? ` (${cs.software.name})` : ''}`;
+            return `FHIR ${cs.fhirVersion ?? '?'}${cs.software?.name ? ` (${cs.software.name})` : ''}${transport(fhir.authKind, config.fhir?.tls)}`;
           }),
         );
       } else {
@@ -65,4 +66,15 @@ export async function doctor(config: Config, log: Logger): Promise<Check[]> {
     }
   }
   return checks;
+}
+
+/** How a server is reached, for the report: the kind of credentials (never the secret) and TLS files. */
+function transport(auth: string, tls: Parameters<typeof describeTls>[0]): string {
+  const t = describeTls(tls);
+  return `; auth: ${auth}${t ? `; ${t}` : ''}`;
+}
+
+function pacsAuthKind(auth: NonNullable<Config['pacs']>['auth']): string {
+  if (auth === undefined) return 'none';
+  return 'token' in auth ? 'bearer token' : `basic (user ${auth.username})`;
 }

@@ -6,17 +6,30 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { createApp } from '../api/app.ts';
 import { asTriageError } from '../domain/errors.ts';
-import { connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
+import { SOFTWARE, connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
+import { FhirServerSource } from '../adapters/fhir/clinical-source.ts';
 import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
 import type { PipelineDeps } from '../pipeline/process-study.ts';
 import { runJob, type JobOutcome, type Lease, type RetryPolicy } from '../pipeline/worker.ts';
+import { WorkerPool } from '../pipeline/pool.ts';
 import { CircuitBreaker } from '../adapters/http/breaker.ts';
 import { instanceMetaOf, naturalize } from '../adapters/dicomweb/dicom-json.ts';
 import { Metrics } from '../observability/metrics.ts';
+import { openFolderIngest, type FolderIngest } from '../adapters/files/folder-watch.ts';
+import { TriageError } from '../domain/errors.ts';
+import type { DicomWebClient } from '../adapters/dicomweb/client.ts';
+import { serverRetractionPorts } from '../adapters/retraction-io.ts';
+import { drainRetractions, requestMarkedWrong, runRetractionJob, sweepIfDue, type RetractionDeps, type RetractionOutcome } from '../pipeline/retract.ts';
+import type { Retraction } from '../state/store.ts';
+
+/** The upstreams; no PACS (`dicomweb` undefined) when the folder mode runs alone. */
+export type ServiceServers = Omit<Servers, 'dicomweb'> & { dicomweb: DicomWebClient | undefined };
 
 export interface Service {
   runtime: Runtime;
-  servers: Servers;
+  servers: ServiceServers;
+  /** The watched folder (ingest mode folder), when it runs. */
+  folder: FolderIngest | undefined;
   deps: PipelineDeps;
   retry: RetryPolicy;
   lease: Lease;
@@ -28,7 +41,7 @@ export interface Service {
 }
 
 /** Breakers (one per upstream, shared by its clients) and error counters on every client. */
-function instrument(servers: Servers, config: Config, metrics: Metrics, log: Logger): Service['breakers'] {
+function instrument(servers: ServiceServers, config: Config, metrics: Metrics, log: Logger): Service['breakers'] {
   const make = (name: 'pacs' | 'fhir'): CircuitBreaker => {
     const b = new CircuitBreaker(name, config.breaker);
     b.onChange = (state) => {
@@ -39,7 +52,7 @@ function instrument(servers: Servers, config: Config, metrics: Metrics, log: Log
   };
   const breakers = { pacs: make('pacs'), fhir: make('fhir') };
   const onError = (target: string, status: number | string): void => metrics.upstreamError(target, status);
-  for (const http of [servers.dicomweb.http, servers.orthanc?.http]) {
+  for (const http of [servers.dicomweb?.http, servers.orthanc?.http]) {
     if (!http) continue;
     http.breaker = breakers.pacs;
     http.onError = onError;
@@ -51,8 +64,23 @@ function instrument(servers: Servers, config: Config, metrics: Metrics, log: Log
   return breakers;
 }
 
+/**
+ * The folder mode alone needs no PACS: connectServers builds the FHIR client (auth, TLS) for a
+ * placeholder PACS whose clients are closed unused.
+ * TODO(lead): a connectFhir(config) exported by main.ts would make this direct.
+ */
+function connectWithoutPacs(config: Config): ServiceServers {
+  if (!config.fhir) return { dicomweb: undefined, orthanc: undefined, fhir: undefined, close: () => undefined };
+  const placeholder = connectServers({ ...config, pacs: { baseUrl: 'http://127.0.0.1:9', dicomWebPath: '/', kind: 'dicomweb', timeoutMs: 100, retrieveTransferSyntax: 'stored' } });
+  placeholder.dicomweb.close();
+  return { dicomweb: undefined, orthanc: undefined, fhir: placeholder.fhir, close: () => placeholder.close() };
+}
+
 export async function openService(config: Config, log: Logger): Promise<Service> {
-  const servers = connectServers(config);
+  const folderOnly = !config.pacs && ingestModes(config).includes('folder');
+  const servers: ServiceServers = folderOnly ? connectWithoutPacs(config) : connectServers(config);
+  // TODO(lead): pass it to the DicomWebClient in main.ts connectServers instead.
+  if (servers.dicomweb && config.pacs) servers.dicomweb.retrieveTransferSyntax = config.pacs.retrieveTransferSyntax;
   let runtime: Runtime;
   try {
     runtime = await openRuntime(config, log);
@@ -67,10 +95,30 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     metrics.inferenceSeconds.observe(seconds);
   };
   const breakers = instrument(servers, config, metrics, log);
+  const pacs = servers.dicomweb ? serverPipeline(config, runtime, { ...servers, dicomweb: servers.dicomweb }, log) : undefined;
+  const folder = ingestModes(config).includes('folder') ? openFolderIngest(config, pacs?.source, servers.fhir) : undefined;
+  let deps: PipelineDeps;
+  if (pacs) deps = { ...pacs, ...(folder ? { source: folder.source } : {}), metrics };
+  else if (folder?.sink) {
+    deps = {
+      model: runtime.model,
+      mappings: runtime.mappings,
+      uidRoot: config.uidRoot,
+      shadow: config.shadow,
+      source: folder.source,
+      clinical: servers.fhir ? new FhirServerSource(servers.fhir) : undefined,
+      sink: folder.sink,
+      store: runtime.store,
+      log,
+      software: SOFTWARE,
+      metrics,
+    };
+  } else throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - ingest.folder: required for the folder mode');
   return {
     runtime,
     servers,
-    deps: { ...serverPipeline(config, runtime, servers, log), metrics },
+    folder,
+    deps,
     retry: { maxAttempts: config.worker.maxAttempts, baseDelayMs: config.worker.retryBaseDelayMs, maxDelayMs: config.worker.retryMaxDelayMs },
     lease: { owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, leaseMs: config.worker.leaseMs },
     metrics,
@@ -108,8 +156,12 @@ export async function drainQueue(
 export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: number; outcomes: JobOutcome[] }> {
   const service = await openService(config, log);
   try {
-    const enqueued = await pollIngest(config, service.servers, service.runtime.store, log);
+    const enqueued = await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log);
     const outcomes = await drainQueue(service, config.worker.concurrency, log);
+    await correctionsPass(service, config, log);
+    // Settles the folder studies that just ended (moved to .done or aside); a study that
+    // changed meanwhile is enqueued for the next run instead.
+    if (service.folder) await service.folder.watcher.pass(service.runtime.store, log, true);
     return { enqueued, outcomes };
   } finally {
     await service.close();
@@ -118,9 +170,11 @@ export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: 
 
 /** Studies in the PACS whose StudyDate is in [since, until] (YYYYMMDD), by QIDO-RS with paging. */
 export async function findStudiesByDate(service: Service, since: string, until: string, pageSize = 100): Promise<string[]> {
+  const dicomweb = service.servers.dicomweb;
+  if (!dicomweb) throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - pacs: required for this command (set pacs.baseUrl, or PACS_TRIAGE_PACS__BASE_URL)');
   const uids: string[] = [];
   for (let offset = 0; ; offset += pageSize) {
-    const page = await service.servers.dicomweb.searchStudies({ StudyDate: `${since}-${until}`, includefield: ['0020000D'] }, { limit: pageSize, offset });
+    const page = await dicomweb.searchStudies({ StudyDate: `${since}-${until}`, includefield: ['0020000D'] }, { limit: pageSize, offset });
     uids.push(...page.map((json) => instanceMetaOf(naturalize(json)).StudyInstanceUID).filter((uid) => uid !== ''));
     if (page.length < pageSize) return [...new Set(uids)];
   }
@@ -176,7 +230,7 @@ async function readiness(service: Service): Promise<{ ready: boolean; checks: Re
   };
   const { dicomweb, fhir } = service.servers;
   const checks: Record<string, { ok: boolean; detail?: string }> = {
-    pacs: await check(() => dicomweb.ping(5_000)),
+    ...(dicomweb ? { pacs: await check(() => dicomweb.ping(5_000)) } : {}),
     model: { ok: true, detail: `${service.runtime.model.manifest.id}@${service.runtime.model.manifest.version} on ${service.runtime.model.provider}` },
   };
   if (fhir) checks['fhir'] = await check(() => fhir.capabilities());
@@ -190,6 +244,8 @@ async function readiness(service: Service): Promise<{ ready: boolean; checks: Re
  */
 export async function serve(config: Config, log: Logger): Promise<void> {
   const service = await openService(config, log);
+  // Set once the pool exists; the API (webhook) is created first so that it can be listening.
+  let wakeWorkers = (): void => undefined;
   const app = createApp({
     log,
     store: service.runtime.store,
@@ -201,6 +257,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     ...(ingestModes(config).includes('webhook') && config.ingest.webhook
       ? { webhook: { secret: config.ingest.webhook.secret, bodyLimit: config.ingest.webhook.bodyLimit } }
       : {}),
+    onEnqueued: () => wakeWorkers(),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.api.port, config.api.host, () => resolve(s));
@@ -208,6 +265,17 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   });
   const address = server.address();
   log.info({ event: 'api.listening', address }, 'API listening');
+  // Workers run apart from ingest: a burst being worked through does not hold back polling,
+  // and a study enqueued by any mode is claimed as soon as a worker is free.
+  const pool = new WorkerPool<JobOutcome>({
+    concurrency: config.worker.concurrency,
+    claim: () => service.runtime.store.claim(Date.now(), service.lease),
+    run: (job) => runJob(job, service.deps, service.retry, log, service.lease),
+    idleMs: Math.min(1_000, config.ingest.pollIntervalS * 1_000),
+    onError: (err) => log.error({ event: 'worker.error', err: (err as Error).message }, 'worker loop error'),
+  });
+  wakeWorkers = () => pool.wake();
+  pool.start();
   let busy = false;
   const tick = async (): Promise<void> => {
     if (busy || service.stopping) return; // a slow pass is not overlapped by the next one
@@ -217,11 +285,13 @@ export async function serve(config: Config, log: Logger): Promise<void> {
         const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
         if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
       }
-      await pollIngest(config, service.servers, service.runtime.store, log);
-      await drainQueue(service, config.worker.concurrency, log);
+      if ((await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log)) > 0) pool.wake();
     } catch (err) {
       const e = asTriageError(err, 'ingest');
       log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');
+    }
+    try {
+      await correctionsPass(service, config, log);
     } finally {
       busy = false;
     }
@@ -240,15 +310,84 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   await task.stop();
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   const deadline = Date.now() + config.worker.drainTimeoutMs;
+  const drained = await pool.stop(config.worker.drainTimeoutMs);
+  // An ingest pass in progress writes its cursor with its enqueue; let it end too.
   while (busy && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
   server.closeAllConnections();
   await closed;
-  if (busy) {
+  if (!drained || busy) {
     // Exit without closing the store under the running jobs: their leases expire and the next
     // worker takes them (write-back is idempotent), exactly as after a crash.
-    log.warn({ event: 'service.drain.timeout' }, 'in-flight jobs did not finish in time; their leases expire and another run takes them');
+    log.warn({ event: 'service.drain.timeout', inFlight: pool.inFlight }, 'in-flight jobs did not finish in time; their leases expire and another run takes them');
     process.exit(0);
   }
   log.info({ event: 'service.drained' }, 'in-flight jobs finished');
   await service.close();
+}
+
+/** Retraction deps on this service's servers; undefined without a PACS (the folder mode alone wrote nothing to one). */
+function retractionDeps(service: Service, log: Logger): RetractionDeps | undefined {
+  const dicomweb = service.servers.dicomweb;
+  if (!dicomweb) return undefined;
+  return {
+    store: service.runtime.store,
+    ports: serverRetractionPorts({ dicomweb, orthanc: service.servers.orthanc, fhir: service.servers.fhir }),
+    uidRoot: service.deps.uidRoot,
+    shadow: service.deps.shadow,
+    software: SOFTWARE,
+    log,
+    metrics: service.metrics,
+  };
+}
+
+/**
+ * Corrections and retention, once per pass of `serve` and `run-once`: stored free text past
+ * retention.reportTextMaxAgeH cleared, the deleted-study sweep when due, then every due
+ * retraction. Never throws: a failing part is logged and tried again next pass.
+ */
+export async function correctionsPass(service: Service, config: Config, log: Logger): Promise<void> {
+  const store = service.runtime.store;
+  if (config.retention.reportTextMaxAgeH !== undefined) {
+    const purged = store.purgeText(Date.now() - config.retention.reportTextMaxAgeH * 3_600_000);
+    if (purged.feedbackNotes + purged.retractionReasons > 0) log.info({ event: 'retention.purged', ...purged }, 'old stored text cleared');
+  }
+  const deps = retractionDeps(service, log);
+  if (!deps) return;
+  const c = config.corrections;
+  if (c.deletedSweep && !service.stopping) {
+    try {
+      const options = { now: Date.now(), lookbackMs: c.deletedSweepLookbackDays * 86_400_000, maxStudies: c.deletedSweepMaxStudies };
+      await sweepIfDue(store, (uid) => deps.ports.studyExists(uid), c.deletedSweepIntervalMin * 60_000, options, log);
+    } catch (err) {
+      const e = asTriageError(err, 'corrections.sweep');
+      log.warn({ event: 'corrections.sweep.error', code: e.code, err: e.message }, 'deleted-study sweep failed; will try again');
+    }
+  }
+  try {
+    await drainRetractions(deps, service.retry, service.lease, () => service.stopping);
+  } catch (err) {
+    const e = asTriageError(err, 'retract');
+    log.warn({ event: 'retraction.error', code: e.code, err: e.message }, 'retractions pass failed; will try again');
+  }
+}
+
+/** `retract <uid> --reason`: records the retraction and runs it now; when an upstream is away it stays pending for `serve`. */
+export async function retractOne(
+  config: Config,
+  studyInstanceUID: string,
+  request: { reason: string; by?: string },
+  log: Logger,
+): Promise<{ retraction: Retraction; created: boolean; outcome?: RetractionOutcome }> {
+  const service = await openService(config, log);
+  try {
+    const store = service.runtime.store;
+    const recorded = requestMarkedWrong(store, studyInstanceUID, request.reason, request.by);
+    const deps = retractionDeps(service, log);
+    const claimed = deps ? store.claimRetraction(Date.now(), service.lease, studyInstanceUID) : undefined;
+    if (!deps || !claimed) return { ...recorded, retraction: store.getRetraction(studyInstanceUID) ?? recorded.retraction };
+    const outcome = await runRetractionJob(claimed, deps, service.retry, service.lease);
+    return { retraction: store.getRetraction(studyInstanceUID) ?? recorded.retraction, created: recorded.created, outcome };
+  } finally {
+    await service.close();
+  }
 }

@@ -17,6 +17,81 @@ function validTimeZone(tz: string): boolean {
 
 const basicAuth = z.object({ username: z.string().min(1), password: z.string().min(1) }).strict();
 const bearerAuth = z.object({ token: z.string().min(1) }).strict();
+const pem = z.string().includes('-----BEGIN ', { message: 'must be PEM text (-----BEGIN …)' });
+/** Each PEM either by path (`xFile`) or inline (`x`) — never both. */
+function oneOf(t: Record<string, unknown>, ctx: z.RefinementCtx, inline: string): void {
+  if (t[inline] !== undefined && t[`${inline}File`] !== undefined) {
+    ctx.addIssue({ code: 'custom', path: [inline], message: `set ${inline} or ${inline}File, not both` });
+  }
+}
+/**
+ * TLS to an https upstream. The files are read (and checked) when the servers are connected, at
+ * start. The inline forms (`ca`, `cert`, `key`) are what the environment's `_FILE` suffix gives:
+ * `PACS_TRIAGE_FHIR__TLS__KEY_FILE=/run/secrets/key` reads the file into `fhir.tls.key` (and
+ * `…__PASSPHRASE_FILE` the passphrase), the way every other secret arrives.
+ */
+const tls = z
+  .object({
+    caFile: z.string().min(1).optional(),
+    certFile: z.string().min(1).optional(),
+    keyFile: z.string().min(1).optional(),
+    ca: pem.optional(),
+    cert: pem.optional(),
+    key: pem.optional(),
+    passphrase: z.string().min(1).optional(),
+    rejectUnauthorized: z.boolean().default(true),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    for (const inline of ['ca', 'cert', 'key']) oneOf(t, ctx, inline);
+    const hasCert = t.cert !== undefined || t.certFile !== undefined;
+    const hasKey = t.key !== undefined || t.keyFile !== undefined;
+    if (hasCert !== hasKey) {
+      ctx.addIssue({ code: 'custom', path: [hasCert ? 'keyFile' : 'certFile'], message: 'a client certificate needs both certFile and keyFile' });
+    }
+    if (t.passphrase !== undefined && !hasKey) ctx.addIssue({ code: 'custom', path: ['passphrase'], message: 'a passphrase needs keyFile' });
+  });
+/**
+ * `{ token }` (a fixed bearer token) or `{ smart }` (SMART Backend Services: client_credentials
+ * with a signed JWT assertion, RS384 or ES384). One object with a check rather than a union, so a
+ * mistake inside `smart` is reported at its own path instead of as "Invalid input" at fhir.auth.
+ */
+const fhirAuth = z
+  .object({
+    token: z.string().min(1).optional(),
+    smart: z
+      .object({
+        tokenUrl: url,
+        clientId: z.string().min(1),
+        /**
+         * PEM private key whose public half is registered with the token endpoint (under keyId);
+         * inline as `privateKey` (what `PACS_TRIAGE_FHIR__AUTH__SMART__PRIVATE_KEY_FILE` gives).
+         */
+        privateKeyFile: z.string().min(1).optional(),
+        privateKey: pem.optional(),
+        keyId: z.string().min(1),
+        /** Absent: what the service needs (see defaultSmartScope). */
+        scope: z.string().min(1).optional(),
+        /** Absent: taken from the key (RSA → RS384, EC P-384 → ES384). */
+        alg: z.enum(['RS384', 'ES384']).optional(),
+      })
+      .strict()
+      .superRefine((s, ctx) => {
+        oneOf(s, ctx, 'privateKey');
+        if (s.privateKey === undefined && s.privateKeyFile === undefined) ctx.addIssue({ code: 'custom', path: ['privateKeyFile'], message: 'required (or privateKey)' });
+      })
+      .optional(),
+  })
+  .strict()
+  .superRefine((a, ctx) => {
+    if ((a.token === undefined) === (a.smart === undefined)) ctx.addIssue({ code: 'custom', path: [], message: 'set exactly one of token or smart' });
+  });
+/** TLS settings only mean something on an https base URL; on http they would be silently ignored. */
+function tlsNeedsHttps(server: { baseUrl: string; tls?: unknown }, ctx: z.RefinementCtx): void {
+  if (server.tls !== undefined && !server.baseUrl.startsWith('https:')) {
+    ctx.addIssue({ code: 'custom', path: ['tls'], message: 'tls needs an https baseUrl' });
+  }
+}
 
 /**
  * The one configuration schema: file (YAML/JSON) + PACS_TRIAGE_* environment + defaults.
@@ -44,19 +119,25 @@ export const configSchema = z
         dicomWebPath: z.string().startsWith('/').default('/dicom-web'),
         kind: z.enum(['orthanc', 'dicomweb']).default('orthanc'),
         auth: z.union([basicAuth, bearerAuth]).optional(),
+        tls: tls.optional(),
         timeoutMs: z.number().int().min(100).default(30_000),
+        /** WADO-RS: ask for Explicit VR Little Endian first, falling back to the stored syntax (decoded here), or always ask for the stored syntax (no transcoding load on the PACS). */
+        retrieveTransferSyntax: z.enum(['explicit-le-first', 'stored']).default('explicit-le-first'),
       })
       .strict()
+      .superRefine(tlsNeedsHttps)
       .optional(),
     fhir: z
       .object({
         baseUrl: url,
-        auth: bearerAuth.optional(),
+        auth: fhirAuth.optional(),
+        tls: tls.optional(),
         timeoutMs: z.number().int().min(100).default(15_000),
         /** Also write the triage priority to the study's order (ServiceRequest.priority). Off by default. */
         writeOrderPriority: z.boolean().default(false),
       })
       .strict()
+      .superRefine(tlsNeedsHttps)
       .optional(),
     ingest: z
       .object({
@@ -102,12 +183,31 @@ export const configSchema = z
           })
           .strict()
           .optional(),
+        /** (d) A watched folder (offline, edge): DICOM Part 10 files dropped in, grouped by study, polled by scanning. */
+        folder: z
+          .object({
+            /** The folder watched (any depth; dot-entries are ignored). */
+            path: z.string().min(1),
+            /** A study is complete when none of its files changed for this long. */
+            stableAgeS: z.number().min(0).max(86_400).default(5),
+            /** Scan at most this often (absent: every ingest pass, ingest.pollIntervalS). */
+            pollIntervalS: z.number().int().min(1).max(86_400).optional(),
+            /** What happens to a processed study's files: moved to `<path>/.done/<StudyInstanceUID>/`, deleted, or kept in place. */
+            doneAction: z.enum(['keep', 'move', 'delete']).default('move'),
+            /** Unreadable files and failed studies, each with its reason (absent: `<path>/.failed`). */
+            failedDir: z.string().min(1).optional(),
+            /** SR files (and FHIR JSON without a FHIR server) when no PACS is configured (absent: `<path>/.out`). */
+            outDir: z.string().min(1).optional(),
+            /** Seen-set entries of studies no longer in the folder are dropped after this long. */
+            seenRetentionDays: z.number().int().min(1).max(3650).default(30),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .superRefine((ingest, ctx) => {
         if (ingest.modes?.includes('webhook') && !ingest.webhook) ctx.addIssue({ code: 'custom', path: ['webhook', 'secret'], message: 'the webhook mode needs ingest.webhook.secret' });
-        // (d) the watched folder is not built yet: refused rather than silently ignored.
-        if (ingest.modes?.includes('folder')) ctx.addIssue({ code: 'custom', path: ['modes'], message: 'the folder mode is not available yet; use `pacs-triage analyze <folder>` for offline use' });
+        if (ingest.modes?.includes('folder') && !ingest.folder) ctx.addIssue({ code: 'custom', path: ['folder', 'path'], message: 'the folder mode needs ingest.folder.path' });
       })
       .prefault({}),
     store: z.object({ path: z.string().min(1).default('.state/pacs-triage.sqlite') }).strict().default({ path: '.state/pacs-triage.sqlite' }),
@@ -147,9 +247,28 @@ export const configSchema = z
       .object({
         /** Stored thumbnails and saliency images older than this are deleted by `serve` (absent: kept). */
         imagesMaxAgeH: z.number().positive().optional(),
+        /**
+         * Free text the store keeps — feedback notes, reasons given for retractions (done ones) — is
+         * cleared after this long by `serve` and `run-once` (absent: kept). The rows stay.
+         */
+        reportTextMaxAgeH: z.number().positive().optional(),
       })
       .strict()
       .default({}),
+    /** Retractions of results whose study was deleted in the PACS (the sweep; see src/pipeline/retract.ts). */
+    corrections: z
+      .object({
+        /** Check that done studies are still in the PACS, and retract the results of those that are not. */
+        deletedSweep: z.boolean().default(true),
+        /** How often `serve` and `run-once` run that check (minutes; 0: every pass). */
+        deletedSweepIntervalMin: z.number().min(0).max(7 * 24 * 60).default(24 * 60),
+        /** Done studies updated within this many days are checked. */
+        deletedSweepLookbackDays: z.number().positive().max(3650).default(7),
+        /** Studies checked per pass at most (one QIDO-RS query each); the next pass goes on from there. */
+        deletedSweepMaxStudies: z.number().int().min(1).max(100_000).default(500),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((config, ctx) => {

@@ -24,6 +24,12 @@ export const ERROR_CODES = {
   UPSTREAM_THROTTLED: { retryable: true, http: 503 },
   UPSTREAM_REJECTED: { retryable: false, http: 502 },
   UPSTREAM_AUTH: { retryable: false, http: 502 },
+  /**
+   * The TLS handshake failed on a certificate (untrusted CA, wrong host name, expired, a client
+   * certificate the server wants and did not get). Retrying cannot fix it — only a change of
+   * configuration or certificates can — so it is terminal, like a 401.
+   */
+  TLS_FAILED: { retryable: false, http: 502 },
   NOT_FOUND: { retryable: false, http: 404 },
   INTERNAL: { retryable: false, http: 500 },
 } as const satisfies Record<string, { retryable: boolean; http: number }>;

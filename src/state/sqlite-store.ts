@@ -14,6 +14,9 @@ import type {
   JobState,
   JobStore,
   NewFeedback,
+  NewRetraction,
+  Retraction,
+  RetractionState,
   StoredImage,
   StoredResult,
   StudyRecord,
@@ -121,6 +124,33 @@ const MIGRATIONS: readonly (string | Migration)[] = [
      PRIMARY KEY (seen_set, study_uid)
    );
    CREATE INDEX ingest_seen_age ON ingest_seen (seen_set, seen_at);`,
+  // 5: retractions (a result marked wrong, or its study deleted in the PACS) as durable work with
+  // leases and retries, like jobs. Plain SQL (no AUTOINCREMENT, no OR REPLACE) so that another
+  // database could run it; the JSON columns are TEXT.
+  `CREATE TABLE retractions (
+     study_uid TEXT PRIMARY KEY,
+     result_key TEXT NOT NULL,
+     result_keys TEXT NOT NULL,
+     cause TEXT NOT NULL CHECK (cause IN ('marked-wrong', 'study-deleted')),
+     reason TEXT,
+     requested_by TEXT,
+     state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     error_code TEXT,
+     last_error TEXT,
+     written TEXT NOT NULL,
+     notes TEXT NOT NULL,
+     lease_owner TEXT,
+     lease_until INTEGER,
+     requested_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     done_at INTEGER
+   );
+   CREATE INDEX retractions_due ON retractions (state, next_attempt_at);
+   CREATE INDEX retractions_key ON retractions (result_key);
+   CREATE INDEX feedback_age ON feedback (created_at);
+   CREATE INDEX jobs_updated ON jobs (state, updated_at);`,
 ];
 
 /** Default lease of a claimed job when the caller names none. */
@@ -165,12 +195,20 @@ function placeholders(n: number): string {
   return `(${Array.from({ length: n }, () => '?').join(', ')})`;
 }
 
-/** WHERE clause and parameters of a worklist filter (jobs j LEFT JOIN study_latest l). */
+/**
+ * The worklist's rows: each job, its latest result (l) and a retraction of that very result (x),
+ * if any — a retraction of an older result does not hide a newer one.
+ */
+const WORKLIST_FROM = `jobs j
+  LEFT JOIN study_latest l ON l.study_uid = j.study_uid
+  LEFT JOIN retractions x ON x.study_uid = j.study_uid AND x.result_key = l.result_key`;
+
+/** WHERE clause and parameters of a worklist filter (over WORKLIST_FROM). */
 function worklistWhere(filter: WorklistFilter): { sql: string; params: (string | number)[] } {
   const clauses: string[] = [];
   const params: (string | number)[] = [];
   if (filter.priority && filter.priority.length > 0) {
-    clauses.push(`j.state = 'done' AND l.priority IN ${placeholders(filter.priority.length)}`);
+    clauses.push(`j.state = 'done' AND x.study_uid IS NULL AND l.priority IN ${placeholders(filter.priority.length)}`);
     params.push(...filter.priority);
   }
   if (filter.state && filter.state.length > 0) {
@@ -247,6 +285,50 @@ function toJob(row: JobRow): Job {
     updatedAt: row.updated_at,
     ...(row.state === 'running' && row.lease_owner ? { leaseOwner: row.lease_owner } : {}),
     ...(row.state === 'running' && typeof row.lease_until === 'number' ? { leaseUntil: row.lease_until } : {}),
+  };
+}
+
+interface RetractionRow {
+  study_uid: string;
+  result_key: string;
+  result_keys: string;
+  cause: Retraction['cause'];
+  reason: string | null;
+  requested_by: string | null;
+  state: RetractionState;
+  attempts: number;
+  next_attempt_at: number;
+  error_code: string | null;
+  last_error: string | null;
+  written: string;
+  notes: string;
+  lease_owner: string | null;
+  lease_until: number | null;
+  requested_at: number;
+  updated_at: number;
+  done_at: number | null;
+}
+
+function toRetraction(row: RetractionRow): Retraction {
+  return {
+    studyInstanceUID: row.study_uid,
+    resultKey: row.result_key,
+    resultKeys: JSON.parse(row.result_keys) as string[],
+    cause: row.cause,
+    ...(row.reason !== null ? { reason: row.reason } : {}),
+    ...(row.requested_by !== null ? { requestedBy: row.requested_by } : {}),
+    state: row.state,
+    attempts: row.attempts,
+    nextAttemptAt: row.next_attempt_at,
+    ...(row.error_code !== null ? { errorCode: row.error_code } : {}),
+    ...(row.last_error !== null ? { lastError: row.last_error } : {}),
+    written: JSON.parse(row.written) as Retraction['written'],
+    notes: JSON.parse(row.notes) as string[],
+    requestedAt: row.requested_at,
+    updatedAt: row.updated_at,
+    ...(row.done_at !== null ? { doneAt: row.done_at } : {}),
+    ...(row.state === 'running' && row.lease_owner !== null ? { leaseOwner: row.lease_owner } : {}),
+    ...(row.state === 'running' && row.lease_until !== null ? { leaseUntil: row.lease_until } : {}),
   };
 }
 
@@ -424,18 +506,24 @@ export class SqliteJobStore implements JobStore {
     const offset = Math.max(0, Math.floor(query.offset ?? 0));
     const rows = this.db
       .prepare(
-        `SELECT j.*, l.modality AS latest_modality, r.body AS latest_body
-         FROM jobs j
-         LEFT JOIN study_latest l ON l.study_uid = j.study_uid
+        `SELECT j.*, l.modality AS latest_modality, r.body AS latest_body,
+           x.cause AS retraction_cause, x.state AS retraction_state, x.requested_at AS retraction_at
+         FROM ${WORKLIST_FROM}
          LEFT JOIN results r ON r.result_key = l.result_key
          ${where.sql}
          ORDER BY
-           CASE WHEN j.state = 'done' AND l.priority_rank IS NOT NULL THEN l.priority_rank ELSE ${NO_PRIORITY_RANK} END,
-           CASE WHEN j.state = 'done' AND l.top_probability IS NOT NULL THEN l.top_probability ELSE 0 END DESC,
+           CASE WHEN j.state = 'done' AND x.study_uid IS NULL AND l.priority_rank IS NOT NULL THEN l.priority_rank ELSE ${NO_PRIORITY_RANK} END,
+           CASE WHEN j.state = 'done' AND x.study_uid IS NULL AND l.top_probability IS NOT NULL THEN l.top_probability ELSE 0 END DESC,
            j.enqueued_at, j.study_uid
          LIMIT ? OFFSET ?`,
       )
-      .all(...where.params, limit, offset) as (JobRow & { latest_modality: string | null; latest_body: string | null })[];
+      .all(...where.params, limit, offset) as (JobRow & {
+      latest_modality: string | null;
+      latest_body: string | null;
+      retraction_cause: Retraction['cause'] | null;
+      retraction_state: RetractionState | null;
+      retraction_at: number | null;
+    })[];
     const images = new Map<string, ImageKind[]>();
     if (rows.length > 0) {
       const found = this.db
@@ -444,11 +532,13 @@ export class SqliteJobStore implements JobStore {
       for (const { study_uid, kind } of found) images.set(study_uid, [...(images.get(study_uid) ?? []), kind]);
     }
     return rows.map((row): WorklistEntry => {
-      const result = row.state === 'done' && row.latest_body !== null ? (JSON.parse(row.latest_body) as StoredResult) : undefined;
+      const retracted = row.retraction_cause !== null;
+      const result = row.state === 'done' && !retracted && row.latest_body !== null ? (JSON.parse(row.latest_body) as StoredResult) : undefined;
       return {
         studyInstanceUID: row.study_uid,
         state: row.state,
         ...(result ? { priority: result.priority, findings: result.findings } : {}),
+        ...(retracted ? { retracted: { cause: row.retraction_cause!, state: row.retraction_state!, requestedAt: row.retraction_at! } } : {}),
         ...(row.latest_modality ? { modality: row.latest_modality } : {}),
         ...(row.reason ? { reason: row.reason } : {}),
         ...(row.error_code ? { errorCode: row.error_code } : {}),
@@ -462,7 +552,7 @@ export class SqliteJobStore implements JobStore {
   countWorklist(filter: WorklistFilter = {}): number {
     const where = worklistWhere(filter);
     const row = this.db
-      .prepare(`SELECT COUNT(*) AS n FROM jobs j LEFT JOIN study_latest l ON l.study_uid = j.study_uid ${where.sql}`)
+      .prepare(`SELECT COUNT(*) AS n FROM ${WORKLIST_FROM} ${where.sql}`)
       .get(...where.params) as { n: number };
     return row.n;
   }
@@ -471,7 +561,8 @@ export class SqliteJobStore implements JobStore {
     const job = this.get(studyInstanceUID);
     if (!job) return undefined;
     const result = this.latestResult(studyInstanceUID);
-    return result ? { job, result } : { job };
+    const retraction = this.getRetraction(studyInstanceUID);
+    return { job, ...(result ? { result } : {}), ...(retraction ? { retraction } : {}) };
   }
 
   requeue(studyInstanceUID: string): Job | undefined {
@@ -594,6 +685,148 @@ export class SqliteJobStore implements JobStore {
 
   purgeImages(before: number): number {
     return this.db.prepare(`DELETE FROM images WHERE created_at < ?`).run(before).changes;
+  }
+
+  purgeText(before: number): { feedbackNotes: number; retractionReasons: number } {
+    return this.db.transaction(() => ({
+      feedbackNotes: this.db.prepare(`UPDATE feedback SET note = NULL WHERE created_at < ? AND note IS NOT NULL`).run(before).changes,
+      // A pending retraction still needs its reason for the Provenance it will write.
+      retractionReasons: this.db
+        .prepare(`UPDATE retractions SET reason = NULL WHERE requested_at < ? AND reason IS NOT NULL AND state IN ('done', 'failed')`)
+        .run(before).changes,
+    }))();
+  }
+
+  resultsOf(studyInstanceUID: string): StoredResult[] {
+    const rows = this.db
+      .prepare(`SELECT body FROM results WHERE study_uid = ? ORDER BY created_at, rowid`)
+      .all(studyInstanceUID) as { body: string }[];
+    return rows.map((r) => JSON.parse(r.body) as StoredResult);
+  }
+
+  requestRetraction(request: NewRetraction): { retraction: Retraction; created: boolean } | undefined {
+    return this.db.transaction(() => {
+      const results = this.resultsOf(request.studyInstanceUID);
+      const latest = this.latestResult(request.studyInstanceUID);
+      if (!latest) return undefined;
+      const existing = this.getRetraction(request.studyInstanceUID);
+      if (existing && existing.resultKey === latest.resultKey && existing.state !== 'failed') return { retraction: existing, created: false };
+      const now = this.clock();
+      this.db
+        .prepare(
+          `INSERT INTO retractions (study_uid, result_key, result_keys, cause, reason, requested_by, state, attempts, next_attempt_at,
+             written, notes, requested_at, updated_at)
+           VALUES (@uid, @key, @keys, @cause, @reason, @by, 'pending', 0, @now, @written, '[]', @now, @now)
+           ON CONFLICT (study_uid) DO UPDATE SET
+             result_key = excluded.result_key, result_keys = excluded.result_keys, cause = excluded.cause,
+             reason = excluded.reason, requested_by = excluded.requested_by, state = 'pending', attempts = 0,
+             next_attempt_at = excluded.next_attempt_at, error_code = NULL, last_error = NULL,
+             written = excluded.written, notes = excluded.notes, lease_owner = NULL, lease_until = NULL,
+             requested_at = excluded.requested_at, updated_at = excluded.updated_at, done_at = NULL`,
+        )
+        .run({
+          uid: request.studyInstanceUID,
+          key: latest.resultKey,
+          keys: JSON.stringify(results.map((r) => r.resultKey)),
+          cause: request.cause,
+          reason: request.reason ?? null,
+          by: request.requestedBy ?? null,
+          now,
+          written: JSON.stringify({ fhir: false, pacs: false, metadata: false }),
+        });
+      return { retraction: this.getRetraction(request.studyInstanceUID)!, created: true };
+    })();
+  }
+
+  getRetraction(studyInstanceUID: string): Retraction | undefined {
+    const row = this.db.prepare(`SELECT * FROM retractions WHERE study_uid = ?`).get(studyInstanceUID) as RetractionRow | undefined;
+    return row ? toRetraction(row) : undefined;
+  }
+
+  retractions(filter: { state?: RetractionState } = {}): Retraction[] {
+    const rows = (
+      filter.state === undefined
+        ? this.db.prepare(`SELECT * FROM retractions ORDER BY updated_at DESC, study_uid`).all()
+        : this.db.prepare(`SELECT * FROM retractions WHERE state = ? ORDER BY updated_at DESC, study_uid`).all(filter.state)
+    ) as RetractionRow[];
+    return rows.map(toRetraction);
+  }
+
+  claimRetraction(now: number, lease: { owner: string; leaseMs: number }, studyInstanceUID?: string): Retraction | undefined {
+    return this.db.transaction(() => {
+      const row = this.db
+        .prepare(
+          `SELECT * FROM retractions
+           WHERE ((state = 'pending' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now))
+             AND (@uid IS NULL OR study_uid = @uid)
+           ORDER BY next_attempt_at, requested_at LIMIT 1`,
+        )
+        .get({ now, uid: studyInstanceUID ?? null }) as RetractionRow | undefined;
+      if (!row) return undefined;
+      const until = now + lease.leaseMs;
+      const changed = this.db
+        .prepare(
+          `UPDATE retractions SET state = 'running', attempts = attempts + 1, updated_at = @now, lease_owner = @owner, lease_until = @until
+           WHERE study_uid = @uid AND state = @state AND COALESCE(lease_until, 0) = @oldUntil`,
+        )
+        .run({ now, owner: lease.owner, until, uid: row.study_uid, state: row.state, oldUntil: row.lease_until ?? 0 }).changes;
+      if (changed === 0) return undefined;
+      return toRetraction({ ...row, state: 'running', attempts: row.attempts + 1, lease_owner: lease.owner, lease_until: until });
+    })();
+  }
+
+  renewRetractionLease(studyInstanceUID: string, owner: string, until: number): boolean {
+    return (
+      this.db
+        .prepare(`UPDATE retractions SET lease_until = ? WHERE study_uid = ? AND state = 'running' AND lease_owner = ?`)
+        .run(until, studyInstanceUID, owner).changes > 0
+    );
+  }
+
+  saveRetractionProgress(studyInstanceUID: string, progress: Pick<Retraction, 'written' | 'notes'>): void {
+    this.db
+      .prepare(`UPDATE retractions SET written = ?, notes = ?, updated_at = ? WHERE study_uid = ?`)
+      .run(JSON.stringify(progress.written), JSON.stringify(progress.notes), this.clock(), studyInstanceUID);
+  }
+
+  finishRetraction(studyInstanceUID: string): void {
+    const now = this.clock();
+    this.db
+      .prepare(
+        `UPDATE retractions SET state = 'done', error_code = NULL, last_error = NULL, updated_at = ?, done_at = ?,
+           lease_owner = NULL, lease_until = NULL
+         WHERE study_uid = ?`,
+      )
+      .run(now, now, studyInstanceUID);
+  }
+
+  failRetraction(studyInstanceUID: string, errorCode: string, message: string, retryAt: number | undefined, countAttempt = true): void {
+    this.db
+      .prepare(
+        `UPDATE retractions SET state = @state, next_attempt_at = @next, error_code = @code, last_error = @message,
+           attempts = attempts - @uncount, updated_at = @now, lease_owner = NULL, lease_until = NULL
+         WHERE study_uid = @uid`,
+      )
+      .run({
+        uid: studyInstanceUID,
+        state: retryAt === undefined ? 'failed' : 'pending',
+        next: retryAt ?? this.clock(),
+        code: errorCode,
+        message,
+        uncount: countAttempt ? 0 : 1,
+        now: this.clock(),
+      });
+  }
+
+  sweepCandidates(since: number, after: string, limit: number): string[] {
+    const rows = this.db
+      .prepare(
+        `SELECT j.study_uid FROM ${WORKLIST_FROM}
+         WHERE j.state = 'done' AND j.updated_at >= ? AND j.study_uid > ? AND l.result_key IS NOT NULL AND x.study_uid IS NULL
+         ORDER BY j.study_uid LIMIT ?`,
+      )
+      .all(since, after, limit) as { study_uid: string }[];
+    return rows.map((r) => r.study_uid);
   }
 
   close(): void {

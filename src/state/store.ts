@@ -84,6 +84,11 @@ export interface WorklistEntry {
   /** When the study was first enqueued (ms since epoch): the worklist's waiting time. */
   receivedAt: number;
   updatedAt: number;
+  /**
+   * Set when the latest result was retracted (marked wrong, or the study deleted in the PACS): the
+   * entry then has no priority or findings and ranks with the studies that have no result.
+   */
+  retracted?: { cause: RetractionCause; state: RetractionState; requestedAt: number };
 }
 
 /** Filters and paging of the worklist. Lists match any of their values; absent = no filter. */
@@ -108,6 +113,51 @@ export interface WorklistQuery extends WorklistFilter {
 export interface StudyRecord {
   job: Job;
   result?: StoredResult;
+  /** The study's retraction, when one was asked for (whether or not it still covers the latest result). */
+  retraction?: Retraction;
+}
+
+/** Why a result is retracted. */
+export type RetractionCause = 'marked-wrong' | 'study-deleted';
+/** pending → running → done; failed only on a terminal error (asking again queues it again). */
+export type RetractionState = 'pending' | 'running' | 'done' | 'failed';
+
+/**
+ * A retraction: durable work, like a job, so that an outage of the FHIR server or the PACS
+ * delays it and never loses it. One per study; asking again after a new result replaces it.
+ */
+export interface Retraction {
+  studyInstanceUID: string;
+  /** The result marked wrong: the study's latest result when the retraction was asked for. */
+  resultKey: string;
+  /** Every result of the study it retracts (the marked one and the earlier ones it superseded). */
+  resultKeys: string[];
+  cause: RetractionCause;
+  /** Free text (may name a patient): kept in the store and the FHIR Provenance only; purged by retention. */
+  reason?: string;
+  /** Who asked (self-declared, as for feedback). */
+  requestedBy?: string;
+  state: RetractionState;
+  attempts: number;
+  nextAttemptAt: number;
+  errorCode?: string;
+  lastError?: string;
+  /** Each set once that write succeeded, so a retry does only what is missing. */
+  written: { fhir: boolean; pacs: boolean; metadata: boolean };
+  /** Why a write was skipped on purpose (no FHIR server, study no longer in the PACS…). */
+  notes: string[];
+  requestedAt: number;
+  updatedAt: number;
+  doneAt?: number;
+  leaseOwner?: string;
+  leaseUntil?: number;
+}
+
+export interface NewRetraction {
+  studyInstanceUID: string;
+  cause: RetractionCause;
+  reason?: string;
+  requestedBy?: string;
 }
 
 export type FeedbackVerdict = 'accept' | 'reject';
@@ -193,5 +243,34 @@ export interface JobStore {
   countByState(): Record<JobState, number>;
   /** Deletes stored images older than `before` (ms since epoch); returns how many. */
   purgeImages(before: number): number;
+  /**
+   * Clears the free text the store keeps (feedback notes, reasons of finished retractions) written
+   * before `before`; the rows stay (verdicts, states). Returns how many texts were cleared.
+   */
+  purgeText(before: number): { feedbackNotes: number; retractionReasons: number };
+  /** Every stored result of the study, oldest first. */
+  resultsOf(studyInstanceUID: string): StoredResult[];
+  /**
+   * Records a retraction of the study's latest result (and the earlier ones) as pending work, in
+   * one transaction. Undefined when the study has no result. When a retraction already covers the
+   * latest result it is returned unchanged (`created` false) — unless it failed, then it is queued again.
+   */
+  requestRetraction(request: NewRetraction): { retraction: Retraction; created: boolean } | undefined;
+  getRetraction(studyInstanceUID: string): Retraction | undefined;
+  retractions(filter?: { state?: RetractionState }): Retraction[];
+  /** Takes the next due retraction (as `claim` does for jobs). */
+  claimRetraction(now: number, lease: { owner: string; leaseMs: number }, studyInstanceUID?: string): Retraction | undefined;
+  /** Extends a running retraction's lease; false when it is no longer this owner's. */
+  renewRetractionLease(studyInstanceUID: string, owner: string, until: number): boolean;
+  /** Saves progress (written flags, notes) of a running retraction. */
+  saveRetractionProgress(studyInstanceUID: string, progress: Pick<Retraction, 'written' | 'notes'>): void;
+  finishRetraction(studyInstanceUID: string): void;
+  /** Retry at `retryAt`, or give up (failed) when it is undefined; `countAttempt` false for a deferral. */
+  failRetraction(studyInstanceUID: string, errorCode: string, message: string, retryAt: number | undefined, countAttempt?: boolean): void;
+  /**
+   * Done studies updated at or after `since` whose latest result is not retracted, in study UID
+   * order after `after`, at most `limit`: one page of the deleted-study sweep.
+   */
+  sweepCandidates(since: number, after: string, limit: number): string[];
   close(): void;
 }

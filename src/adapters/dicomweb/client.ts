@@ -1,8 +1,19 @@
 import { TriageError } from '../../domain/errors.ts';
 import type { InstanceMeta } from '../../domain/types.ts';
-import { HttpClient, type Auth, type HttpRequest, type HttpResponse } from '../http/client.ts';
+import { HttpClient, type Auth, type TlsOptions, type HttpRequest, type HttpResponse } from '../http/client.ts';
 import { instanceMetaOf, naturalize, type DicomJson } from './dicom-json.ts';
-import { boundaryOf, buildMultipart, parseMultipart } from './multipart.ts';
+import { boundaryOf, buildMultipart, parseMultipart, type Part } from './multipart.ts';
+import { datasetOffset, metaTransferSyntax } from '../../pipeline/preprocess/dicom-structure.ts';
+
+export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
+/** `pacs.retrieveTransferSyntax`. */
+export type RetrieveTransferSyntax = 'explicit-le-first' | 'stored';
+/** What a PACS answers when it will not or cannot transcode (Orthanc 1.10: 500 for JPEG 2000). */
+const TRANSCODE_REFUSED = new Set([406, 415, 500, 501]);
+const ACCEPT_STORED = 'multipart/related; type="application/dicom"; transfer-syntax=*';
+const ACCEPT_EXPLICIT_LE = `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
+/** Series whose stored syntax we learnt, kept for the skip below; oldest forgotten first. */
+const MAX_SERIES_REMEMBERED = 4096;
 
 /** Attributes QIDO is asked to include for instances: what series selection and the SR need. */
 export const INSTANCE_FIELDS = [
@@ -16,14 +27,23 @@ export interface DicomWebOptions {
   baseUrl: string;
   auth?: Auth;
   timeoutMs: number;
+  tls?: TlsOptions | undefined;
+  /** Default explicit-le-first. */
+  retrieveTransferSyntax?: RetrieveTransferSyntax;
 }
 
 /** QIDO-RS, WADO-RS and STOW-RS (PS3.18) on our own HTTP client; see http/client.ts for why. */
 export class DicomWebClient {
   readonly http: HttpClient;
+  retrieveTransferSyntax: RetrieveTransferSyntax;
+  /** Stored syntaxes this PACS failed to transcode: later instances in them skip the doomed request. */
+  private readonly untranscodable = new Set<string>();
+  /** The stored syntax of series already retrieved from (instances of a series share it, as a rule). */
+  private readonly seriesSyntax = new Map<string, string>();
 
   constructor(options: DicomWebOptions) {
-    this.http = new HttpClient({ baseUrl: options.baseUrl, auth: options.auth, timeoutMs: options.timeoutMs, name: 'pacs' });
+    this.retrieveTransferSyntax = options.retrieveTransferSyntax ?? 'explicit-le-first';
+    this.http = new HttpClient({ baseUrl: options.baseUrl, auth: options.auth, timeoutMs: options.timeoutMs, name: 'pacs', ...(options.tls ? { tls: options.tls } : {}) });
   }
 
   /** Every instance of a study with the attributes in INSTANCE_FIELDS, keyword-named. */
@@ -60,19 +80,57 @@ export class DicomWebClient {
   }
 
   /**
-   * One instance as Part 10 bytes, in the transfer syntax the PACS stored (`transfer-syntax=*`):
-   * Orthanc 1.10 answers 500 when asked to transcode JPEG 2000, so we never ask it to transcode
-   * and decode locally instead.
+   * One instance as Part 10 bytes. With `explicit-le-first` the PACS is asked for Explicit VR
+   * Little Endian (every decoder handles it, and the PACS's codecs may know syntaxes ours do
+   * not); when it refuses or fails (406/415/500/501 — Orthanc 1.10 answers 500 for JPEG 2000),
+   * the stored syntax (`transfer-syntax=*`) is asked for and decoded locally. A PACS that
+   * answers 200 in another syntax than asked has sent the stored one: that part is used as it
+   * is, since asking again would fetch the same bytes. Either way the syntax is remembered, so
+   * further instances of the series skip the doomed first request. `stored` asks for the stored
+   * syntax only: no transcoding load on the PACS.
    */
   async retrieveInstance(study: string, series: string, sop: string): Promise<Buffer> {
-    const res = await this.http.expectOk({
-      path: `studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}/instances/${encodeURIComponent(sop)}`,
-      headers: { accept: 'multipart/related; type="application/dicom"; transfer-syntax=*' },
-    });
-    const parts = parseMultipart(res.body, boundaryOf(res.headers['content-type']));
-    const first = parts[0];
+    const path = `studies/${encodeURIComponent(study)}/series/${encodeURIComponent(series)}/instances/${encodeURIComponent(sop)}`;
+    const known = this.seriesSyntax.get(series);
+    if (this.retrieveTransferSyntax === 'stored' || (known !== undefined && this.untranscodable.has(known))) {
+      return (await this.retrieveAs(path, sop, ACCEPT_STORED)).body;
+    }
+    const req = { path, headers: { accept: ACCEPT_EXPLICIT_LE } };
+    const res = await this.http.request(req);
+    if (res.status >= 200 && res.status < 300) {
+      const part = this.firstPart(res, sop);
+      const syntax = partSyntax(part);
+      if (syntax !== undefined && syntax !== EXPLICIT_VR_LITTLE_ENDIAN) this.learn(series, syntax);
+      return part.body;
+    }
+    if (!TRANSCODE_REFUSED.has(res.status)) throw this.http.errorFor(req, res);
+    const part = await this.retrieveAs(path, sop, ACCEPT_STORED);
+    const stored = partSyntax(part);
+    // Refused for an instance already in Explicit VR LE: not a transcoding problem, nothing to learn.
+    if (stored !== undefined && stored !== EXPLICIT_VR_LITTLE_ENDIAN) this.learn(series, stored);
+    return part.body;
+  }
+
+  private async retrieveAs(path: string, sop: string, accept: string): Promise<Part> {
+    const res = await this.http.expectOk({ path, headers: { accept } });
+    return this.firstPart(res, sop);
+  }
+
+  private firstPart(res: HttpResponse, sop: string): Part {
+    const first = parseMultipart(res.body, boundaryOf(res.headers['content-type']))[0];
     if (first === undefined) throw new TriageError('UPSTREAM_REJECTED', `pacs WADO-RS returned no part for instance ${sop}`);
-    return first.body;
+    return first;
+  }
+
+  private learn(series: string, storedSyntax: string): void {
+    this.seriesSyntax.delete(series);
+    this.seriesSyntax.set(series, storedSyntax);
+    if (this.seriesSyntax.size > MAX_SERIES_REMEMBERED) {
+      const oldest = this.seriesSyntax.keys().next().value;
+      if (oldest !== undefined) this.seriesSyntax.delete(oldest);
+    }
+    // Bounded by the number of transfer syntaxes there are (a few dozen).
+    this.untranscodable.add(storedSyntax);
   }
 
   /** STOW-RS of Part 10 files into a study; throws unless every instance was stored. */
@@ -93,5 +151,16 @@ export class DicomWebClient {
 
   close(): void {
     this.http.close();
+  }
+}
+
+/** The transfer syntax of a WADO-RS part: its content-type parameter, else its File Meta Information. */
+export function partSyntax(part: Part): string | undefined {
+  const param = /transfer-syntax="?([0-9.]+)"?/i.exec(part.headers['content-type'] ?? '');
+  if (param?.[1]) return param[1];
+  try {
+    return metaTransferSyntax(part.body, datasetOffset(part.body))?.trim().replace(/\0+$/, '');
+  } catch {
+    return undefined; // not Part 10: the decoder will say so, with its named error
   }
 }

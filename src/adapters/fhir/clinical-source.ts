@@ -1,4 +1,4 @@
-import type { ClinicalSource } from '../../pipeline/context/fhir-context.ts';
+import { SERVICE_REQUESTS_MAX, type ClinicalSource } from '../../pipeline/context/fhir-context.ts';
 import type { FhirResource } from '../../domain/types.ts';
 import type { FhirClient } from './client.ts';
 
@@ -14,7 +14,7 @@ export class FhirServerSource implements ClinicalSource {
   }
 
   serviceRequests(patientRef: string): Promise<FhirResource[]> {
-    return this.fhir.search('ServiceRequest', { subject: patientRef }, 50);
+    return this.fhir.search('ServiceRequest', { subject: patientRef }, SERVICE_REQUESTS_MAX);
   }
 
   reports(patientRef: string, since: string, max: number): Promise<FhirResource[]> {

@@ -12,9 +12,24 @@ import type { CircuitBreaker } from './breaker.ts';
  */
 export type Auth = { username: string; password: string } | { token: string } | undefined;
 
+/** TLS material for an https upstream, read from the configured files at start. */
+export interface TlsOptions {
+  /** PEM CA certificate(s) trusted in place of Node's built-in list. */
+  ca?: Buffer;
+  /** PEM client certificate (chain) presented when the server asks for one (mutual TLS). */
+  cert?: Buffer;
+  key?: Buffer;
+  passphrase?: string;
+  /** false turns certificate checking off (a test rig only); default true. */
+  rejectUnauthorized?: boolean;
+}
+
 export interface HttpRequest {
   method?: 'GET' | 'POST' | 'PUT' | 'DELETE' | 'HEAD';
-  /** Path and query, appended to the base URL's path. */
+  /**
+   * Path and query, appended to the base URL's path; or an absolute URL on the base URL's origin
+   * (a FHIR `next` link, a token endpoint).
+   */
   path: string;
   query?: Record<string, string | number | readonly (string | number)[] | undefined>;
   headers?: Record<string, string>;
@@ -34,6 +49,8 @@ export interface HttpClientOptions {
   timeoutMs: number;
   /** Name of the upstream for errors and logs ("pacs", "fhir"). */
   name: string;
+  /** For an https base URL: CA, client certificate, verification. */
+  tls?: TlsOptions;
 }
 
 export function authHeader(auth: Auth): string | undefined {
@@ -54,18 +71,68 @@ export function buildQuery(query: HttpRequest['query']): string {
   return parts.length > 0 ? `?${parts.join('&')}` : '';
 }
 
+/** Seconds from a Retry-After header: delta-seconds or an HTTP date (RFC 9110 §10.2.3). */
+export function retryAfterSeconds(value: string | string[] | undefined, now = Date.now()): number | undefined {
+  const v = Array.isArray(value) ? value[0] : value;
+  if (v === undefined || v.trim() === '') return undefined;
+  if (/^\s*\d+\s*$/.test(v)) return Number(v);
+  const at = Date.parse(v);
+  return Number.isFinite(at) ? Math.max(0, Math.ceil((at - now) / 1000)) : undefined;
+}
+
+/** A non-2xx answer as a TriageError: 5xx/429 retryable (with Retry-After), 4xx not. */
+export function responseError(where: string, res: HttpResponse): TriageError {
+  const retryAfter = retryAfterSeconds(res.headers['retry-after']);
+  const detail = res.body.toString('utf8').slice(0, 300).replace(/\s+/g, ' ');
+  return new TriageError(codeForHttpStatus(res.status), `${where} answered ${res.status}${detail ? `: ${detail}` : ''}`, {
+    where,
+    status: res.status,
+    ...(retryAfter === undefined ? {} : { retryAfterS: retryAfter }),
+  });
+}
+
+function tlsAgentOptions(tls: TlsOptions | undefined): https.AgentOptions {
+  if (!tls) return {};
+  return {
+    ...(tls.ca ? { ca: tls.ca } : {}),
+    ...(tls.cert ? { cert: tls.cert } : {}),
+    ...(tls.key ? { key: tls.key } : {}),
+    ...(tls.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+    rejectUnauthorized: tls.rejectUnauthorized ?? true,
+  };
+}
+
+/** OpenSSL's certificate verification results, as Node names them in err.code. */
+const CERT_ERRORS = new Set([
+  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_SIGNATURE_FAILURE', 'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN', 'CERT_CHAIN_TOO_LONG', 'CERT_REVOKED',
+  'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH', 'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/**
+ * A failure of the TLS handshake itself (a certificate, an alert from the server such as
+ * "certificate required", a protocol mismatch), as opposed to the network going away under it —
+ * ECONNRESET or a handshake timeout stay transient.
+ */
+export function isTlsFailure(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string') return false;
+  return CERT_ERRORS.has(code) || code.startsWith('ERR_SSL_') || code.startsWith('ERR_OSSL_') || code === 'EPROTO';
+}
+
 export class HttpClient {
   private readonly base: URL;
   private readonly agent: http.Agent;
   private readonly authorization: string | undefined;
   /** The upstream's circuit breaker, shared by every client of that upstream (set by the service). */
   breaker: CircuitBreaker | undefined;
-  /** Told of every failed exchange: the HTTP status (>= 400), or 'timeout' / 'connection' / 'circuit_open'. */
+  /** Told of every failed exchange: the HTTP status (>= 400), or 'timeout' / 'connection' / 'tls' / 'circuit_open'. */
   onError: ((target: string, status: number | string) => void) | undefined;
 
   constructor(private readonly options: HttpClientOptions) {
     this.base = new URL(options.baseUrl.endsWith('/') ? options.baseUrl : `${options.baseUrl}/`);
-    this.agent = this.base.protocol === 'https:' ? new https.Agent({ keepAlive: true }) : new http.Agent({ keepAlive: true });
+    this.agent = this.base.protocol === 'https:' ? new https.Agent({ keepAlive: true, ...tlsAgentOptions(options.tls) }) : new http.Agent({ keepAlive: true });
     this.authorization = authHeader(options.auth);
   }
 
@@ -92,8 +159,11 @@ export class HttpClient {
     try {
       res = await this.send(req);
     } catch (err) {
-      this.breaker?.after(true, (err as Error).message);
-      this.onError?.(this.options.name, err instanceof TriageError && err.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : 'connection');
+      // A certificate problem (or a refused URL) is not load on the upstream: only transient
+      // failures count towards opening the circuit.
+      const e = err instanceof TriageError ? err : undefined;
+      this.breaker?.after(e?.retryable ?? true, (err as Error).message);
+      this.onError?.(this.options.name, e?.code === 'TLS_FAILED' ? 'tls' : e?.code === 'UPSTREAM_TIMEOUT' ? 'timeout' : 'connection');
       throw err;
     }
     const transient = res.status >= 500 || res.status === 429;
@@ -104,6 +174,15 @@ export class HttpClient {
 
   private send(req: HttpRequest): Promise<HttpResponse> {
     const target = new URL(req.path.replace(/^\//, '') + buildQuery(req.query), this.base);
+    // The authorization header and the client certificate belong to this upstream: an absolute
+    // URL elsewhere (a link in an answer) must not receive them.
+    if (target.origin !== this.base.origin) {
+      return Promise.reject(
+        new TriageError('UPSTREAM_REJECTED', `${this.options.name}: refusing to send a request to ${target.origin}, which is not ${this.base.origin}`, {
+          where: this.options.name,
+        }),
+      );
+    }
     const headers: Record<string, string> = { ...(req.headers ?? {}) };
     if (this.authorization !== undefined && headers['authorization'] === undefined) headers['authorization'] = this.authorization;
     const body = typeof req.body === 'string' ? Buffer.from(req.body) : req.body;
@@ -131,7 +210,11 @@ export class HttpClient {
       });
       r.on('error', (err) => {
         clearTimeout(timer);
-        reject(err instanceof TriageError ? err : new TriageError('UPSTREAM_UNAVAILABLE', `${where}: ${err.message}`, { cause: err, where }));
+        if (err instanceof TriageError) reject(err);
+        else if (isTlsFailure(err)) {
+          const code = (err as NodeJS.ErrnoException).code;
+          reject(new TriageError('TLS_FAILED', `${where}: TLS failed (${code}: ${err.message.replace(/\s+/g, ' ').trim()}); check ${this.options.name}.tls (caFile, certFile/keyFile) and the server's certificate`, { cause: err, where }));
+        } else reject(new TriageError('UPSTREAM_UNAVAILABLE', `${where}: ${err.message}`, { cause: err, where }));
       });
       if (body !== undefined) r.end(body);
       else r.end();
@@ -146,14 +229,7 @@ export class HttpClient {
   }
 
   errorFor(req: HttpRequest, res: HttpResponse): TriageError {
-    const where = `${this.options.name} ${req.method ?? 'GET'} ${req.path.split('?')[0]}`;
-    const retryAfter = Number(res.headers['retry-after']);
-    const detail = res.body.toString('utf8').slice(0, 300).replace(/\s+/g, ' ');
-    return new TriageError(codeForHttpStatus(res.status), `${where} answered ${res.status}${detail ? `: ${detail}` : ''}`, {
-      where,
-      status: res.status,
-      ...(Number.isFinite(retryAfter) && res.headers['retry-after'] !== undefined ? { retryAfterS: retryAfter } : {}),
-    });
+    return responseError(`${this.options.name} ${req.method ?? 'GET'} ${req.path.split('?')[0]}`, res);
   }
 
   async json<T>(req: HttpRequest): Promise<T> {

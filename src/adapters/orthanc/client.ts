@@ -1,5 +1,5 @@
 import { TriageError } from '../../domain/errors.ts';
-import { HttpClient, type Auth } from '../http/client.ts';
+import { HttpClient, type Auth, type TlsOptions } from '../http/client.ts';
 
 export interface OrthancChange {
   seq: number;
@@ -12,6 +12,7 @@ export interface OrthancOptions {
   baseUrl: string;
   auth?: Auth;
   timeoutMs: number;
+  tls?: TlsOptions | undefined;
 }
 
 /**
@@ -26,7 +27,7 @@ export class OrthancClient {
   readonly http: HttpClient;
 
   constructor(options: OrthancOptions) {
-    this.http = new HttpClient({ baseUrl: options.baseUrl, auth: options.auth, timeoutMs: options.timeoutMs, name: 'pacs' });
+    this.http = new HttpClient({ baseUrl: options.baseUrl, auth: options.auth, timeoutMs: options.timeoutMs, name: 'pacs', ...(options.tls ? { tls: options.tls } : {}) });
   }
 
   async changes(since: number, limit: number): Promise<{ changes: OrthancChange[]; last: number; done: boolean }> {

@@ -59,6 +59,9 @@ export function patientIdentifierSystem(study: StudyMeta, patient: FhirMapping['
   return patient.unknownIssuer === 'identifierSystem' ? patient.identifierSystem : undefined;
 }
 
+/** A patient's orders asked for at most (the study's own is picked from them by accession number). */
+export const SERVICE_REQUESTS_MAX = 50;
+
 /** Resources found so far: each once, in the order found, and no more than the fetch budget. */
 class Found {
   readonly resources: FhirResource[] = [];
@@ -116,15 +119,47 @@ export async function gatherClinicalContext(
   const lookups = kinds.has('priorReports') ? mapping.reports.by : [];
   const ofPatient = (rs: FhirResource[]) => rs.filter((r) => references(r, 'subject').includes(patientRef));
 
+  const since = {
+    reports: windowStart(study.StudyDate, mapping.reports.lookbackDays, now),
+    observations: windowStart(study.StudyDate, mapping.observations.lookbackDays, now),
+  };
+  // The searches below are independent of one another except through the fetch budget. When
+  // every search's own maximum fits in the budget together, the budget cannot bind, so they
+  // are all sent at once (each FHIR round trip costs the study latency) with exactly the
+  // parameters the one-by-one order would use; results are still taken in that order.
+  const sections = template.sections.flatMap((s) => (s.kind === 'observations' ? [s] : []));
+  const obsMax = (latestPerCode: boolean | undefined): number => (mapping.observations.searchPerCode && latestPerCode ? 1 : mapping.observations.max);
+  const worstCase =
+    (kinds.has('orderReason') ? SERVICE_REQUESTS_MAX : 0) +
+    lookups.length * mapping.reports.max +
+    sections.reduce((n, s) => n + (mapping.observations.searchPerCode ? s.codes.length * obsMax(s.latestPerCode) : mapping.observations.max), 0);
+  const early = new Map<string, Promise<FhirResource[]>>();
+  const fetchOnce = (key: string, run: () => Promise<FhirResource[]>): Promise<FhirResource[]> => early.get(key) ?? run();
+  const startEarly = (key: string, run: () => Promise<FhirResource[]>): void => {
+    const promise = run();
+    promise.catch(() => undefined); // awaited where it is used; not an unhandled rejection meanwhile
+    early.set(key, promise);
+  };
+  const needOrders = kinds.has('orderReason') || lookups.includes('basedOn');
+  if (needOrders) startEarly('orders', () => source.serviceRequests(patientRef));
+  if (lookups.includes('imagingStudy')) startEarly('imagingStudies', () => source.imagingStudies(study.StudyInstanceUID));
+  if (worstCase < found.room(Number.MAX_SAFE_INTEGER)) {
+    if (lookups.includes('patientDate')) startEarly('reports', () => source.reports(patientRef, since.reports, mapping.reports.max));
+    sections.forEach((section, i) => {
+      if (!mapping.observations.searchPerCode) startEarly(`obs ${i}`, () => source.observations(patientRef, section.codes, since.observations, mapping.observations.max));
+      else section.codes.forEach((code, j) => startEarly(`obs ${i} ${j}`, () => source.observations(patientRef, [code], since.observations, obsMax(section.latestPerCode))));
+    });
+  }
+
   // The order for this study is the one carrying its accession number; without one, none is used.
   let orders: FhirResource[] = [];
-  if (kinds.has('orderReason') || lookups.includes('basedOn')) {
-    const all = await source.serviceRequests(patientRef);
+  if (needOrders) {
+    const all = await fetchOnce('orders', () => source.serviceRequests(patientRef));
     orders = study.AccessionNumber ? all.filter((o) => hasAccession(o, study.AccessionNumber as string, mapping.order.accessionType)) : [];
   }
   if (kinds.has('orderReason')) found.add(orders);
   let imagingStudies: FhirResource[] = [];
-  if (lookups.includes('imagingStudy')) imagingStudies = ofPatient(await source.imagingStudies(study.StudyInstanceUID));
+  if (lookups.includes('imagingStudy')) imagingStudies = ofPatient(await fetchOnce('imagingStudies', () => source.imagingStudies(study.StudyInstanceUID)));
 
   const thisStudy = {
     orders: new Set([...orders.map(refOf), ...imagingStudies.flatMap((s) => references(s, 'basedOn'))]),
@@ -136,7 +171,7 @@ export async function gatherClinicalContext(
     if (max === 0) break;
     switch (lookup) {
       case 'patientDate':
-        reports.push(...(await source.reports(patientRef, windowStart(study.StudyDate, mapping.reports.lookbackDays, now), max)));
+        reports.push(...(await fetchOnce('reports', () => source.reports(patientRef, since.reports, max))));
         break;
       case 'basedOn': {
         const refs = orders.map(refOf);
@@ -164,17 +199,15 @@ export async function gatherClinicalContext(
     found.add(reports.splice(0).filter((r) => readable(r) && (!aboutThisStudy(r) || mapping.reports.thisStudyStatuses.some((s) => s === r['status']))));
   }
 
-  for (const section of template.sections) {
-    if (section.kind !== 'observations') continue;
-    const since = windowStart(study.StudyDate, mapping.observations.lookbackDays, now);
+  for (const [i, section] of sections.entries()) {
     if (mapping.observations.searchPerCode) {
-      for (const code of section.codes) {
-        const max = found.room(section.latestPerCode ? 1 : mapping.observations.max);
-        if (max > 0) found.add((await source.observations(patientRef, [code], since, max)).filter(readable));
+      for (const [j, code] of section.codes.entries()) {
+        const max = found.room(obsMax(section.latestPerCode));
+        if (max > 0) found.add((await fetchOnce(`obs ${i} ${j}`, () => source.observations(patientRef, [code], since.observations, max))).filter(readable));
       }
     } else {
       const max = found.room(mapping.observations.max);
-      if (max > 0) found.add((await source.observations(patientRef, section.codes, since, max)).filter(readable));
+      if (max > 0) found.add((await fetchOnce(`obs ${i}`, () => source.observations(patientRef, section.codes, since.observations, max))).filter(readable));
     }
   }
   return { patientRef, resources: found.resources };

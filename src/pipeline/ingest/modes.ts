@@ -4,6 +4,7 @@ import type { OrthancClient } from '../../adapters/orthanc/client.ts';
 import type { Config, IngestMode } from '../../config/schema.ts';
 import type { JobStore } from '../../state/store.ts';
 import { pollDicomWebQido } from './dicomweb-qido.ts';
+import type { FolderWatcher } from './folder.ts';
 import { pollOrthancChanges } from './orthanc-changes.ts';
 
 /** The ingest modes that run: `ingest.modes`, else orthanc-changes for an Orthanc PACS and dicomweb-qido for any other. */
@@ -13,18 +14,20 @@ export function ingestModes(config: Config): IngestMode[] {
 }
 
 /**
- * One pass of the polling modes (orthanc-changes, dicomweb-qido); the webhook is served by the
- * API and the folder by its own watcher. Returns how many studies were enqueued.
+ * One pass of the polling modes (orthanc-changes, dicomweb-qido, folder); the webhook is served
+ * by the API. Without a PACS (the folder mode alone) `dicomweb` is absent. Returns how many
+ * studies were enqueued.
  */
 export async function pollIngest(
   config: Config,
-  servers: { dicomweb: DicomWebClient; orthanc?: OrthancClient },
+  servers: { dicomweb?: DicomWebClient | undefined; orthanc?: OrthancClient | undefined; folder?: FolderWatcher | undefined },
   store: JobStore,
   log: Logger,
 ): Promise<number> {
   let enqueued = 0;
   const modes = ingestModes(config);
   if (modes.includes('orthanc-changes') && servers.orthanc) enqueued += await pollOrthancChanges(servers.orthanc, store, config.ingest.changesBatch, log);
-  if (modes.includes('dicomweb-qido')) enqueued += await pollDicomWebQido(servers.dicomweb, store, config.ingest.qido, log);
+  if (modes.includes('dicomweb-qido') && servers.dicomweb) enqueued += await pollDicomWebQido(servers.dicomweb, store, config.ingest.qido, log);
+  if (modes.includes('folder') && servers.folder) enqueued += await servers.folder.pass(store, log);
   return enqueued;
 }

@@ -234,7 +234,7 @@ function encapsulatedImage(meta: InstanceMeta, syntax: TransferSyntaxInfo, pixel
       try {
         decoded = codec.decodeFrame(encoded, pixel, index);
       } catch (err) {
-        throw new TriageError('DICOM_UNREADABLE', `${codec.name} cannot decode frame ${index} (${syntax.name}): ${(err as Error).message}`, {
+        throw new TriageError('DICOM_UNREADABLE', `${codec.name} cannot decode frame ${index} (${syntax.name}, ${syntax.uid}): ${(err as Error).message}`, {
           cause: err,
           where: 'preprocess',
         });
@@ -249,7 +249,7 @@ function encapsulatedImage(meta: InstanceMeta, syntax: TransferSyntaxInfo, pixel
       if (reason !== undefined) throw unsupported(reason);
       const needed = Math.ceil(frameBitLength(effective) / 8);
       if (decoded.data.byteLength < needed) {
-        throw new TriageError('DICOM_UNREADABLE', `${codec.name} returned ${decoded.data.byteLength} bytes for frame ${index}; ${needed} expected`, {
+        throw new TriageError('DICOM_UNREADABLE', `${codec.name} returned ${decoded.data.byteLength} bytes for frame ${index} (${syntax.name}, ${syntax.uid}); ${needed} expected`, {
           where: 'preprocess',
         });
       }

@@ -395,14 +395,16 @@ describe('API: errors and documentation', () => {
         '/api/studies/{uid}/saliency.png',
         '/api/studies/{uid}/reprocess',
         '/api/studies/{uid}/retry',
+        '/api/studies/{uid}/retract',
         '/api/studies/{uid}/feedback',
         '/readyz',
+        '/webhooks/orthanc',
       ].sort(),
     );
   });
 
   it('every route the app registers is in the OpenAPI document (same method and path)', () => {
-    const app = createApp({ store, shadow: false, status: () => ({ provider: 'cpu', model: 'm' }) });
+    const app = createApp({ store, shadow: false, status: () => ({ provider: 'cpu', model: 'm' }), webhook: { secret: 'a-webhook-secret-of-16+' } });
     const router = (app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router;
     const registered = router.stack
       .flatMap((layer) => (layer.route ? Object.keys(layer.route.methods).map((m) => `${m} ${layer.route?.path.replace(/:uid/g, '{uid}')}`) : []))

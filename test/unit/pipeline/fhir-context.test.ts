@@ -49,6 +49,40 @@ describe('gatherClinicalContext', () => {
     expect((await gatherClinicalContext(study, twins, mappings, template)).patientProblem?.code).toBe('PATIENT_AMBIGUOUS');
   });
 
+  it('after the Patient, the searches go out together when the budget cannot bind, one by one when it could', async () => {
+    // A source whose every answer waits until the test lets go: counts how many are in flight.
+    const run = async (caps: FhirMapping['caps']): Promise<{ peak: number; ids: string[] }> => {
+      const inner = new BundleSource(resources);
+      let inFlight = 0;
+      let peak = 0;
+      const slow = <A extends unknown[]>(f: (...a: A) => Promise<FhirResource[]>) => async (...a: A): Promise<FhirResource[]> => {
+        inFlight++;
+        peak = Math.max(peak, inFlight);
+        await new Promise((r) => setTimeout(r, 5));
+        inFlight--;
+        return f(...a);
+      };
+      const source = {
+        patientsByIdentifier: slow(inner.patientsByIdentifier.bind(inner)),
+        serviceRequests: slow(inner.serviceRequests.bind(inner)),
+        reports: slow(inner.reports.bind(inner)),
+        observations: slow(inner.observations.bind(inner)),
+        reportsBasedOn: slow(inner.reportsBasedOn.bind(inner)),
+        imagingStudies: slow(inner.imagingStudies.bind(inner)),
+        reportsOfImagingStudies: slow(inner.reportsOfImagingStudies.bind(inner)),
+      };
+      const ctx = await gatherClinicalContext(study, source, { ...mappings, caps }, template, new Date('2026-11-28'));
+      return { peak, ids: ctx.resources.map((r) => r.id ?? '') };
+    };
+    const roomy = await run(mappings.caps);
+    expect(roomy.peak).toBe(3); // orders, reports, observations
+    const tight = await run({ ...mappings.caps, maxResources: 3 });
+    expect(tight.peak).toBe(1);
+    // The same resources, in the same order, either way (the tight budget cuts the tail).
+    expect(roomy.ids).toEqual(['mine', 'r1', 'o-later', 'o1']);
+    expect(tight.ids).toEqual(roomy.ids);
+  });
+
   it('windowStart counts from the DICOM StudyDate, else from now', () => {
     expect(windowStart('20260301', 30, new Date('2000-01-01'))).toBe('2026-01-30');
     expect(windowStart(undefined, 1, new Date('2026-11-28T12:00:00Z'))).toBe('2026-11-27');
@@ -211,7 +245,7 @@ describe('FhirServerSource: the exact FHIR searches', () => {
     expect((await source.reportsOfImagingStudies('study', ['ImagingStudy/is1'], 5)).map((r) => r.id)).toEqual(['r2']);
   });
 
-  it('a whole gather with every report lookup and per-code observations: exactly these searches, in this order', async () => {
+  it('a whole gather with every report lookup and per-code observations: exactly these searches, results in lookup order', async () => {
     const P = 'Patient/p1';
     const json = { 'content-type': 'application/fhir+json' };
     const m = withMapping((x) => {
@@ -233,7 +267,12 @@ describe('FhirServerSource: the exact FHIR searches', () => {
     scope.on('request', (req: { method: string; path: string }) => seen.push(`${req.method} ${decodeURIComponent(req.path.replace('/fhir/R4/', ''))}`));
     const ctx = await gatherClinicalContext(study, source, m, template, new Date('2026-11-28'));
     expect(ctx.resources.map((r) => `${r.resourceType}/${r.id}`)).toEqual(['ServiceRequest/o1', 'DiagnosticReport/prelim', 'DiagnosticReport/old', 'Observation/spo2']);
-    expect(seen.map((s) => s.split('?')[0])).toEqual(['GET Patient', 'GET ServiceRequest', 'GET ImagingStudy', 'GET DiagnosticReport', 'GET DiagnosticReport', 'GET DiagnosticReport', 'GET Observation']);
+    // The Patient first; the searches that do not wait on one another go out together (the
+    // budget cannot bind here), so only the set is fixed, while results keep the order above.
+    const paths = seen.map((s) => s.split('?')[0]);
+    expect(paths[0]).toBe('GET Patient');
+    expect(paths.slice(1).sort()).toEqual(['GET DiagnosticReport', 'GET DiagnosticReport', 'GET DiagnosticReport', 'GET ImagingStudy', 'GET Observation', 'GET ServiceRequest']);
+    expect(scope.isDone()).toBe(true);
   });
 
   it('a 503 from FHIR is a retryable error; a 400 is not', async () => {

@@ -412,7 +412,7 @@ describe('pixel codecs plug in per transfer syntax', () => {
     });
     const err = errorOf(() => readDicom(fixture('MR_small_RLE.dcm')).frame());
     expect(err.code).toBe('DICOM_UNREADABLE');
-    expect(err.message).toMatch(/broken codec cannot decode frame 0 \(RLE Lossless\): bad RLE header/);
+    expect(err.message).toMatch(/broken codec cannot decode frame 0 \(RLE Lossless, 1\.2\.840\.10008\.1\.2\.5\): bad RLE header/);
   });
 
   it('Encapsulated Uncompressed Explicit VR Little Endian decodes with the built-in codec', () => {

@@ -1,0 +1,284 @@
+/**
+ * The file system side of the folder ingest mode (src/pipeline/ingest/folder.ts): scanning the
+ * watched folder, moving files aside, and the study source and result sink that read pixels
+ * from the dropped files and write results to a folder.
+ */
+import { createRequire } from 'node:module';
+import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { TriageError, asTriageError } from '../../domain/errors.ts';
+import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
+import type { Config } from '../../config/schema.ts';
+import { FolderWatcher, type DicomFile, type FolderFs, type FolderStudy, type ScannedFile } from '../../pipeline/ingest/folder.ts';
+import { metaFromDataset } from '../../pipeline/preprocess/index.ts';
+import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
+import type { StoredResult } from '../../state/store.ts';
+import type { FhirClient } from '../fhir/client.ts';
+import { FolderSink } from './folder-io.ts';
+
+interface DcmjsLogger {
+  getLevel(): number;
+  setLevel(level: number | string, persist?: boolean): void;
+}
+interface Dcmjs {
+  data: {
+    DicomMessage: { readFile(buffer: ArrayBuffer, options?: { untilTag?: string; noCopy?: boolean }): { dict: Record<string, unknown> } };
+    DicomMetaDictionary: { naturalizeDataset(dataset: Record<string, unknown>): Record<string, unknown> };
+  };
+  log: DcmjsLogger & { getLogger(name: string): DcmjsLogger };
+}
+const require = createRequire(import.meta.url);
+const dcmjs = require('dcmjs') as Dcmjs;
+
+/**
+ * The header of a Part 10 file, up to the Pixel Data: grouping needs only the UIDs, and a file
+ * without pixels (an SR, a key object) is still part of its study — selection skips it later.
+ */
+export function readHeader(bytes: Uint8Array): InstanceMeta {
+  if (bytes.byteLength < 132 || String.fromCharCode(...bytes.subarray(128, 132)) !== 'DICM') {
+    throw new TriageError('DICOM_UNREADABLE', `not a DICOM Part 10 file: no "DICM" prefix after the 128-byte preamble (${bytes.byteLength} bytes)`, {
+      where: 'ingest.folder',
+    });
+  }
+  // dcmjs logs every implicit-VR ambiguity to the console: noise here.
+  const loggers = [dcmjs.log, dcmjs.log.getLogger('validation.dcmjs')];
+  const levels = loggers.map((l) => l.getLevel());
+  let ds: Record<string, unknown>;
+  try {
+    for (const l of loggers) l.setLevel('silent', false);
+    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+    ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(buffer, { untilTag: '7FE00010' }).dict);
+  } catch (err) {
+    throw new TriageError('DICOM_UNREADABLE', `cannot parse the DICOM header: ${(err as Error).message}`, { cause: err, where: 'ingest.folder' });
+  } finally {
+    loggers.forEach((l, i) => l.setLevel(levels[i] ?? 'warn', false));
+  }
+  return metaFromDataset(ds);
+}
+
+export interface FolderDirs {
+  /** The watched folder. */
+  root: string;
+  /** Where processed files go (doneAction move): `<root>/.done` by default. */
+  doneDir: string;
+  /** Where unreadable files and failed studies go, with their reasons: `<root>/.failed` by default. */
+  failedDir: string;
+  /** Skipped by the scan when inside the root (results written there are not inputs). */
+  outDir?: string;
+}
+
+/** FolderFs on the local file system (or a mounted share). */
+export class LocalFolder implements FolderFs {
+  /** Headers already read, by path: a file is read again only when its size or mtime changes. */
+  private readonly headers = new Map<string, { size: number; mtimeMs: number; file: ScannedFile }>();
+
+  constructor(private readonly dirs: FolderDirs) {}
+
+  private skipped(full: string): boolean {
+    return [this.dirs.doneDir, this.dirs.failedDir, this.dirs.outDir].some((d) => d !== undefined && path.resolve(d) === path.resolve(full));
+  }
+
+  async scan(): Promise<ScannedFile[]> {
+    const out: ScannedFile[] = [];
+    const seen = new Set<string>();
+    const walk = async (dir: string, rel: string): Promise<void> => {
+      let entries;
+      try {
+        entries = await readdir(dir, { withFileTypes: true });
+      } catch (err) {
+        // The root missing is a configuration problem; a subfolder removed meanwhile is not.
+        if (rel === '') throw new TriageError('CONFIG_INVALID', `ingest.folder.path: cannot read ${dir}: ${(err as Error).message}`, { where: 'ingest.folder' });
+        return;
+      }
+      for (const entry of entries) {
+        // Dot-entries: .done, .failed, editors' and copy tools' temporary files.
+        if (entry.name.startsWith('.')) continue;
+        const full = path.join(dir, entry.name);
+        const relPath = rel === '' ? entry.name : `${rel}/${entry.name}`;
+        if (this.skipped(full)) continue;
+        if (entry.isDirectory()) await walk(full, relPath);
+        else if (entry.isFile()) {
+          const file = await this.scanFile(full, relPath);
+          if (file) {
+            out.push(file);
+            seen.add(relPath);
+          }
+        }
+      }
+    };
+    await walk(this.dirs.root, '');
+    for (const key of this.headers.keys()) if (!seen.has(key)) this.headers.delete(key);
+    return out;
+  }
+
+  private async scanFile(full: string, relPath: string): Promise<ScannedFile | undefined> {
+    let info;
+    try {
+      info = await stat(full);
+    } catch {
+      return undefined; // gone between readdir and stat
+    }
+    const cached = this.headers.get(relPath);
+    if (cached && cached.size === info.size && cached.mtimeMs === info.mtimeMs) return cached.file;
+    const base = { path: relPath, size: info.size, mtimeMs: info.mtimeMs };
+    let file: ScannedFile;
+    try {
+      file = { ...base, kind: 'dicom', meta: readHeader(await readFile(full)) };
+    } catch (err) {
+      const e = asTriageError(err, 'ingest.folder');
+      file = { ...base, kind: 'unreadable', code: e.code, message: e.message };
+    }
+    this.headers.set(relPath, { size: info.size, mtimeMs: info.mtimeMs, file });
+    return file;
+  }
+
+  private target(where: 'done' | 'failed', to: string): string {
+    const dir = where === 'done' ? this.dirs.doneDir : this.dirs.failedDir;
+    const full = path.resolve(dir, to);
+    if (!full.startsWith(path.resolve(dir) + path.sep)) throw new TriageError('INTERNAL', `refusing to write outside ${where} folder`, { where: 'ingest.folder' });
+    return full;
+  }
+
+  async move(file: string, where: 'done' | 'failed', to: string): Promise<void> {
+    const from = path.join(this.dirs.root, file);
+    const dest = this.target(where, to);
+    await mkdir(path.dirname(dest), { recursive: true });
+    try {
+      await rename(from, dest);
+    } catch (err) {
+      // Another file system (failedDir on another mount): copy, flush, then remove.
+      if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
+      await writeFile(dest, await readFile(from));
+      const handle = await open(dest, 'r');
+      await handle.sync();
+      await handle.close();
+      await rm(from);
+    }
+    this.headers.delete(file);
+  }
+
+  async remove(file: string): Promise<void> {
+    await rm(path.join(this.dirs.root, file), { force: true });
+    this.headers.delete(file);
+  }
+
+  async writeNote(to: string, text: string): Promise<void> {
+    const dest = this.target('failed', to);
+    await mkdir(path.dirname(dest), { recursive: true });
+    await writeFile(dest, text);
+  }
+}
+
+/**
+ * Instances from the watched folder's files; any other study from `fallback` (the PACS, when
+ * one is configured beside the folder). The index is the latest scan's.
+ */
+export class FolderStudySource implements StudySource {
+  private index = new Map<string, DicomFile[]>();
+
+  constructor(
+    private readonly root: string,
+    private readonly fallback?: StudySource,
+  ) {}
+
+  update(studies: readonly FolderStudy[]): void {
+    this.index = new Map(studies.map((s) => [s.studyInstanceUID, s.files]));
+  }
+
+  has(studyInstanceUID: string): boolean {
+    return this.index.has(studyInstanceUID);
+  }
+
+  async instances(studyInstanceUID: string): Promise<InstanceMeta[]> {
+    const files = this.index.get(studyInstanceUID);
+    if (files) return files.map((f) => f.meta);
+    if (this.fallback) return this.fallback.instances(studyInstanceUID);
+    throw new TriageError('NOT_FOUND', `study ${studyInstanceUID} has no files in the watched folder (moved or deleted since it was enqueued)`, { where: 'ingest.folder' });
+  }
+
+  async retrieve(instance: InstanceMeta): Promise<Uint8Array> {
+    const hit = this.index.get(instance.StudyInstanceUID)?.find((f) => f.meta.SOPInstanceUID === instance.SOPInstanceUID);
+    if (!hit) {
+      if (this.fallback) return this.fallback.retrieve(instance);
+      throw new TriageError('NOT_FOUND', `instance ${instance.SOPInstanceUID} is no longer in the watched folder`, { where: 'ingest.folder' });
+    }
+    try {
+      return await readFile(path.join(this.root, hit.path));
+    } catch (err) {
+      throw new TriageError('NOT_FOUND', `instance ${instance.SOPInstanceUID}: its file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
+        cause: err,
+        where: 'ingest.folder',
+      });
+    }
+  }
+}
+
+/**
+ * Results of the folder mode when there is no PACS: the SR into `outDir/<StudyInstanceUID>/`
+ * (as `analyze --out`), the FHIR transaction to the FHIR server when one is configured, else
+ * beside the SR as JSON. The priority has no file of its own (the store and the API have it).
+ */
+export class FolderResultSink implements ResultSink {
+  private readonly files: FolderSink;
+
+  constructor(
+    outDir: string,
+    private readonly fhir: FhirClient | undefined,
+  ) {
+    this.files = new FolderSink(outDir);
+  }
+
+  storeSr(studyInstanceUID: string, part10: Uint8Array): Promise<void> {
+    return this.files.storeSr(studyInstanceUID, part10);
+  }
+
+  async writeFhir(studyInstanceUID: string, bundle: FhirResource): Promise<string | undefined> {
+    if (!this.fhir) return this.files.writeFhir(studyInstanceUID, bundle);
+    const answer = (await this.fhir.transaction(bundle)) as { entry?: { response?: { location?: string } }[] };
+    const index = ((bundle['entry'] as { resource?: FhirResource }[] | undefined) ?? []).findIndex((e) => e.resource?.resourceType === 'RiskAssessment');
+    // "RiskAssessment/<id>/_history/<v>" → "RiskAssessment/<id>"
+    return answer.entry?.[index]?.response?.location?.split('/').slice(0, 2).join('/');
+  }
+
+  setPriority(study: InstanceMeta, result: StoredResult): Promise<void> {
+    return this.files.setPriority(study, result);
+  }
+}
+
+export interface FolderIngest {
+  watcher: FolderWatcher;
+  /** The study source for every job: the folder's files, else `pacsSource`. */
+  source: FolderStudySource;
+  /** Where results go when there is no PACS; undefined with a PACS (results go there as usual). */
+  sink: FolderResultSink | undefined;
+}
+
+/** The folder mode's parts from `ingest.folder`; `pacsSource` when a PACS is configured too. */
+export function openFolderIngest(
+  config: Pick<Config, 'ingest' | 'shadow'>,
+  pacsSource: StudySource | undefined,
+  fhir: FhirClient | undefined,
+): FolderIngest | undefined {
+  const f = config.ingest.folder;
+  if (!f) return undefined;
+  const root = path.resolve(f.path);
+  const dirs: FolderDirs = {
+    root,
+    doneDir: path.join(root, '.done'),
+    failedDir: path.resolve(f.failedDir ?? path.join(root, '.failed')),
+    outDir: path.resolve(f.outDir ?? path.join(root, '.out')),
+  };
+  const source = new FolderStudySource(root, pacsSource);
+  const watcher = new FolderWatcher(
+    new LocalFolder(dirs),
+    {
+      stableAgeS: f.stableAgeS,
+      doneAction: f.doneAction,
+      seenRetentionDays: f.seenRetentionDays,
+      shadow: config.shadow,
+      ...(f.pollIntervalS === undefined ? {} : { pollIntervalS: f.pollIntervalS }),
+    },
+    (studies) => source.update(studies),
+  );
+  return { watcher, source, sink: pacsSource ? undefined : new FolderResultSink(dirs.outDir ?? root, fhir) };
+}

@@ -1,0 +1,95 @@
+/** POST /api/studies/{uid}/retract: auth, validation, the durable record, idempotence, and what the worklist and study show. */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createApp } from '../../../src/api/app.ts';
+import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+
+const TOKEN = 'a-token-of-sixteen+';
+const DONE = '1.2.826.0.1.3680043.10.999.11';
+const RUNNING = '1.2.826.0.1.3680043.10.999.12';
+const NO_RESULT = '1.2.826.0.1.3680043.10.999.13';
+
+let store: SqliteJobStore;
+let server: Server;
+let base = '';
+
+beforeAll(async () => {
+  store = new SqliteJobStore(':memory:');
+  for (const uid of [DONE, RUNNING]) {
+    store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
+    store.claim(Number.MAX_SAFE_INTEGER, { owner: 'w', leaseMs: 60_000 }, uid);
+    store.saveResult({
+      resultKey: `key-${uid}`,
+      studyInstanceUID: uid,
+      sourceSopInstanceUIDs: [`${uid}.1`],
+      srSopInstanceUID: `${uid}.9`,
+      srSeriesInstanceUID: `${uid}.8`,
+      priority: 'stat',
+      findings: [{ code: 'pneumothorax', display: 'Pneumothorax', probability: 0.9, threshold: 0.5, positive: true }],
+      modelId: 'm',
+      modelVersion: '1',
+      executionProvider: 'cpu',
+      createdAt: 1,
+      written: { pacs: true, fhir: true, metadata: true },
+      notes: [],
+    });
+  }
+  store.finish(DONE, 'done', undefined);
+  store.enqueue([{ studyInstanceUID: NO_RESULT, source: 'cli' }]);
+  const app = createApp({ store, token: TOKEN, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }) });
+  server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+});
+afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+
+const retract = (uid: string, body: unknown, token = TOKEN): Promise<Response> =>
+  fetch(`${base}/api/studies/${uid}/retract`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+
+describe('POST /api/studies/{uid}/retract', () => {
+  it('needs the bearer token', async () => {
+    const res = await retract(DONE, { reason: 'x' }, 'wrong-token-of-16+');
+    expect(res.status).toBe(401);
+    expect(store.getRetraction(DONE)).toBeUndefined();
+  });
+
+  it('validates the body: every problem with its field', async () => {
+    const res = await retract(DONE, { reason: ' ', by: 5, extra: true });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; problems: { path: string }[] } };
+    expect(body.error.code).toBe('USAGE');
+    expect(body.error.problems.map((p) => p.path).sort()).toEqual(['by', 'extra', 'reason']);
+    expect((await retract(DONE, { reason: 'x'.repeat(1001) })).status).toBe(400);
+    expect(store.getRetraction(DONE)).toBeUndefined();
+  });
+
+  it('404 for an unknown study or one without a result; 409 while the study runs', async () => {
+    expect((await retract('1.2.3.4', { reason: 'x' })).status).toBe(404);
+    expect((await retract(NO_RESULT, { reason: 'x' })).status).toBe(404);
+    const running = await retract(RUNNING, { reason: 'x' });
+    expect(running.status).toBe(409);
+    expect(((await running.json()) as { error: { code: string } }).error.code).toBe('CONFLICT');
+  });
+
+  it('202 and a pending retraction; again: 200, the same record, nothing new; the worklist and the study show it', async () => {
+    const first = await retract(DONE, { reason: 'missed the pneumothorax', by: 'dr a' });
+    expect(first.status).toBe(202);
+    expect(await first.json()).toEqual({ studyInstanceUID: DONE, state: 'pending', resultKey: `key-${DONE}`, message: 'retraction queued' });
+    const recorded = store.getRetraction(DONE);
+    expect(recorded).toMatchObject({ cause: 'marked-wrong', reason: 'missed the pneumothorax', requestedBy: 'dr a', state: 'pending' });
+    const again = await retract(DONE, { reason: 'other words' });
+    expect(again.status).toBe(200);
+    expect(((await again.json()) as { message: string }).message).toBe('already retracted (pending); nothing new is written');
+    expect(store.getRetraction(DONE)).toEqual(recorded);
+
+    const list = (await (await fetch(`${base}/api/worklist`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { items: { studyInstanceUID: string; priority?: string; retracted?: object }[] };
+    const entry = list.items.find((i) => i.studyInstanceUID === DONE)!;
+    expect(entry.priority).toBeUndefined();
+    expect(entry.retracted).toEqual({ cause: 'marked-wrong', state: 'pending', requestedAt: recorded!.requestedAt });
+    const study = (await (await fetch(`${base}/api/studies/${DONE}`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { retraction: Record<string, unknown> };
+    expect(study.retraction).toMatchObject({ cause: 'marked-wrong', state: 'pending', coversLatestResult: true, written: { pacs: false, fhir: false, metadata: false } });
+    expect(study.retraction).not.toHaveProperty('reason'); // free text stays in the store
+  });
+});
