@@ -28,6 +28,41 @@ export interface Servers {
   close(): void;
 }
 
+/** The FHIR client (auth, TLS) of `config.fhir`; certificate and key problems are added to `problems`. */
+function fhirClientOf(config: Config, problems: string[]): FhirClient | undefined {
+  if (!config.fhir) return undefined;
+  const f = config.fhir;
+  const tls = readTlsFiles(f.tls, 'fhir.tls', problems);
+  const auth = f.auth;
+  const smartKey = auth?.smart ? readSmartKey(auth.smart, 'fhir.auth.smart', problems) : undefined;
+  const smart =
+    auth?.smart && smartKey
+      ? new SmartAuth({ ...auth.smart, scope: auth.smart.scope ?? defaultSmartScope(f.writeOrderPriority), key: smartKey, timeoutMs: f.timeoutMs, tls })
+      : undefined;
+  return new FhirClient({
+    baseUrl: f.baseUrl,
+    timeoutMs: f.timeoutMs,
+    ...(auth?.token !== undefined ? { token: auth.token } : {}),
+    ...(smart ? { smart } : {}),
+    ...(tls ? { tls } : {}),
+  });
+}
+
+function invalid(problems: string[]): TriageError {
+  return new TriageError('CONFIG_INVALID', `configuration is invalid:\n${problems.join('\n')}`);
+}
+
+/** The FHIR client alone, for what needs no PACS (the watched folder by itself). */
+export function connectFhir(config: Config): FhirClient | undefined {
+  const problems: string[] = [];
+  const fhir = fhirClientOf(config, problems);
+  if (problems.length > 0) {
+    fhir?.close();
+    throw invalid(problems);
+  }
+  return fhir;
+}
+
 /** The composition root: the only place that knows which adapter implements which port. */
 export function connectServers(config: Config): Servers {
   if (!config.pacs) {
@@ -37,33 +72,19 @@ export function connectServers(config: Config): Servers {
   // Certificates and keys are read here, once, and every unreadable one is listed at once.
   const problems: string[] = [];
   const pacsTls = readTlsFiles(pacs.tls, 'pacs.tls', problems);
-  const fhirTls = readTlsFiles(config.fhir?.tls, 'fhir.tls', problems);
-  const fhirAuth = config.fhir?.auth;
-  const smartKey = fhirAuth?.smart ? readSmartKey(fhirAuth.smart, 'fhir.auth.smart', problems) : undefined;
-  if (problems.length > 0) throw new TriageError('CONFIG_INVALID', `configuration is invalid:\n${problems.join('\n')}`);
-  const dicomweb = new DicomWebClient({ baseUrl: pacs.baseUrl.replace(/\/$/, '') + pacs.dicomWebPath, auth: pacs.auth, timeoutMs: pacs.timeoutMs, tls: pacsTls });
-  const orthanc = pacs.kind === 'orthanc' ? new OrthancClient({ baseUrl: pacs.baseUrl, auth: pacs.auth, timeoutMs: pacs.timeoutMs, tls: pacsTls }) : undefined;
-  let fhir: FhirClient | undefined;
-  if (config.fhir) {
-    const f = config.fhir;
-    const smart =
-      fhirAuth?.smart && smartKey
-        ? new SmartAuth({
-            ...fhirAuth.smart,
-            scope: fhirAuth.smart.scope ?? defaultSmartScope(f.writeOrderPriority),
-            key: smartKey,
-            timeoutMs: f.timeoutMs,
-            tls: fhirTls,
-          })
-        : undefined;
-    fhir = new FhirClient({
-      baseUrl: f.baseUrl,
-      timeoutMs: f.timeoutMs,
-      ...(fhirAuth?.token !== undefined ? { token: fhirAuth.token } : {}),
-      ...(smart ? { smart } : {}),
-      ...(fhirTls ? { tls: fhirTls } : {}),
-    });
+  const fhir = fhirClientOf(config, problems);
+  if (problems.length > 0) {
+    fhir?.close();
+    throw invalid(problems);
   }
+  const dicomweb = new DicomWebClient({
+    baseUrl: pacs.baseUrl.replace(/\/$/, '') + pacs.dicomWebPath,
+    auth: pacs.auth,
+    timeoutMs: pacs.timeoutMs,
+    tls: pacsTls,
+    retrieveTransferSyntax: pacs.retrieveTransferSyntax,
+  });
+  const orthanc = pacs.kind === 'orthanc' ? new OrthancClient({ baseUrl: pacs.baseUrl, auth: pacs.auth, timeoutMs: pacs.timeoutMs, tls: pacsTls }) : undefined;
   return {
     dicomweb,
     orthanc,

@@ -6,7 +6,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { createApp } from '../api/app.ts';
 import { asTriageError } from '../domain/errors.ts';
-import { SOFTWARE, connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
+import { SOFTWARE, connectFhir, connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
 import { FhirServerSource } from '../adapters/fhir/clinical-source.ts';
 import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
 import type { PipelineDeps } from '../pipeline/process-study.ts';
@@ -64,23 +64,15 @@ function instrument(servers: ServiceServers, config: Config, metrics: Metrics, l
   return breakers;
 }
 
-/**
- * The folder mode alone needs no PACS: connectServers builds the FHIR client (auth, TLS) for a
- * placeholder PACS whose clients are closed unused.
- * TODO(lead): a connectFhir(config) exported by main.ts would make this direct.
- */
+/** The folder mode alone needs no PACS: only the FHIR client, when one is configured. */
 function connectWithoutPacs(config: Config): ServiceServers {
-  if (!config.fhir) return { dicomweb: undefined, orthanc: undefined, fhir: undefined, close: () => undefined };
-  const placeholder = connectServers({ ...config, pacs: { baseUrl: 'http://127.0.0.1:9', dicomWebPath: '/', kind: 'dicomweb', timeoutMs: 100, retrieveTransferSyntax: 'stored' } });
-  placeholder.dicomweb.close();
-  return { dicomweb: undefined, orthanc: undefined, fhir: placeholder.fhir, close: () => placeholder.close() };
+  const fhir = connectFhir(config);
+  return { dicomweb: undefined, orthanc: undefined, fhir, close: () => fhir?.close() };
 }
 
 export async function openService(config: Config, log: Logger): Promise<Service> {
   const folderOnly = !config.pacs && ingestModes(config).includes('folder');
   const servers: ServiceServers = folderOnly ? connectWithoutPacs(config) : connectServers(config);
-  // TODO(lead): pass it to the DicomWebClient in main.ts connectServers instead.
-  if (servers.dicomweb && config.pacs) servers.dicomweb.retrieveTransferSyntax = config.pacs.retrieveTransferSyntax;
   let runtime: Runtime;
   try {
     runtime = await openRuntime(config, log);

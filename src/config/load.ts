@@ -23,6 +23,7 @@ export function kindsAt(schema: z.ZodType, keys: readonly string[]): Set<Kind> {
   const def = (schema as unknown as { def: { type: string; innerType?: z.ZodType; options?: z.ZodType[]; shape?: Record<string, z.ZodType> } }).def;
   switch (def.type) {
     case 'default':
+    case 'prefault':
     case 'optional':
     case 'nullable':
       return kindsAt(def.innerType as z.ZodType, keys);
@@ -95,7 +96,8 @@ function deepMerge(base: Record<string, unknown>, over: Record<string, unknown>)
 
 /**
  * `PACS_TRIAGE_FHIR__BASE_URL=…` → `{ fhir: { baseUrl: … } }`; a `_FILE` suffix reads the value
- * from that file (secrets mounted by Docker or Kubernetes), trailing newline removed.
+ * from that file (secrets mounted by Docker or Kubernetes), trailing newline removed, unless the
+ * schema has a key of that very name (`…__CA_FILE` → `caFile`, a path).
  */
 export function configFromEnv(env: NodeJS.ProcessEnv, problems: string[]): Record<string, unknown> {
   const out: Record<string, unknown> = {};
@@ -103,7 +105,10 @@ export function configFromEnv(env: NodeJS.ProcessEnv, problems: string[]): Recor
     if (!name.startsWith(ENV_PREFIX) || raw === undefined || NOT_CONFIG.has(name)) continue;
     let rest = name.slice(ENV_PREFIX.length);
     let text = raw;
-    if (rest.endsWith('_FILE')) {
+    // A key that itself ends in "File" (fhir.auth.smart.privateKeyFile, pacs.tls.caFile) takes
+    // a path as its value; only other `_FILE` names point at a file holding the value.
+    const ownKey = rest.split('__').filter((k) => k !== '').map(camel);
+    if (rest.endsWith('_FILE') && kindsAt(configSchema, ownKey).size === 0) {
       rest = rest.slice(0, -'_FILE'.length);
       try {
         text = readFileSync(raw, 'utf8').replace(/\r?\n$/, '');

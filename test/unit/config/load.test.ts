@@ -62,6 +62,20 @@ describe('loadConfig', () => {
     for (const where of ['uidRoot:', 'model.maxBatch:', 'pacs.baseUrl:', 'api.port:', '(root):']) expect(message).toContain(where);
   });
 
+  it('a key whose own name ends in File takes the path; other *_FILE names are read from the file', () => {
+    const ca = file('ca.pem', '-----BEGIN CERTIFICATE-----\nnot read here\n-----END CERTIFICATE-----\n');
+    const token = file('token', 'tok-from-file\n');
+    const env = {
+      PACS_TRIAGE_PACS__BASE_URL: 'https://pacs.example:8042',
+      PACS_TRIAGE_PACS__TLS__CA_FILE: ca,
+      PACS_TRIAGE_FHIR__BASE_URL: 'http://fhir.example/fhir',
+      PACS_TRIAGE_FHIR__AUTH__TOKEN_FILE: token,
+    };
+    const config = loadConfig({ env });
+    expect(config.pacs?.tls).toMatchObject({ caFile: ca });
+    expect(config.fhir?.auth).toEqual({ token: 'tok-from-file' });
+  });
+
   it('names a secret file it cannot read', () => {
     expect(() => loadConfig({ env: { PACS_TRIAGE_FHIR__AUTH__TOKEN_FILE: path.join(dir, 'missing') } })).toThrow(
       /PACS_TRIAGE_FHIR__AUTH__TOKEN_FILE: cannot read/,

@@ -50,7 +50,7 @@ describe('config: pacs.tls, fhir.tls and fhir.auth.smart', () => {
     expect(loadConfig({ env: {}, overrides: { fhir: { baseUrl: 'http://f', auth: { token: 't' } } } }).fhir?.auth).toEqual({ token: 't' });
   });
 
-  it('reads TLS and SMART settings from the environment; a *_FILE variable reads the PEM or passphrase from its file (the secrets convention)', () => {
+  it('reads TLS and SMART settings from the environment: …_KEY_FILE / …_CERT_FILE name the files (keys of the schema), PASSPHRASE_FILE reads the secret from its file', () => {
     const secret = file('passphrase', '0123\n');
     const cert = file('cert.pem', '-----BEGIN CERTIFICATE-----\nMII…\n-----END CERTIFICATE-----\n');
     const config = loadConfig({
@@ -67,8 +67,8 @@ describe('config: pacs.tls, fhir.tls and fhir.auth.smart', () => {
         PACS_TRIAGE_FHIR__AUTH__SMART__ALG: 'RS384',
       },
     });
-    expect(config.fhir?.tls).toEqual({ key: ecPemOf(p384Key), cert: readFileSync(cert, 'utf8').trimEnd(), passphrase: '0123', rejectUnauthorized: false });
-    expect(config.fhir?.auth?.smart).toMatchObject({ clientId: '42', alg: 'RS384', privateKey: rsaPem.trimEnd() });
+    expect(config.fhir?.tls).toEqual({ keyFile: p384Key, certFile: cert, passphrase: '0123', rejectUnauthorized: false });
+    expect(config.fhir?.auth?.smart).toMatchObject({ clientId: '42', alg: 'RS384', privateKeyFile: rsaKey });
     const problems: string[] = [];
     expect(readSmartKey(config.fhir!.auth!.smart!, 'fhir.auth.smart', problems)?.alg).toBe('RS384');
     expect(problems).toEqual([]);
