@@ -108,9 +108,14 @@ export const configSchema = z
         executionProviders: z.array(z.enum(['cuda', 'webgpu', 'cpu'])).min(1).default(['cpu']),
         maxBatch: z.number().int().min(1).max(256).default(8),
         maxWaitMs: z.number().int().min(0).max(10_000).default(20),
+        /** CPU provider threading: intra-op threads (absent: one per core) and spin-waiting (off; see adapters/model/session.ts). */
+        cpu: z
+          .object({ threads: z.number().int().min(1).max(256).optional(), spinning: z.boolean().default(false) })
+          .strict()
+          .default({ spinning: false }),
       })
       .strict()
-      .default({ dir: 'models/cxr-triage', executionProviders: ['cpu'], maxBatch: 8, maxWaitMs: 20 }),
+      .default({ dir: 'models/cxr-triage', executionProviders: ['cpu'], maxBatch: 8, maxWaitMs: 20, cpu: { spinning: false } }),
     mappings: z.object({ dir: z.string().min(1).default('mappings') }).strict().default({ dir: 'mappings' }),
     pacs: z
       .object({

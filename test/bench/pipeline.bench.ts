@@ -154,6 +154,11 @@ function startServe(cfg: string): ChildProcess {
   child.stderr?.on('data', () => undefined);
   return child;
 }
+/** CPU time (user + system) a process has used so far, in ms (/proc/<pid>/stat, 100 ticks a second). */
+function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
+  return (Number(fields[11]) + Number(fields[12])) * 10;
+}
 function peakRssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return round(Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
@@ -221,6 +226,9 @@ const trickleLatency = await trickle('trickle');
 say(`burst: ${N} studies at once`);
 const burst = Array.from({ length: N }, (_, i) => makeStudy('burst', i));
 const storedAt = new Map<string, number>();
+// Where the two cores go during the burst: serve, Orthanc, and this process (the FHIR server,
+// the STOWs and the SR watcher).
+const cpuBefore = { serve: cpuMs(serve.pid!), orthanc: cpuMs(orthanc.pid!), bench: process.cpuUsage() };
 const burstStart = performance.now();
 for (let i = 0; i < burst.length; i += 10) {
   const chunk = burst.slice(i, i + 10);
@@ -232,6 +240,14 @@ for (let i = 0; i < burst.length; i += 10) {
 await watcher.waitFor(burst.map((s) => s.uid), 30 * 60_000);
 const burstEnd = Math.max(...burst.map((s) => watcher.arrived.get(s.uid)!));
 const burstLatency = burst.map((s) => watcher.arrived.get(s.uid)! - storedAt.get(s.uid)!);
+const benchCpu = process.cpuUsage(cpuBefore.bench);
+const cpuPerStudyMs = {
+  serve: round((cpuMs(serve.pid!) - cpuBefore.serve) / N),
+  orthanc: round((cpuMs(orthanc.pid!) - cpuBefore.orthanc) / N),
+  fhirServerAndBench: round((benchCpu.user + benchCpu.system) / 1000 / N),
+  wallMs: round((burstEnd - burstStart) / N),
+};
+say(`  CPU per study during the burst: ${JSON.stringify(cpuPerStudyMs)}`);
 const e2eRss = peakRssMb(serve.pid!);
 serve.kill('SIGTERM');
 await new Promise((r) => serve.once('exit', r));
@@ -245,6 +261,7 @@ const e2e = {
   orthancStable: { n: stableDelay.length, p50Ms: round(quantile(stableDelay, 0.5)), p95Ms: round(quantile(stableDelay, 0.95)) },
   burst: { n: N, p50Ms: round(quantile(burstLatency, 0.5)), p95Ms: round(quantile(burstLatency, 0.95)) },
   stageSharePct: stageShares(path.join(work, 'e2e.sqlite')),
+  cpuPerStudyMs,
   peakRssMb: e2eRss,
 };
 say(JSON.stringify(e2e));

@@ -2,7 +2,7 @@ import { TriageError } from '../../domain/errors.ts';
 import { DynamicBatcher } from '../../pipeline/inference/batcher.ts';
 import { loadManifest, type LoadedManifest, type Manifest } from './manifest.ts';
 import { runModel, type ModelInput, type ModelOutput } from './run.ts';
-import { checkSessionMatchesManifest, openSession, type ExecutionProvider, type SessionFactory, type SessionLogger } from './session.ts';
+import { checkSessionMatchesManifest, openSession, sessionFactoryFor, type CpuThreading, type ExecutionProvider, type SessionFactory, type SessionLogger } from './session.ts';
 import { TextTokenizer } from './tokenizer.ts';
 
 export type { ExecutionProvider } from './session.ts';
@@ -13,6 +13,7 @@ export interface ModelOptions {
   executionProviders: readonly ExecutionProvider[];
   maxBatch: number;
   maxWaitMs: number;
+  cpu?: CpuThreading;
   sessionFactory?: SessionFactory;
 }
 
@@ -33,7 +34,7 @@ export class TriageModel {
   static async load(options: ModelOptions, log: SessionLogger): Promise<TriageModel> {
     const loaded = await loadManifest(options.dir);
     const tokenizer = await TextTokenizer.load(loaded.tokenizerPath, loaded.manifest.text.maxLength);
-    const opened = await openSession(loaded.onnxPath, options.executionProviders, log, options.sessionFactory);
+    const opened = await openSession(loaded.onnxPath, options.executionProviders, log, options.sessionFactory ?? sessionFactoryFor(options.cpu));
     try {
       checkSessionMatchesManifest(opened.session, loaded.manifest);
     } catch (err) {

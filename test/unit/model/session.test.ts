@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type * as ort from 'onnxruntime-node';
-import { openSession, type ExecutionProvider } from '../../../src/adapters/model/session.ts';
+import { openSession, sessionFactoryFor, type ExecutionProvider } from '../../../src/adapters/model/session.ts';
+import * as ort from 'onnxruntime-node';
 import { TriageError } from '../../../src/domain/errors.ts';
 
 function recorder() {
@@ -54,6 +55,30 @@ describe('openSession', () => {
     } finally {
       await opened.session.release();
     }
+  });
+
+  it('model.cpu threading (one thread, spinning on or off) changes the speed, not the outputs', async () => {
+    const { log } = recorder();
+    const feeds = (): Record<string, ort.Tensor> => {
+      const image = new Float32Array(224 * 224).map((_, i) => Math.sin(i / 97));
+      return {
+        image: new ort.Tensor('float32', image, [1, 1, 224, 224]),
+        input_ids: new ort.Tensor('int64', BigInt64Array.from([2n, 40n, 41n, 3n]), [1, 4]),
+        attention_mask: new ort.Tensor('int64', BigInt64Array.from([1n, 1n, 1n, 1n]), [1, 4]),
+      };
+    };
+    const outputs: Float32Array[] = [];
+    for (const cpu of [{ spinning: true }, { threads: 1, spinning: false }]) {
+      const opened = await openSession('models/cxr-triage/model.onnx', ['cpu'], log, sessionFactoryFor(cpu));
+      try {
+        const out = await opened.session.run(feeds());
+        outputs.push(out[opened.session.outputNames[0]!]!.data as Float32Array);
+      } finally {
+        await opened.session.release();
+      }
+    }
+    expect(outputs[1]!.length).toBeGreaterThan(0);
+    for (let i = 0; i < outputs[0]!.length; i++) expect(Math.abs(outputs[1]![i]! - outputs[0]![i]!)).toBeLessThan(1e-5);
   });
 
   it('names every provider that failed when none loads', async () => {
