@@ -4,6 +4,7 @@
  */
 import dcmjs from 'dcmjs';
 import { TriageError } from '../../domain/errors.ts';
+import { Unsupported, writePart10Direct } from './dicom-writer.ts';
 
 /** A keyword-named ("naturalized", dcmjs style) dataset. */
 export type NaturalDataset = Record<string, unknown>;
@@ -26,21 +27,27 @@ interface DcmjsData {
 
 const data = (dcmjs as { data: DcmjsData }).data;
 
-/** Writes a naturalized dataset as a DICOM Part 10 file (Explicit VR Little Endian). */
+/**
+ * Writes a naturalized dataset as a DICOM Part 10 file (Explicit VR Little Endian): the direct
+ * writer where it applies (our SRs and KOS: ~20× faster), dcmjs otherwise; the same bytes.
+ */
 export function writePart10(dataset: NaturalDataset): Uint8Array {
   const sopClassUID = dataset.SOPClassUID;
   const sopInstanceUID = dataset.SOPInstanceUID;
   if (typeof sopClassUID !== 'string' || typeof sopInstanceUID !== 'string') {
     throw new TriageError('INTERNAL', 'writePart10: SOPClassUID and SOPInstanceUID are required', { where: 'encode.dicom' });
   }
-  const meta = {
-    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
-    MediaStorageSOPClassUID: sopClassUID,
-    MediaStorageSOPInstanceUID: sopInstanceUID,
-    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
-    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
-    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
-  };
+  const meta = metaFor(sopClassUID, sopInstanceUID);
+  try {
+    return writePart10Direct(meta, dataset);
+  } catch (err) {
+    if (!(err instanceof Unsupported)) throw new TriageError('INTERNAL', `cannot write DICOM: ${(err as Error).message}`, { cause: err, where: 'encode.dicom' });
+  }
+  return writePart10WithDcmjs(meta, dataset);
+}
+
+/** dcmjs's writer: for what the direct writer does not take (pixel data, _vrMap, private tags…). */
+export function writePart10WithDcmjs(meta: NaturalDataset, dataset: NaturalDataset): Uint8Array {
   try {
     const dict = new data.DicomDict(data.DicomMetaDictionary.denaturalizeDataset(meta));
     dict.dict = data.DicomMetaDictionary.denaturalizeDataset(stripUndefined(dataset) as NaturalDataset);
@@ -48,6 +55,18 @@ export function writePart10(dataset: NaturalDataset): Uint8Array {
   } catch (err) {
     throw new TriageError('INTERNAL', `cannot write DICOM: ${(err as Error).message}`, { cause: err, where: 'encode.dicom' });
   }
+}
+
+/** The File Meta Information writePart10 gives a dataset (PS3.10 7.1). */
+export function metaFor(sopClassUID: string, sopInstanceUID: string): NaturalDataset {
+  return {
+    FileMetaInformationVersion: new Uint8Array([0, 1]).buffer,
+    MediaStorageSOPClassUID: sopClassUID,
+    MediaStorageSOPInstanceUID: sopInstanceUID,
+    TransferSyntaxUID: EXPLICIT_VR_LITTLE_ENDIAN,
+    ImplementationClassUID: IMPLEMENTATION_CLASS_UID,
+    ImplementationVersionName: IMPLEMENTATION_VERSION_NAME,
+  };
 }
 
 /** Reads a DICOM Part 10 file into a naturalized dataset. DICOM_UNREADABLE when it is not one. */

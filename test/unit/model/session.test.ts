@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import type * as ort from 'onnxruntime-node';
 import { openSession, sessionFactoryFor, type ExecutionProvider } from '../../../src/adapters/model/session.ts';
 import * as ort from 'onnxruntime-node';
 import { TriageError } from '../../../src/domain/errors.ts';
