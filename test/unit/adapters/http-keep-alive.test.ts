@@ -1,0 +1,44 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { HttpClient } from '../../../src/adapters/http/client.ts';
+
+/** A server that announces what Orthanc announces by default: `Keep-Alive: timeout=1`. */
+describe('HttpClient keep-alive with a 1 s server hint (Orthanc\'s default KeepAliveTimeout)', () => {
+  let server: http.Server;
+  let connections = 0;
+  let client: HttpClient;
+  beforeAll(async () => {
+    server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        res.writeHead(200, { 'content-type': 'text/plain', 'keep-alive': 'timeout=1', connection: 'keep-alive' });
+        res.end('ok');
+      });
+    });
+    server.keepAliveTimeout = 1_000;
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    client = new HttpClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2_000, name: 'pacs' });
+  });
+  afterAll(async () => {
+    client.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('reuses one connection for back-to-back requests (Node alone would open one per request)', async () => {
+    connections = 0;
+    for (let i = 0; i < 10; i++) expect((await client.request({ method: i % 2 ? 'POST' : 'GET', path: 'x', ...(i % 2 ? { body: 'b' } : {}) })).status).toBe(200);
+    expect(connections).toBe(1);
+  });
+
+  it('drops an idle connection after half the hint, well before the server would close it', async () => {
+    await new Promise((r) => setTimeout(r, 700)); // the pooled socket of the test before is gone
+    connections = 0;
+    await client.request({ path: 'x' });
+    expect(connections).toBe(1);
+    await new Promise((r) => setTimeout(r, 700));
+    await client.request({ path: 'x' });
+    expect(connections).toBe(2);
+  });
+});
