@@ -38,6 +38,12 @@ export interface AppOptions {
   webhook?: { secret: string; bodyLimit?: string };
   /** Told after a study is enqueued through the API (webhook), so that idle workers start at once. */
   onEnqueued?: () => void;
+  /**
+   * Why retractions cannot run here, when they cannot (the folder mode alone has no PACS and
+   * writes its results as files): the retract route then answers 409 instead of queueing work
+   * that nothing would ever do.
+   */
+  retractUnavailable?: string;
 }
 
 function tokenMatches(header: string | undefined, token: string): boolean {
@@ -252,6 +258,7 @@ export function createApp(options: AppOptions): express.Express {
     const uid = checkStudyUid(String(req.params['uid']));
     const parsed = retractSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new RequestInvalid('invalid retract body', problemsOf(parsed.error.issues));
+    if (options.retractUnavailable !== undefined) throw new TriageError('CONFLICT', options.retractUnavailable, { where: 'api' });
     const { retraction, created } = requestMarkedWrong(store, uid, parsed.data.reason, parsed.data.by);
     options.log?.info({ event: 'api.retract', study: uid, created }, created ? 'retraction queued' : 'already retracted');
     res.status(created ? 202 : 200).json({

@@ -250,6 +250,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
       ? { webhook: { secret: config.ingest.webhook.secret, bodyLimit: config.ingest.webhook.bodyLimit } }
       : {}),
     onEnqueued: () => wakeWorkers(),
+    ...(service.servers.dicomweb ? {} : { retractUnavailable: NO_PACS_TO_RETRACT }),
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.api.port, config.api.host, () => resolve(s));
@@ -317,6 +318,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   await service.close();
 }
 
+const NO_PACS_TO_RETRACT =
+  'retraction needs a PACS (pacs.baseUrl): the folder mode alone writes its results as files in ingest.folder.outDir; delete or replace them there';
+
 /** Retraction deps on this service's servers; undefined without a PACS (the folder mode alone wrote nothing to one). */
 function retractionDeps(service: Service, log: Logger): RetractionDeps | undefined {
   const dicomweb = service.servers.dicomweb;
@@ -373,10 +377,12 @@ export async function retractOne(
   const service = await openService(config, log);
   try {
     const store = service.runtime.store;
-    const recorded = requestMarkedWrong(store, studyInstanceUID, request.reason, request.by);
     const deps = retractionDeps(service, log);
-    const claimed = deps ? store.claimRetraction(Date.now(), service.lease, studyInstanceUID) : undefined;
-    if (!deps || !claimed) return { ...recorded, retraction: store.getRetraction(studyInstanceUID) ?? recorded.retraction };
+    // Refused before anything is recorded: a retraction nothing would ever run is worse than none.
+    if (!deps) throw new TriageError('CONFIG_INVALID', `configuration is invalid:\n  - pacs: ${NO_PACS_TO_RETRACT}`);
+    const recorded = requestMarkedWrong(store, studyInstanceUID, request.reason, request.by);
+    const claimed = store.claimRetraction(Date.now(), service.lease, studyInstanceUID);
+    if (!claimed) return { ...recorded, retraction: store.getRetraction(studyInstanceUID) ?? recorded.retraction };
     const outcome = await runRetractionJob(claimed, deps, service.retry, service.lease);
     return { retraction: store.getRetraction(studyInstanceUID) ?? recorded.retraction, created: recorded.created, outcome };
   } finally {

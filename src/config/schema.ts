@@ -26,9 +26,9 @@ function oneOf(t: Record<string, unknown>, ctx: z.RefinementCtx, inline: string)
 }
 /**
  * TLS to an https upstream. The files are read (and checked) when the servers are connected, at
- * start. The inline forms (`ca`, `cert`, `key`) are what the environment's `_FILE` suffix gives:
- * `PACS_TRIAGE_FHIR__TLS__KEY_FILE=/run/secrets/key` reads the file into `fhir.tls.key` (and
- * `…__PASSPHRASE_FILE` the passphrase), the way every other secret arrives.
+ * start. `PACS_TRIAGE_FHIR__TLS__KEY_FILE=/run/secrets/key` names `keyFile` (a key of this
+ * schema, so config/load.ts takes it as a path); `…__PASSPHRASE_FILE` reads the passphrase from
+ * its file, as every other secret. The inline forms (`ca`, `cert`, `key`) take PEM text.
  */
 const tls = z
   .object({

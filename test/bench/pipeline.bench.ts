@@ -119,6 +119,17 @@ class SrWatcher {
   async start(): Promise<void> {
     this.since = (await rest.changes(0, 1)).last;
     const tick = async (): Promise<void> => {
+      try {
+        await this.poll();
+      } catch (err) {
+        say(`  SR watcher: ${(err as Error).message}; polling again`);
+      }
+      this.timer = setTimeout(() => void tick(), 50);
+    };
+    await tick();
+  }
+  private async poll(): Promise<void> {
+    {
       const page = await rest.changes(this.since, 1000);
       const now = performance.now();
       for (const c of page.changes) {
@@ -133,9 +144,7 @@ class SrWatcher {
         if (tags.Modality === 'SR' && tags.StudyInstanceUID && !this.arrived.has(tags.StudyInstanceUID)) this.arrived.set(tags.StudyInstanceUID, now);
       }
       this.since = page.last;
-      this.timer = setTimeout(() => void tick(), 50);
-    };
-    await tick();
+    }
   }
   stop(): void {
     if (this.timer) clearTimeout(this.timer);

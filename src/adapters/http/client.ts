@@ -129,6 +129,9 @@ export function isTlsFailure(err: unknown): boolean {
  * closed its own (~8 a study), costing CPU on both sides. A pooled socket is reused here for
  * half of a short announced timeout instead, so it is never sent on as the server closes it.
  */
+/** A reused keep-alive connection that turned out closed (see HttpClient.send). */
+class StaleSocket extends Error {}
+
 function keepShortHintedSockets<A extends http.Agent>(agent: A): A {
   const standard = agent.keepSocketAlive.bind(agent);
   agent.keepSocketAlive = (socket) => {
@@ -198,7 +201,21 @@ export class HttpClient {
     return res;
   }
 
-  private send(req: HttpRequest): Promise<HttpResponse> {
+  /**
+   * A pooled connection the server closed just as we reused it fails with ECONNRESET before any
+   * answer; the request never reached the server, so it is sent once more on a new connection
+   * (what Node's documentation advises for `reusedSocket`). Any other failure is the caller's.
+   */
+  private async send(req: HttpRequest): Promise<HttpResponse> {
+    try {
+      return await this.sendOnce(req);
+    } catch (err) {
+      if (!(err instanceof StaleSocket)) throw err;
+      return this.sendOnce(req, false);
+    }
+  }
+
+  private sendOnce(req: HttpRequest, mayBeStale = true): Promise<HttpResponse> {
     const target = new URL(req.path.replace(/^\//, '') + buildQuery(req.query), this.base);
     // The authorization header and the client certificate belong to this upstream: an absolute
     // URL elsewhere (a link in an answer) must not receive them.
@@ -236,7 +253,8 @@ export class HttpClient {
       });
       r.on('error', (err) => {
         clearTimeout(timer);
-        if (err instanceof TriageError) reject(err);
+        if (mayBeStale && r.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') reject(new StaleSocket());
+        else if (err instanceof TriageError) reject(err);
         else if (isTlsFailure(err)) {
           const code = (err as NodeJS.ErrnoException).code;
           reject(new TriageError('TLS_FAILED', `${where}: TLS failed (${code}: ${err.message.replace(/\s+/g, ' ').trim()}); check ${this.options.name}.tls (caFile, certFile/keyFile) and the server's certificate`, { cause: err, where }));

@@ -42,3 +42,36 @@ describe('HttpClient keep-alive with a 1 s server hint (Orthanc\'s default KeepA
     expect(connections).toBe(2);
   });
 });
+
+describe('HttpClient: a reused connection the server has just closed', () => {
+  it('is sent again once on a new connection; a reset on a fresh connection is an error', async () => {
+    let connections = 0;
+    let resetFresh = false;
+    const server = http.createServer((req, res) => {
+      const socket = req.socket as typeof req.socket & { served?: number };
+      socket.served = (socket.served ?? 0) + 1;
+      // The race a keep-alive timeout makes: the server drops a pooled connection as it is reused.
+      if (socket.served > 1 || resetFresh) {
+        socket.destroy();
+        return;
+      }
+      req.resume();
+      res.writeHead(200, { 'keep-alive': 'timeout=1' });
+      res.end('ok');
+    });
+    server.on('connection', () => connections++);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const client = new HttpClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, timeoutMs: 2_000, name: 'pacs' });
+    try {
+      expect((await client.request({ path: 'a' })).status).toBe(200);
+      expect((await client.request({ method: 'PUT', path: 'b', body: 'x' })).status).toBe(200);
+      expect(connections).toBe(2);
+      resetFresh = true;
+      await new Promise((r) => setTimeout(r, 700)); // no pooled socket left: the next one is fresh
+      await expect(client.request({ path: 'c' })).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+    } finally {
+      client.close();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+});

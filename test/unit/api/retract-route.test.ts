@@ -93,3 +93,27 @@ describe('POST /api/studies/{uid}/retract', () => {
     expect(study.retraction).not.toHaveProperty('reason'); // free text stays in the store
   });
 });
+
+describe('retract without a PACS (the folder mode alone)', () => {
+  it('answers 409 with the reason and records nothing', async () => {
+    const local = new SqliteJobStore(':memory:');
+    local.enqueue([{ studyInstanceUID: DONE, source: 'folder' }]);
+    const app = createApp({ store: local, token: TOKEN, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }), retractUnavailable: 'retraction needs a PACS' });
+    const s = await new Promise<Server>((resolve) => {
+      const x = app.listen(0, '127.0.0.1', () => resolve(x));
+    });
+    try {
+      const res = await fetch(`http://127.0.0.1:${(s.address() as AddressInfo).port}/api/studies/${DONE}/retract`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: 'wrong side' }),
+      });
+      expect(res.status).toBe(409);
+      expect(JSON.stringify(await res.json())).toContain('retraction needs a PACS');
+      expect(local.getRetraction(DONE)).toBeUndefined();
+    } finally {
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+      local.close();
+    }
+  });
+});
