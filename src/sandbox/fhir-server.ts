@@ -18,12 +18,14 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import {
   badRequest,
+  evalFhirPath,
   getStatus,
   globalSchema,
   indexSearchParameterBundle,
   indexStructureDefinitionBundle,
   isOk,
   isResourceType,
+  matchesSearchRequest,
   normalizeOperationOutcome,
   Operator,
   OperationOutcomeError,
@@ -81,13 +83,65 @@ export class SandboxRepository extends MemoryRepository {
   override async search<T extends Resource>(request: SearchRequest<T>): Promise<Bundle<T & { id: string }>> {
     const narrow = narrowingFilter(request);
     if (!narrow) return super.search(request);
-    const candidates = new Map<string, Resource>();
-    for (const [id, resource] of this.maps().resources.get(request.resourceType) ?? []) if (narrow(resource)) candidates.set(id, resource);
-    // medplum's own search (matcher, sort, offset, count, total) over the candidates only: it
-    // reads nothing but `resources`, the same private map maps() relies on.
-    const view = { resources: new Map([[request.resourceType, candidates]]) };
+    const filters = request.filters ?? [];
+    const matched = new Map<string, Resource>();
+    for (const [id, resource] of this.maps().resources.get(request.resourceType) ?? []) {
+      if (narrow(resource) && filters.every((f) => this.matches(resource, request.resourceType, f))) matched.set(id, resource);
+    }
+    // Sorted as medplum sorts (each rule in turn, a stable sort on the JSON of the parameter's
+    // FHIRPath value), the values remembered like the filter answers.
+    let ordered = [...matched];
+    for (const rule of request.sortRules ?? []) {
+      const expression = globalSchema.types[request.resourceType]?.searchParams?.[rule.code]?.expression;
+      if (!expression) continue;
+      const sign = rule.descending ? -1 : 1;
+      ordered = ordered
+        .map(([id, r]) => ({ id, r, k: this.sortKey(r, expression) }))
+        .sort((a, b) => a.k.localeCompare(b.k) * sign)
+        .map(({ id, r }) => [id, r] as [string, Resource]);
+    }
+    // medplum's own search for the rest (offset, count, total, copies) over what matched, in
+    // that order: it reads nothing but `resources`, the same private map maps() relies on.
+    const view = { resources: new Map([[request.resourceType, new Map(ordered)]]) };
     const search = MemoryRepository.prototype.search as (this: unknown, request: SearchRequest) => Promise<Bundle>;
-    return search.call(view, request as SearchRequest) as Promise<Bundle<T & { id: string }>>;
+    return search.call(view, { ...request, filters: [], sortRules: [] } as SearchRequest) as Promise<Bundle<T & { id: string }>>;
+  }
+
+  private sortKey(resource: Resource, expression: string): string {
+    let known = this.answers.get(resource);
+    if (!known) {
+      known = new Map();
+      this.answers.set(resource, known);
+    }
+    const key = `sort\u0000${expression}`;
+    let value = known.get(key);
+    if (value === undefined) {
+      value = JSON.stringify(evalFhirPath(expression, resource));
+      known.set(key, value);
+    }
+    return value as string;
+  }
+
+  /**
+   * medplum's matcher for one filter, remembered per stored resource: the same patient's
+   * observations are asked the same question for every study, and each answer is FHIRPath work.
+   * Stored resources are never changed in place (an update stores a new object), so an answer
+   * cannot go stale; a resource no longer stored takes its answers with it (WeakMap).
+   */
+  private readonly answers = new WeakMap<Resource, Map<string, boolean | string>>();
+  private matches(resource: Resource, resourceType: string, filter: NonNullable<SearchRequest['filters']>[number]): boolean {
+    let known = this.answers.get(resource);
+    if (!known) {
+      known = new Map();
+      this.answers.set(resource, known);
+    }
+    const key = `${filter.code}\u0000${filter.operator}\u0000${filter.value}`;
+    let answer = known.get(key);
+    if (answer === undefined) {
+      answer = matchesSearchRequest(resource, { resourceType, filters: [filter] } as SearchRequest);
+      known.set(key, answer);
+    }
+    return answer === true;
   }
 
   /** Number of current resources of a type (for tests). */
