@@ -160,8 +160,15 @@ class SrWatcher {
   }
 }
 
+const children = new Set<ChildProcess>();
+// A bench that dies must not leave a `serve` behind, polling on and skewing the next run.
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
 function startServe(cfg: string): ChildProcess {
   const child = spawn(process.execPath, ['src/bin.mjs', 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  children.add(child);
+  child.once('exit', () => children.delete(child));
   child.stderr?.on('data', () => undefined);
   return child;
 }

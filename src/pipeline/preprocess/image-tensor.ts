@@ -148,24 +148,28 @@ export function planBilinearHalfPixel(rows: number, cols: number, outRows: numbe
     sourceCols: cx.needed,
     apply(src: Float32Array): Float32Array {
       if (src.length !== cy.needed.length * width) throw new RangeError(`resize: ${src.length} values for the planned grid`);
-      const out = new Float32Array(outRows * outCols);
       const f = Math.fround;
+      // Separable, and the same arithmetic: each source row's column blends are computed once
+      // (an output row reads two source rows, and neighbouring output rows share them), then
+      // the row blends. fma(x0, w0, x1 * w1): x0*w0 is exact in float64, so one fround is the
+      // fused rounding.
+      const nRows = cy.needed.length;
+      const across = new Float32Array(nRows * outCols);
+      for (let r = 0; r < nRows; r++) {
+        const s = r * width;
+        const o = r * outCols;
+        for (let j = 0; j < outCols; j++) {
+          across[o + j] = f(src[s + cx.i0[j]!]! * xs.w0[j]! + f(src[s + cx.i1[j]!]! * xs.w1[j]!));
+        }
+      }
+      const out = new Float32Array(outRows * outCols);
       for (let i = 0; i < outRows; i++) {
-        const r0 = cy.i0[i]! * width;
-        const r1 = cy.i1[i]! * width;
+        const t0 = cy.i0[i]! * outCols;
+        const t1 = cy.i1[i]! * outCols;
         const wy0 = ys.w0[i]!;
         const wy1 = ys.w1[i]!;
         const o = i * outCols;
-        for (let j = 0; j < outCols; j++) {
-          const c0 = cx.i0[j]!;
-          const c1 = cx.i1[j]!;
-          const wx0 = xs.w0[j]!;
-          const wx1 = xs.w1[j]!;
-          // fma(x0, w0, x1 * w1): x0*w0 is exact in float64, so one fround is the fused rounding.
-          const t0 = f(src[r0 + c0]! * wx0 + f(src[r0 + c1]! * wx1));
-          const t1 = f(src[r1 + c0]! * wx0 + f(src[r1 + c1]! * wx1));
-          out[o + j] = f(t0 * wy0 + f(t1 * wy1));
-        }
+        for (let j = 0; j < outCols; j++) out[o + j] = f(across[t0 + j]! * wy0 + f(across[t1 + j]! * wy1));
       }
       return out;
     },
@@ -220,6 +224,36 @@ function axisWeights(inSize: number, outSize: number): { i0: Int32Array; i1: Int
     w0[k] = f(1 - lambda);
   }
   return { i0, i1, w0, w1 };
+}
+
+/**
+ * Steps 1-3 on the planned grid into `out`. Indexed loops, with the photometric choice taken
+ * once: this runs once per source pixel read (~50 k for a small radiograph, 200 k for a large
+ * one) and was half the preprocessing time written with for…of and a branch per pixel.
+ */
+function compactVoi(
+  data: ArrayLike<number>,
+  columns: number,
+  sourceRows: Int32Array,
+  sourceCols: Int32Array,
+  out: Float32Array,
+  v: { slope: number; intercept: number; lower: number; upper: number; c: number; denom: number; invert: boolean },
+): void {
+  const { slope, intercept, lower, upper, c, denom } = v;
+  const nr = sourceRows.length;
+  const nc = sourceCols.length;
+  const flip = v.invert ? 1 : 0;
+  const sign = v.invert ? -1 : 1;
+  let k = 0;
+  for (let a = 0; a < nr; a++) {
+    const base = sourceRows[a]! * columns;
+    for (let b = 0; b < nc; b++) {
+      const x = (data[base + sourceCols[b]!] as number) * slope + intercept;
+      const t = x <= lower ? 0 : x > upper ? 1 : (x - c) / denom + 0.5;
+      // flip + sign * t is exactly 1 - t or t (both exact in float64 for t in [0, 1]).
+      out[k++] = flip + sign * t;
+    }
+  }
 }
 
 function greyOf(input: GreyImage | DicomImageLike): GreyImage {
@@ -277,15 +311,7 @@ export function imageToTensor(input: GreyImage | DicomImageLike, spec: ImageSpec
   const plan = RESIZE_KERNELS[spec.resize](rows, columns, spec.size, spec.size);
   const { sourceRows, sourceCols } = plan;
   const y = new Float32Array(sourceRows.length * sourceCols.length);
-  let k = 0;
-  for (const r of sourceRows) {
-    const base = r * columns;
-    for (const col of sourceCols) {
-      const v = (data[base + col] as number) * slope + intercept;
-      const t = v <= lower ? 0 : v > upper ? 1 : (v - c) / denom + 0.5;
-      y[k++] = invert ? 1 - t : t;
-    }
-  }
+  compactVoi(data, columns, sourceRows, sourceCols, y, { slope, intercept, lower, upper, c, denom, invert });
 
   // 4. Resize.
   const resized = plan.apply(y);
