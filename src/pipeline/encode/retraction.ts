@@ -36,6 +36,7 @@ import { writePart10, type NaturalDataset } from './dicom-io.ts';
 import { SERVICE_SYSTEM, type Coding, type Identifier } from './fhir.ts';
 import { codeSequenceItem, text } from './sr-items.ts';
 import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID, DCMR_MAPPING_RESOURCE_UID, dicomDateTimeUtc } from './sr.ts';
+import { patientAndStudy } from './study-modules.ts';
 
 export const KEY_OBJECT_SELECTION_SOP_CLASS_UID = '1.2.840.10008.5.1.4.1.1.88.59';
 export const REJECTION_SERIES_NUMBER = 9902;
@@ -136,18 +137,7 @@ export function encodeRejectionNote(input: RejectionNoteInput): RejectionNoteOut
     SOPClassUID: KEY_OBJECT_SELECTION_SOP_CLASS_UID,
     SOPInstanceUID: sopInstanceUID,
     TimezoneOffsetFromUTC: '+0000',
-    PatientName: study.PatientName ?? '',
-    PatientID: study.PatientID ?? '',
-    ...(study.IssuerOfPatientID ? { IssuerOfPatientID: study.IssuerOfPatientID } : {}),
-    PatientBirthDate: study.PatientBirthDate ?? '',
-    PatientSex: study.PatientSex ?? '',
-    StudyInstanceUID: study.StudyInstanceUID,
-    StudyDate: study.StudyDate ?? '',
-    StudyTime: study.StudyTime ?? '',
-    ReferringPhysicianName: study.ReferringPhysicianName ?? '',
-    StudyID: study.StudyID ?? '',
-    AccessionNumber: study.AccessionNumber ?? '',
-    ...(study.StudyDescription ? { StudyDescription: study.StudyDescription } : {}),
+    ...patientAndStudy(study),
     // Key Object Document Series: a series of its own (a series has one modality, and KO is not SR).
     Modality: 'KO',
     SeriesInstanceUID: seriesInstanceUID,

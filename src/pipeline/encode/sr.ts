@@ -43,6 +43,7 @@ import type { NaturalDataset } from './dicom-io.ts';
 import { writePart10 } from './dicom-io.ts';
 import type { ContentItem, InstanceRef } from './sr-items.ts';
 import { code, codeSequenceItem, container, image, num, scoordRect, text, uidref } from './sr-items.ts';
+import { patientAndStudy } from './study-modules.ts';
 
 export const COMPREHENSIVE_3D_SR_SOP_CLASS_UID = '1.2.840.10008.5.1.4.1.1.88.34';
 export const DCMR_MAPPING_RESOURCE_UID = '1.2.840.10008.8.1.1';
@@ -287,20 +288,8 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
         ContributionDescription: `${input.model.name} ${inference.modelVersion}`,
       },
     ],
-    // Patient (copied)
-    PatientName: study.PatientName ?? '',
-    PatientID: study.PatientID ?? '',
-    ...(study.IssuerOfPatientID ? { IssuerOfPatientID: study.IssuerOfPatientID } : {}),
-    PatientBirthDate: study.PatientBirthDate ?? '',
-    PatientSex: study.PatientSex ?? '',
-    // General Study (copied)
-    StudyInstanceUID: study.StudyInstanceUID,
-    StudyDate: study.StudyDate ?? '',
-    StudyTime: study.StudyTime ?? '',
-    ReferringPhysicianName: study.ReferringPhysicianName ?? '',
-    StudyID: study.StudyID ?? '',
-    AccessionNumber: study.AccessionNumber ?? '',
-    ...(study.StudyDescription ? { StudyDescription: study.StudyDescription } : {}),
+    // Patient and General Study (copied)
+    ...patientAndStudy(study),
     // SR Document Series
     Modality: 'SR',
     SeriesInstanceUID: seriesInstanceUID,
