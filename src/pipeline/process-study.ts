@@ -170,6 +170,8 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   }
   const rendered = renderClinicalText(clinical.resources, manifest.text, mappings.fhir);
   for (const hit of rendered.capsHit) log.warn({ event: 'context.cap_hit', study: studyInstanceUID, ...hit }, 'a clinical context cap was hit; the text was cut');
+  // Why a report's attachment gave no text (its content type, charset or encoding): never the text.
+  for (const u of rendered.unread) log.info({ event: 'context.text_unread', study: studyInstanceUID, resource: u.resource, reason: u.reason }, 'a report attachment was not read');
   const usedVersions = versionsOf(rendered.used, previous?.orderPriority);
   const key = resultKey({
     studyInstanceUID,
