@@ -88,7 +88,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
   };
   const breakers = instrument(servers, config, metrics, log);
   const pacs = servers.dicomweb ? serverPipeline(config, runtime, { ...servers, dicomweb: servers.dicomweb }, log) : undefined;
-  const folder = ingestModes(config).includes('folder') ? openFolderIngest(config, pacs?.source, servers.fhir) : undefined;
+  const folder = ingestModes(config).includes('folder') ? openFolderIngest(config, pacs?.source, servers.fhir, (uid) => runtime.store.get(uid)?.source === 'folder') : undefined;
   let deps: PipelineDeps;
   if (pacs) deps = { ...pacs, ...(folder ? { source: folder.source } : {}), metrics };
   else if (folder?.sink) {
@@ -105,7 +105,11 @@ export async function openService(config: Config, log: Logger): Promise<Service>
       software: SOFTWARE,
       metrics,
     };
-  } else throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - ingest.folder: required for the folder mode');
+  } else {
+    servers.close();
+    await runtime.close();
+    throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - ingest.folder: required for the folder mode');
+  }
   return {
     runtime,
     servers,

@@ -367,8 +367,13 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     }
   };
   const settled = await Promise.allSettled([pacsWrites(), fhirWrites(), drawing]);
-  const failure = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
-  if (failure) throw failure.reason;
+  const failures = settled.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  if (failures.length > 0) {
+    // Both chains may fail (each failure is in the audit log). A write still waiting for its
+    // upstream wins over a terminal one: the job waits, the next attempt writes what it can,
+    // and a terminal error that persists then ends the job with its own reason.
+    throw failures.find((e) => e instanceof WriteBackPending) ?? failures[0];
+  }
   log.info({ event: 'study.done', study: studyInstanceUID, priority, provider: model.provider, timings }, 'study processed');
   return { status: 'done', result, sr: sr.part10, fhir, unchanged: false };
 }

@@ -352,6 +352,11 @@ export function requestMarkedWrong(store: JobStore, studyInstanceUID: string, re
   const job = store.get(studyInstanceUID);
   if (!job) throw new TriageError('NOT_FOUND', `no study ${studyInstanceUID} in the store`, { where: 'retract' });
   if (job.state === 'running') throw new TriageError('CONFLICT', `study ${studyInstanceUID} is running; retract it when the run ends`, { where: 'retract' });
+  // A retraction being carried out is not replaced under its runner (it would mark the new
+  // request done with the old one's writes): ask again when it has ended.
+  if (store.getRetraction(studyInstanceUID)?.state === 'running') {
+    throw new TriageError('CONFLICT', `a retraction of study ${studyInstanceUID} is being carried out; ask again when it has ended`, { where: 'retract' });
+  }
   const text = reason.trim();
   if (text === '' || text.length > MAX_RETRACTION_REASON) throw new TriageError('USAGE', `the reason must be 1 to ${MAX_RETRACTION_REASON} characters`, { where: 'retract' });
   const recorded = store.requestRetraction({ studyInstanceUID, cause: 'marked-wrong', reason: text, ...(requestedBy ? { requestedBy } : {}) });

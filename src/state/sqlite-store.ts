@@ -711,6 +711,9 @@ export class SqliteJobStore implements JobStore {
       if (!latest) return undefined;
       const existing = this.getRetraction(request.studyInstanceUID);
       if (existing && existing.resultKey === latest.resultKey && existing.state !== 'failed') return { retraction: existing, created: false };
+      // Never replaced under its runner, whose progress and end would be written onto the new
+      // request: a running retraction ends first (or its lease expires and it is run again).
+      if (existing?.state === 'running') return { retraction: existing, created: false };
       const now = this.clock();
       this.db
         .prepare(

@@ -15,6 +15,7 @@ import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
 import type { StoredResult } from '../../state/store.ts';
 import type { FhirClient } from '../fhir/client.ts';
 import { FolderSink } from './folder-io.ts';
+import { isValidUid } from '../../domain/uids.ts';
 
 interface DcmjsLogger {
   getLevel(): number;
@@ -53,7 +54,13 @@ export function readHeader(bytes: Uint8Array): InstanceMeta {
   } finally {
     loggers.forEach((l, i) => l.setLevel(levels[i] ?? 'warn', false));
   }
-  return metaFromDataset(ds);
+  const meta = metaFromDataset(ds);
+  // The UID names folders (.done/<uid>, the output folder): from a dropped file it is untrusted
+  // input, and anything but a UID ("../..") must not become a path.
+  if (!isValidUid(meta.StudyInstanceUID)) {
+    throw new TriageError('DICOM_UNREADABLE', 'the StudyInstanceUID is not a valid UID (digits and dots, at most 64 characters)', { where: 'ingest.folder' });
+  }
+  return meta;
 }
 
 export interface FolderDirs {
@@ -118,9 +125,13 @@ export class LocalFolder implements FolderFs {
     } catch {
       return undefined; // gone between readdir and stat
     }
+    // The later of mtime and ctime: copy tools that keep timestamps (cp -p, rsync -a, robocopy)
+    // write an old mtime, but setting it moves ctime to now, so a file being copied that way
+    // still looks recent and is not taken for complete.
+    const changedMs = Math.max(info.mtimeMs, info.ctimeMs);
     const cached = this.headers.get(relPath);
-    if (cached && cached.size === info.size && cached.mtimeMs === info.mtimeMs) return cached.file;
-    const base = { path: relPath, size: info.size, mtimeMs: info.mtimeMs };
+    if (cached && cached.size === info.size && cached.mtimeMs === changedMs) return cached.file;
+    const base = { path: relPath, size: info.size, mtimeMs: changedMs };
     let file: ScannedFile;
     try {
       file = { ...base, kind: 'dicom', meta: readHeader(await readFile(full)) };
@@ -128,7 +139,7 @@ export class LocalFolder implements FolderFs {
       const e = asTriageError(err, 'ingest.folder');
       file = { ...base, kind: 'unreadable', code: e.code, message: e.message };
     }
-    this.headers.set(relPath, { size: info.size, mtimeMs: info.mtimeMs, file });
+    this.headers.set(relPath, { size: info.size, mtimeMs: changedMs, file });
     return file;
   }
 
@@ -150,8 +161,11 @@ export class LocalFolder implements FolderFs {
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
       await writeFile(dest, await readFile(from));
       const handle = await open(dest, 'r');
-      await handle.sync();
-      await handle.close();
+      try {
+        await handle.sync();
+      } finally {
+        await handle.close();
+      }
       await rm(from);
     }
     this.headers.delete(file);
@@ -175,14 +189,23 @@ export class LocalFolder implements FolderFs {
  */
 export class FolderStudySource implements StudySource {
   private index = new Map<string, DicomFile[]>();
+  private scanned = false;
 
+  /**
+   * `isFolderJob`: whether the study's job came from the folder. Such a study is never looked
+   * up in the PACS (which would not have it, and would have it skipped, its files then settled
+   * unprocessed); before the first scan after a start its files are not known yet, which is
+   * retried, not failed.
+   */
   constructor(
     private readonly root: string,
     private readonly fallback?: StudySource,
+    private readonly isFolderJob: (studyInstanceUID: string) => boolean = () => true,
   ) {}
 
   update(studies: readonly FolderStudy[]): void {
     this.index = new Map(studies.map((s) => [s.studyInstanceUID, s.files]));
+    this.scanned = true;
   }
 
   has(studyInstanceUID: string): boolean {
@@ -192,7 +215,10 @@ export class FolderStudySource implements StudySource {
   async instances(studyInstanceUID: string): Promise<InstanceMeta[]> {
     const files = this.index.get(studyInstanceUID);
     if (files) return files.map((f) => f.meta);
-    if (this.fallback) return this.fallback.instances(studyInstanceUID);
+    if (this.fallback && !this.isFolderJob(studyInstanceUID)) return this.fallback.instances(studyInstanceUID);
+    if (!this.scanned) {
+      throw new TriageError('UPSTREAM_UNAVAILABLE', 'the watched folder has not been scanned since the start; the study is taken again after the first scan', { where: 'ingest.folder' });
+    }
     throw new TriageError('NOT_FOUND', `study ${studyInstanceUID} has no files in the watched folder (moved or deleted since it was enqueued)`, { where: 'ingest.folder' });
   }
 
@@ -258,6 +284,7 @@ export function openFolderIngest(
   config: Pick<Config, 'ingest' | 'shadow'>,
   pacsSource: StudySource | undefined,
   fhir: FhirClient | undefined,
+  isFolderJob?: (studyInstanceUID: string) => boolean,
 ): FolderIngest | undefined {
   const f = config.ingest.folder;
   if (!f) return undefined;
@@ -268,7 +295,7 @@ export function openFolderIngest(
     failedDir: path.resolve(f.failedDir ?? path.join(root, '.failed')),
     outDir: path.resolve(f.outDir ?? path.join(root, '.out')),
   };
-  const source = new FolderStudySource(root, pacsSource);
+  const source = new FolderStudySource(root, pacsSource, isFolderJob);
   const watcher = new FolderWatcher(
     new LocalFolder(dirs),
     {

@@ -203,19 +203,24 @@ export class HttpClient {
 
   /**
    * A pooled connection the server closed just as we reused it fails with ECONNRESET before any
-   * answer; the request never reached the server, so it is sent once more on a new connection
-   * (what Node's documentation advises for `reusedSocket`). Any other failure is the caller's.
+   * answer. That most likely means the request never reached the server, but not surely, so
+   * only a request that is safe to repeat is sent once more (what Node's documentation advises
+   * for `reusedSocket`): GET, HEAD, DELETE, and PUT without If-Match. Any other method, and
+   * any other failure, is the caller's (a transient error: the job is retried as a whole).
    */
   private async send(req: HttpRequest): Promise<HttpResponse> {
+    const method = req.method ?? 'GET';
+    const conditional = Object.keys(req.headers ?? {}).some((h) => h.toLowerCase() === 'if-match');
+    const repeatable = method === 'GET' || method === 'HEAD' || method === 'DELETE' || (method === 'PUT' && !conditional);
     try {
-      return await this.sendOnce(req);
+      return await this.sendOnce(req, repeatable);
     } catch (err) {
       if (!(err instanceof StaleSocket)) throw err;
       return this.sendOnce(req, false);
     }
   }
 
-  private sendOnce(req: HttpRequest, mayBeStale = true): Promise<HttpResponse> {
+  private sendOnce(req: HttpRequest, resendable: boolean): Promise<HttpResponse> {
     const target = new URL(req.path.replace(/^\//, '') + buildQuery(req.query), this.base);
     // The authorization header and the client certificate belong to this upstream: an absolute
     // URL elsewhere (a link in an answer) must not receive them.
@@ -253,7 +258,7 @@ export class HttpClient {
       });
       r.on('error', (err) => {
         clearTimeout(timer);
-        if (mayBeStale && r.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') reject(new StaleSocket());
+        if (resendable && r.reusedSocket && (err as NodeJS.ErrnoException).code === 'ECONNRESET') reject(new StaleSocket());
         else if (err instanceof TriageError) reject(err);
         else if (isTlsFailure(err)) {
           const code = (err as NodeJS.ErrnoException).code;

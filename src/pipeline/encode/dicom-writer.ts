@@ -78,7 +78,10 @@ function elementsOf(dataset: NaturalDataset): Element[] {
     if (value === null) throw new Unsupported(`${keyword}: null`);
     let tag = tagCache.get(keyword);
     if (tag === undefined) {
-      tag = parseInt(entry.tag.slice(1, 5) + entry.tag.slice(6, 10), 16);
+      const hex = entry.tag.slice(1, 5) + entry.tag.slice(6, 10);
+      // Repeating groups ("(60xx,3000)") name no single tag.
+      if (!/^[0-9A-Fa-f]{8}$/.test(hex)) throw new Unsupported(`${keyword}: tag ${entry.tag}`);
+      tag = parseInt(hex, 16);
       tagCache.set(keyword, tag);
     }
     out.push({ tag, vr: entry.vr, value });

@@ -141,10 +141,20 @@ export interface FolderPass {
  * studies whose job has ended, put aside the unreadable files. Idempotent: a pass after a crash
  * (at any point) redoes what is missing and nothing twice.
  */
-export async function pollFolder(fs: FolderFs, store: JobStore, options: FolderOptions, log: Logger, now: () => number = Date.now): Promise<FolderPass> {
+export async function pollFolder(
+  fs: FolderFs,
+  store: JobStore,
+  options: FolderOptions,
+  log: Logger,
+  now: () => number = Date.now,
+  onPlan?: (studies: readonly FolderStudy[]) => void,
+): Promise<FolderPass> {
   const files = await fs.scan();
   const t = now();
   const plan = planFolder(files, t, options.stableAgeS);
+  // The study source learns the files before any job for them exists: a worker may claim a job
+  // the moment it is enqueued, while this pass is still settling others.
+  onPlan?.(plan.studies);
   const stable = plan.studies.filter((s) => s.stable);
   // enqueueUnseen and the job look-ups below are synchronous: no job can end in between, so a
   // study is never settled on the strength of a job that ran on other files.
@@ -209,8 +219,7 @@ export class FolderWatcher {
     const t = now();
     if (!force && this.options.pollIntervalS !== undefined && t - this.lastScanAt < this.options.pollIntervalS * 1000) return 0;
     this.lastScanAt = t;
-    const result = await pollFolder(this.fs, store, this.options, log, now);
-    this.onScan(result.studies);
+    const result = await pollFolder(this.fs, store, this.options, log, now, this.onScan);
     return result.enqueued;
   }
 }

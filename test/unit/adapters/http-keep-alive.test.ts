@@ -44,7 +44,7 @@ describe('HttpClient keep-alive with a 1 s server hint (Orthanc\'s default KeepA
 });
 
 describe('HttpClient: a reused connection the server has just closed', () => {
-  it('is sent again once on a new connection; a reset on a fresh connection is an error', async () => {
+  it('is sent again once on a new connection when safe to repeat (GET, PUT); a POST, or a reset on a fresh connection, is an error', async () => {
     let connections = 0;
     let resetFresh = false;
     const server = http.createServer((req, res) => {
@@ -66,6 +66,11 @@ describe('HttpClient: a reused connection the server has just closed', () => {
       expect((await client.request({ path: 'a' })).status).toBe(200);
       expect((await client.request({ method: 'PUT', path: 'b', body: 'x' })).status).toBe(200);
       expect(connections).toBe(2);
+      // A POST may have been acted on before the reset: not sent again, the caller retries.
+      await expect(client.request({ method: 'POST', path: 'c', body: 'x' })).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
+      expect(connections).toBe(2);
+      expect((await client.request({ path: 'd' })).status).toBe(200);
+      expect(connections).toBe(3);
       resetFresh = true;
       await new Promise((r) => setTimeout(r, 700)); // no pooled socket left: the next one is fresh
       await expect(client.request({ path: 'c' })).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
