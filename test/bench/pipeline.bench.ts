@@ -426,15 +426,25 @@ if (BACKLOG > 0) {
   for (;;) {
     await new Promise((r) => setTimeout(r, 2000));
     const rssMb = round(Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
+    // Studies with a result (or ended without one), not jobs in state done: Orthanc repeats
+    // StableStudy when our SR arrives, so every done job is queued once more for an
+    // "unchanged" check, and the done count never reaches the total while that wave runs.
     let done = 0;
     try {
       const db = new Database(dbFile, { readonly: true });
-      done = (db.prepare(`SELECT count(*) AS n FROM jobs WHERE state IN ('done','skipped','failed')`).get() as { n: number }).n;
+      done = (
+        db
+          .prepare(
+            `SELECT count(*) AS n FROM jobs j WHERE j.state IN ('skipped','failed') OR EXISTS (SELECT 1 FROM results r WHERE r.study_uid = j.study_uid)`,
+          )
+          .get() as { n: number }
+      ).n;
       db.close();
     } catch {
       /* store not created yet */
     }
     samples.push({ done, rssMb });
+    if (samples.length % 15 === 0) say(`  backlog: ${done} of ${target} studies, serve RSS ${rssMb} MB`);
     if (done >= target) break;
   }
   child.kill('SIGTERM');
