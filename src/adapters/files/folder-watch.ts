@@ -125,10 +125,10 @@ export class LocalFolder implements FolderFs {
     } catch {
       return undefined; // gone between readdir and stat
     }
-    // The later of mtime and ctime: copy tools that keep timestamps (cp -p, rsync -a, robocopy)
-    // write an old mtime, but setting it moves ctime to now, so a file being copied that way
-    // still looks recent and is not taken for complete.
-    const changedMs = Math.max(info.mtimeMs, info.ctimeMs);
+    // mtime, as the fingerprint: a copy tool that keeps the source's mtime (cp -p, rsync -a)
+    // makes a file still being written look old, so such tools must copy into a dot-folder
+    // (ignored) and rename into place (README, folder mode).
+    const changedMs = info.mtimeMs;
     const cached = this.headers.get(relPath);
     if (cached && cached.size === info.size && cached.mtimeMs === changedMs) return cached.file;
     const base = { path: relPath, size: info.size, mtimeMs: changedMs };
