@@ -411,26 +411,43 @@ export class SqliteJobStore implements JobStore {
   }
 
   claim(now: number, lease: { owner: string; leaseMs: number } = { owner: 'local', leaseMs: DEFAULT_LEASE_MS }, studyInstanceUID?: string): Job | undefined {
+    const row = this.claimRow<JobRow>('jobs', 'queued', 'enqueued_at', now, lease, studyInstanceUID);
+    return row ? toJob(row) : undefined;
+  }
+
+  /**
+   * The one claim of both queues (jobs, retractions): the first due row, waiting or running
+   * under an expired lease, taken with a fresh lease. The state-and-lease guard on the UPDATE
+   * makes the claim safe when two processes race for the same row. `table` and the columns are
+   * constants of this class, never input.
+   */
+  private claimRow<R extends { study_uid: string; state: string; attempts: number; lease_until?: number | null }>(
+    table: 'jobs' | 'retractions',
+    waiting: 'queued' | 'pending',
+    tieBreak: 'enqueued_at' | 'requested_at',
+    now: number,
+    lease: { owner: string; leaseMs: number },
+    studyInstanceUID: string | undefined,
+  ): R | undefined {
     return this.db.transaction(() => {
       const row = this.db
         .prepare(
-          `SELECT * FROM jobs
-           WHERE ((state = 'queued' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now))
+          `SELECT * FROM ${table}
+           WHERE ((state = '${waiting}' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now))
              AND (@uid IS NULL OR study_uid = @uid)
-           ORDER BY next_attempt_at, enqueued_at LIMIT 1`,
+           ORDER BY next_attempt_at, ${tieBreak} LIMIT 1`,
         )
-        .get({ now, uid: studyInstanceUID ?? null }) as JobRow | undefined;
+        .get({ now, uid: studyInstanceUID ?? null }) as R | undefined;
       if (!row) return undefined;
       const until = now + lease.leaseMs;
-      // The state guard makes the claim safe when two processes race for the same row.
       const changed = this.db
         .prepare(
-          `UPDATE jobs SET state = 'running', attempts = attempts + 1, updated_at = @now, lease_owner = @owner, lease_until = @until
+          `UPDATE ${table} SET state = 'running', attempts = attempts + 1, updated_at = @now, lease_owner = @owner, lease_until = @until
            WHERE study_uid = @uid AND state = @state AND COALESCE(lease_until, 0) = @oldUntil`,
         )
         .run({ now, owner: lease.owner, until, uid: row.study_uid, state: row.state, oldUntil: row.lease_until ?? 0 }).changes;
       if (changed === 0) return undefined;
-      return toJob({ ...row, state: 'running', attempts: row.attempts + 1, lease_owner: lease.owner, lease_until: until });
+      return { ...row, state: 'running', attempts: row.attempts + 1, lease_owner: lease.owner, lease_until: until };
     })();
   }
 
@@ -756,26 +773,8 @@ export class SqliteJobStore implements JobStore {
   }
 
   claimRetraction(now: number, lease: { owner: string; leaseMs: number }, studyInstanceUID?: string): Retraction | undefined {
-    return this.db.transaction(() => {
-      const row = this.db
-        .prepare(
-          `SELECT * FROM retractions
-           WHERE ((state = 'pending' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now))
-             AND (@uid IS NULL OR study_uid = @uid)
-           ORDER BY next_attempt_at, requested_at LIMIT 1`,
-        )
-        .get({ now, uid: studyInstanceUID ?? null }) as RetractionRow | undefined;
-      if (!row) return undefined;
-      const until = now + lease.leaseMs;
-      const changed = this.db
-        .prepare(
-          `UPDATE retractions SET state = 'running', attempts = attempts + 1, updated_at = @now, lease_owner = @owner, lease_until = @until
-           WHERE study_uid = @uid AND state = @state AND COALESCE(lease_until, 0) = @oldUntil`,
-        )
-        .run({ now, owner: lease.owner, until, uid: row.study_uid, state: row.state, oldUntil: row.lease_until ?? 0 }).changes;
-      if (changed === 0) return undefined;
-      return toRetraction({ ...row, state: 'running', attempts: row.attempts + 1, lease_owner: lease.owner, lease_until: until });
-    })();
+    const row = this.claimRow<RetractionRow>('retractions', 'pending', 'requested_at', now, lease, studyInstanceUID);
+    return row ? toRetraction(row) : undefined;
   }
 
   renewRetractionLease(studyInstanceUID: string, owner: string, until: number): boolean {
