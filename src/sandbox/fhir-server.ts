@@ -108,18 +108,7 @@ export class SandboxRepository extends MemoryRepository {
   }
 
   private sortKey(resource: Resource, expression: string): string {
-    let known = this.answers.get(resource);
-    if (!known) {
-      known = new Map();
-      this.answers.set(resource, known);
-    }
-    const key = `sort\u0000${expression}`;
-    let value = known.get(key);
-    if (value === undefined) {
-      value = JSON.stringify(evalFhirPath(expression, resource));
-      known.set(key, value);
-    }
-    return value as string;
+    return this.remember(resource, `sort\u0000${expression}`, () => JSON.stringify(evalFhirPath(expression, resource)));
   }
 
   /**
@@ -130,18 +119,18 @@ export class SandboxRepository extends MemoryRepository {
    */
   private readonly answers = new WeakMap<Resource, Map<string, boolean | string>>();
   private matches(resource: Resource, resourceType: string, filter: NonNullable<SearchRequest['filters']>[number]): boolean {
+    const key = `${filter.code}\u0000${filter.operator}\u0000${filter.value}`;
+    return this.remember(resource, key, () => matchesSearchRequest(resource, { resourceType, filters: [filter] } as SearchRequest));
+  }
+
+  private remember<T extends boolean | string>(resource: Resource, key: string, compute: () => T): T {
     let known = this.answers.get(resource);
     if (!known) {
       known = new Map();
       this.answers.set(resource, known);
     }
-    const key = `${filter.code}\u0000${filter.operator}\u0000${filter.value}`;
-    let answer = known.get(key);
-    if (answer === undefined) {
-      answer = matchesSearchRequest(resource, { resourceType, filters: [filter] } as SearchRequest);
-      known.set(key, answer);
-    }
-    return answer === true;
+    if (!known.has(key)) known.set(key, compute());
+    return known.get(key) as T;
   }
 
   /** Number of current resources of a type (for tests). */

@@ -8,22 +8,22 @@
  *  - a study deleted in Orthanc: the sweep finds it gone and its RiskAssessment becomes
  *    entered-in-error; nothing is written to the PACS.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
-import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
+import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { createApp } from '../../src/api/app.ts';
 import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
-import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
+import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
+import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
 import { cli, waitFor } from '../harness/cli.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { dciodvfy, fhirProblems } from '../unit/encode/validators.ts';
+import { startRig, type Rig } from '../harness/rig.ts';
 
 const DEMO = 'test/fixtures/demo';
 const ROOT = '1.2.826.0.1.3680043.10.997';
@@ -32,6 +32,7 @@ const TOKEN = 'corrections-token-16+';
 type Resource = Record<string, unknown> & { resourceType: string; id: string; status?: string; meta?: { versionId?: string; tag?: { system: string; code: string }[] }; identifier?: { value: string }[] };
 
 describe.skipIf(!requireOrthanc())('corrections: retracted where written, once', () => {
+  let rig: Rig;
   let orthanc: OrthancServer;
   let fhir: RunningFhirServer;
   let dicomweb: DicomWebClient;
@@ -82,24 +83,9 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
   }
 
   beforeAll(async () => {
-    orthanc = await startOrthanc({ dicomServer: false });
-    fhir = await startFhirServer();
-    await fhir.seed(JSON.parse(readFileSync(path.join(DEMO, 'fhir-bundle.json'), 'utf8')));
-    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-corrections-'));
-    storePath = path.join(dir, 'jobs.sqlite');
-    configFile = path.join(dir, 'config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
-        fhir: { baseUrl: fhir.url },
-        store: { path: storePath },
-        uidRoot: '1.2.826.0.1.3680043.10.999',
-        corrections: { deletedSweepIntervalMin: 0 },
-      }),
-    );
+    rig = await startRig('corrections');
+    ({ orthanc, fhir, dicomweb, rest, dir, storePath } = rig);
+    configFile = rig.config('config.json', { corrections: { deletedSweepIntervalMin: 0 } });
     await dicomweb.store(undefined, studies.map((s) => s.part10));
     await waitFor('both studies stable', async () => {
       const stable = (await rest.changes(0, 1000)).changes.filter((c) => c.changeType === 'StableStudy').length;
@@ -118,10 +104,7 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
   afterAll(async () => {
     await new Promise<void>((resolve) => (api ? api.close(() => resolve()) : resolve()));
     apiStore?.close();
-    dicomweb?.close();
-    rest?.close();
-    await fhir?.close();
-    await orthanc?.cleanup();
+    await rig?.close();
   });
 
   it('before: one SR and one final RiskAssessment per study, ranked with a priority', async () => {

@@ -8,19 +8,19 @@
  *    lease has expired, finishes it and the study left queued before: one SR + one RiskAssessment each.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
-import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
+import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
-import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import { freePorts, startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
+import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
+import { freePorts, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
 import type { Job } from '../../src/state/store.ts';
 import { cli } from '../harness/cli.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
+import { startRig, type Rig } from '../harness/rig.ts';
 
 const DEMO = 'test/fixtures/demo';
 const ROOT = '1.2.826.0.1.3680043.10.996';
@@ -37,6 +37,7 @@ async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeou
 }
 
 describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
+  let rig: Rig;
   let orthanc: OrthancServer;
   let fhir: RunningFhirServer;
   let dicomweb: DicomWebClient;
@@ -81,20 +82,14 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
   /** Starts `serve` with this worker config; resolves with the child and its exit (code, signal, when). */
   async function serve(worker: Record<string, number>): Promise<{ kill: () => number; exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; at: number }>; output: () => string }> {
     const [port] = await freePorts(1);
-    const configFile = path.join(dir, `serve-${port}.json`);
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 },
-        fhir: { baseUrl: fhir.url, timeoutMs: 30_000 },
-        store: { path: storePath },
-        uidRoot: '1.2.826.0.1.3680043.10.999',
-        api: { port },
-        ingest: { pollIntervalS: 1 },
-        worker: { concurrency: 1, retryBaseDelayMs: 100, retryMaxDelayMs: 400, ...worker },
-        corrections: { deletedSweep: false },
-      }),
-    );
+    const configFile = rig.config(`serve-${port}.json`, {
+      pacs: { timeoutMs: 10_000 },
+      fhir: { timeoutMs: 30_000 },
+      api: { port },
+      ingest: { pollIntervalS: 1 },
+      worker: { concurrency: 1, retryBaseDelayMs: 100, retryMaxDelayMs: 400, ...worker },
+      corrections: { deletedSweep: false },
+    });
     let output = '';
     const child = spawn(process.execPath, ['src/bin.mjs', 'serve', '--config', configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
     child.stdout.on('data', (d: Buffer) => (output += d.toString()));
@@ -113,21 +108,13 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
   }
 
   beforeAll(async () => {
-    orthanc = await startOrthanc({ dicomServer: false });
-    fhir = await startFhirServer();
-    await fhir.seed(JSON.parse(readFileSync(path.join(DEMO, 'fhir-bundle.json'), 'utf8')));
-    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-drain-'));
-    storePath = path.join(dir, 'jobs.sqlite');
+    rig = await startRig('drain');
+    ({ orthanc, fhir, dicomweb, rest, dir, storePath } = rig);
   }, 60_000);
 
   afterAll(async () => {
     fhir?.faults.reset();
-    dicomweb?.close();
-    rest?.close();
-    await fhir?.close();
-    await orthanc?.cleanup();
+    await rig?.close();
   });
 
   let leftQueued: string;

@@ -4,19 +4,19 @@
  * RiskAssessment on the FHIR server, or none and a failed job with its reason.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.ts';
-import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
-import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
+import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
 import type { Job } from '../../src/state/store.ts';
-import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
+import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
+import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
+import { startRig, type Rig } from '../harness/rig.ts';
 
 const DEMO = 'test/fixtures/demo';
 const ROOT = '1.2.826.0.1.3680043.10.998';
@@ -40,6 +40,7 @@ async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, tim
 }
 
 describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice', () => {
+  let rig: Rig;
   let orthanc: OrthancServer;
   let fhir: RunningFhirServer;
   let dicomweb: DicomWebClient;
@@ -111,32 +112,18 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
   const once = (uids: string[]) => Object.fromEntries(uids.map((u) => [u, { srs: 1, risks: 1, state: 'done' }]));
 
   beforeAll(async () => {
-    orthanc = await startOrthanc({ dicomServer: false, stopTimeoutMs: 10_000 });
-    fhir = await startFhirServer();
-    await fhir.seed(JSON.parse(readFileSync(path.join(DEMO, 'fhir-bundle.json'), 'utf8')));
-    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-faults-'));
-    storePath = path.join(dir, 'jobs.sqlite');
-    configFile = path.join(dir, 'config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 3_000 },
-        fhir: { baseUrl: fhir.url, timeoutMs: 1_000 },
-        store: { path: storePath },
-        uidRoot: '1.2.826.0.1.3680043.10.999',
-        worker: { concurrency: 2, maxAttempts: 8, retryBaseDelayMs: 100, retryMaxDelayMs: 400, leaseMs: 1_500 },
-        breaker: { failureThreshold: 3, openMs: 300 },
-      }),
-    );
+    rig = await startRig('faults', { stopTimeoutMs: 10_000 });
+    ({ orthanc, fhir, dicomweb, rest, storePath } = rig);
+    configFile = rig.config('config.json', {
+      pacs: { timeoutMs: 3_000 },
+      fhir: { timeoutMs: 1_000 },
+      worker: { concurrency: 2, maxAttempts: 8, retryBaseDelayMs: 100, retryMaxDelayMs: 400, leaseMs: 1_500 },
+      breaker: { failureThreshold: 3, openMs: 300 },
+    });
   }, 60_000);
 
   afterAll(async () => {
-    dicomweb?.close();
-    rest?.close();
-    await fhir?.close();
-    await orthanc?.cleanup();
+    await rig?.close();
   });
 
   it('FHIR 500 and 429 bursts (Retry-After 1 s): retried, then each study written exactly once', async () => {

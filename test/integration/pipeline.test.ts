@@ -3,19 +3,19 @@
  * Orthanc, their FHIR context in the sandbox FHIR server, `run-once` through the CLI, then
  * everything read back from the servers themselves.
  */
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
-import { OrthancClient, PRIORITY_METADATA } from '../../src/adapters/orthanc/client.ts';
+import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import { PRIORITY_METADATA, type OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
 import { readSr } from '../../src/pipeline/encode/sr-read.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
-import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
+import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
+import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { cli, waitFor } from '../harness/cli.ts';
+import { startRig, type Rig } from '../harness/rig.ts';
 
 const DEMO = 'test/fixtures/demo';
 const CT = 'test/fixtures/pydicom/CT_small.dcm';
@@ -23,6 +23,7 @@ const CT = 'test/fixtures/pydicom/CT_small.dcm';
 
 
 describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-once → SR, RiskAssessment, priority', () => {
+  let rig: Rig;
   let orthanc: OrthancServer;
   let fhir: RunningFhirServer;
   let dicomweb: DicomWebClient;
@@ -47,32 +48,15 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
   }
 
   beforeAll(async () => {
-    orthanc = await startOrthanc({ dicomServer: false });
-    fhir = await startFhirServer();
-    await fhir.seed(JSON.parse(readFileSync(path.join(DEMO, 'fhir-bundle.json'), 'utf8')));
-    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    rig = await startRig('e2e');
+    ({ orthanc, fhir, dicomweb, rest, storePath } = rig);
     await dicomweb.store(undefined, [...demoFiles, CT].map((f) => readFileSync(f)));
     await waitFor('StableStudy for every study', async () => ((await stableStudies()) >= demoFiles.length + 1 ? true : undefined));
-    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-e2e-'));
-    storePath = path.join(dir, 'jobs.sqlite');
-    configFile = path.join(dir, 'config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
-        fhir: { baseUrl: fhir.url },
-        store: { path: storePath },
-        uidRoot: '1.2.826.0.1.3680043.10.999',
-      }),
-    );
+    configFile = rig.config('config.json');
   }, 120_000);
 
   afterAll(async () => {
-    dicomweb?.close();
-    rest?.close();
-    await fhir?.close();
-    await orthanc?.cleanup();
+    await rig?.close();
   });
 
   it('processes every chest study, skips the CT with a reason, and writes SR, RiskAssessment and priority', async () => {
