@@ -1,5 +1,7 @@
 /**
- * DICOM Part 10 bytes → instance attributes and grey pixel values, through dcmjs.
+ * DICOM Part 10 bytes → instance attributes and grey pixel values: native little-endian
+ * files through native-attributes.ts (the ~40 attributes we read, from the element headers),
+ * everything else through dcmjs.
  *
  * Every failure is a TriageError: DICOM_UNREADABLE (not DICOM, truncated, malformed),
  * DICOM_UNSUPPORTED_SYNTAX (encapsulated syntax without a registered codec),
@@ -10,6 +12,7 @@ import { inflateRawSync } from 'node:zlib';
 import { TriageError } from '../../domain/errors.ts';
 import type { InstanceMeta } from '../../domain/types.ts';
 import { StructureError, checkDatasetStructure, datasetOffset, metaTransferSyntax } from './dicom-structure.ts';
+import { nativeAttributes, type VisitedElement } from './native-attributes.ts';
 import {
   type PaletteLut,
   type PixelDescription,
@@ -64,7 +67,7 @@ const PIXEL_DATA = '7FE00010';
  * Reads a DICOM Part 10 file. Pixels are decoded lazily, one frame per `frame()` call, from a
  * view of `buffer` (not a copy): do not modify `buffer` while the image is in use.
  */
-export function readDicom(bytes: Uint8Array): DicomImage {
+export function readDicom(bytes: Uint8Array, options: { viaDcmjs?: boolean } = {}): DicomImage {
   if (bytes.byteLength < 132 || String.fromCharCode(...bytes.subarray(128, 132)) !== 'DICM') {
     throw new TriageError(
       'DICOM_UNREADABLE',
@@ -99,10 +102,24 @@ export function readDicom(bytes: Uint8Array): DicomImage {
       });
     }
   }
+  // Native little-endian data sets (what a PACS sends when asked for Explicit VR Little
+  // Endian) keep the top-level element headers for native-attributes.ts on the way.
+  // `viaDcmjs` skips that path (the comparison test reads every sample both ways).
+  const elements: VisitedElement[] | undefined = syntax.encoding === 'native' && syntax.littleEndian && !options.viaDcmjs ? [] : undefined;
   try {
-    checkDatasetStructure(dataset, syntax.explicitVr, syntax.littleEndian);
+    checkDatasetStructure(
+      dataset,
+      syntax.explicitVr,
+      syntax.littleEndian,
+      elements && ((tag, vr, offset, length) => void elements.push({ tag, vr, offset, length })),
+    );
   } catch (err) {
     throw unreadable(err);
+  }
+  const fast = elements && nativeAttributes(dataset, elements);
+  if (fast !== undefined) {
+    const meta = metaFromDataset(fast.dataset);
+    return nativeImage(meta, syntax, pixelDescription(fast.dataset, true), [fast.pixelData], 'OW');
   }
 
   // 3. Parse with dcmjs.

@@ -33,7 +33,15 @@ interface Cursor {
   end: number;
   explicit: boolean;
   le: boolean;
+  /** Told of each top-level element (see checkDatasetStructure). */
+  visit?: ElementVisitor | undefined;
 }
+
+/**
+ * A top-level element of the data set: its tag as (group << 16 | element) >>> 0, its VR
+ * (undefined in Implicit VR), where its value starts and how long it is (-1: undefined length).
+ */
+export type ElementVisitor = (tag: number, vr: string | undefined, offset: number, length: number) => void;
 
 function hex4(n: number): string {
   return n.toString(16).toUpperCase().padStart(4, '0');
@@ -81,6 +89,7 @@ function walkDataset(c: Cursor, pos: number, untilItemEnd: boolean, depth: numbe
       header = 8;
     }
     pos += header;
+    if (depth === 0 && c.visit) c.visit(((group << 16) | element) >>> 0, vr, pos, length === UNDEFINED ? -1 : length);
     if (length === UNDEFINED) {
       const isPixelData = group === 0x7fe0 && element === 0x0010;
       if (isPixelData && vr !== 'SQ') {
@@ -182,8 +191,11 @@ export function metaTransferSyntax(bytes: Uint8Array, metaEnd: number): string |
   return undefined;
 }
 
-/** Throws StructureError when the data set in `bytes` runs past its end or is malformed. */
-export function checkDatasetStructure(bytes: Uint8Array, explicitVr: boolean, littleEndian: boolean): void {
+/**
+ * Throws StructureError when the data set in `bytes` runs past its end or is malformed.
+ * `visit` is told of every top-level element on the way (the walk reads every header anyway).
+ */
+export function checkDatasetStructure(bytes: Uint8Array, explicitVr: boolean, littleEndian: boolean, visit?: ElementVisitor): void {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  walkDataset({ dv, end: bytes.byteLength, explicit: explicitVr, le: littleEndian }, 0, false, 0);
+  walkDataset({ dv, end: bytes.byteLength, explicit: explicitVr, le: littleEndian, visit }, 0, false, 0);
 }

@@ -18,9 +18,8 @@ export function orderStatistics(values: ArrayLike<number>, ks: readonly number[]
   }
   if (ks.length === 0) return [];
   if (values instanceof Int32Array || values instanceof Int16Array || values instanceof Uint16Array || values instanceof Uint8Array || values instanceof Int8Array) {
-    // One pass when every value is a 16-bit sample (signed or unsigned): the usual case.
-    const counts = histogram16(values);
-    if (counts !== undefined) return fromCounts(counts, ks, DOMAIN16_MIN);
+    // The range first, then counts over just that range: a 12-bit image needs 4096 bins, and
+    // allocating (and zeroing) counts for the whole 16-bit domain instead cost more than both passes.
     let min = Infinity;
     let max = -Infinity;
     for (let i = 0; i < n; i++) {
@@ -31,22 +30,6 @@ export function orderStatistics(values: ArrayLike<number>, ks: readonly number[]
     if (max - min <= HISTOGRAM_MAX_RANGE) return byHistogram(values, ks, min, max);
   }
   return bySelection(values, ks);
-}
-
-/** [-32768, 65535]: every signed and unsigned 16-bit value. */
-const DOMAIN16_MIN = -32768;
-const DOMAIN16_SIZE = 65536 + 32768;
-
-/** Counts over the 16-bit domain in one pass, or undefined as soon as a value falls outside. */
-function histogram16(values: Int32Array | Int16Array | Uint16Array | Uint8Array | Int8Array): Uint32Array | undefined {
-  const counts = new Uint32Array(DOMAIN16_SIZE);
-  const n = values.length;
-  for (let i = 0; i < n; i++) {
-    const k = values[i]! - DOMAIN16_MIN;
-    if (k >= DOMAIN16_SIZE || k < 0) return undefined;
-    counts[k]!++;
-  }
-  return counts;
 }
 
 /** The values at sorted positions ks, from counts of value (offset + bin). */
