@@ -1,6 +1,6 @@
 import type { DicomWebClient } from './dicomweb/client.ts';
 import type { FhirClient } from './fhir/client.ts';
-import { PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
+import { orthancStudyId, PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
 import type { FhirResource, InstanceMeta } from '../domain/types.ts';
 import type { ResultSink, StudySource } from '../pipeline/process-study.ts';
 import type { StoredResult } from '../state/store.ts';
@@ -49,13 +49,26 @@ export class ServerSink implements ResultSink {
 
   async setPriority(study: InstanceMeta, result: StoredResult): Promise<void> {
     if (!this.orthanc) return; // a generic DICOMweb PACS has no place for it; the API and worklist still show it
-    const id = await this.orthanc.findStudy(study.StudyInstanceUID);
+    const orthanc = this.orthanc;
+    const put = (id: string): Promise<unknown> =>
+      // Two attributes, independent: side by side.
+      Promise.all([
+        orthanc.setStudyMetadata(id, PRIORITY_METADATA, result.priority),
+        orthanc.setStudyMetadata(id, RESULT_METADATA, JSON.stringify({ sr: result.srSopInstanceUID, model: `${result.modelId}@${result.modelVersion}`, priority: result.priority })),
+      ]);
+    // Orthanc's id of a study is a hash of its PatientID and StudyInstanceUID: computed here, it
+    // saves a /tools/lookup per study; a 404 (another PatientID than we read, or the study gone)
+    // falls back to the lookup.
+    if (study.PatientID !== undefined) {
+      try {
+        await put(orthancStudyId(study.PatientID, study.StudyInstanceUID));
+        return;
+      } catch (err) {
+        if (!(err instanceof TriageError && err.status === 404)) throw err;
+      }
+    }
+    const id = await orthanc.findStudy(study.StudyInstanceUID);
     if (id === undefined) throw new TriageError('NOT_FOUND', `study ${study.StudyInstanceUID} is no longer in the PACS`);
-    await this.orthanc.setStudyMetadata(id, PRIORITY_METADATA, result.priority);
-    await this.orthanc.setStudyMetadata(
-      id,
-      RESULT_METADATA,
-      JSON.stringify({ sr: result.srSopInstanceUID, model: `${result.modelId}@${result.modelVersion}`, priority: result.priority }),
-    );
+    await put(id);
   }
 }

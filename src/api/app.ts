@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { asTriageError, TriageError } from '../domain/errors.ts';
 import type { ImageKind, JobState, JobStore } from '../state/store.ts';
+import type { OwnSeries } from '../pipeline/ingest/own-writes.ts';
 import { secretMatches, WEBHOOK_SECRET_HEADER, webhookBodySchema, webhookRef } from '../pipeline/ingest/webhook.ts';
 import { openApiDocument } from './openapi.ts';
 import { checkStudyUid, jobsQuerySchema, parseFeedback, parseWorklistQuery, problemsOf, RequestInvalid } from './validation.ts';
@@ -35,7 +36,14 @@ export interface AppOptions {
   /** Readiness for GET /readyz: the upstreams and the model (absent: ready when the process is up). */
   ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
   /** `POST /webhooks/orthanc` (ingest mode `webhook`): the shared secret and the body limit (default 4kb). Absent: no route. */
-  webhook?: { secret: string; bodyLimit?: string };
+  webhook?: {
+    secret: string;
+    bodyLimit?: string;
+    /** ingest.stableAgeS in ms: NewInstance posts settle this long; absent, they are refused (409). */
+    stableAgeMs?: number;
+    /** Our own SR and rejection-note series: a NewInstance of one is acknowledged and ignored. */
+    isOwnSeries?: OwnSeries;
+  };
   /** Told after a study is enqueued through the API (webhook), so that idle workers start at once. */
   onEnqueued?: () => void;
   /**
@@ -117,7 +125,8 @@ export function createApp(options: AppOptions): express.Express {
     });
   }
 
-  // Ingest mode (c): Orthanc's Lua OnStableStudy posts the study here with the shared secret.
+  // Ingest mode (c): Orthanc's Lua script posts the study here with the shared secret: when it
+  // is stable (OnStableStudy), or each instance (OnStoredInstance) with ingest.stableAgeS.
   // The secret is checked before the body is read; the body is small and validated.
   if (options.webhook) {
     const hook = options.webhook;
@@ -141,10 +150,32 @@ export function createApp(options: AppOptions): express.Express {
       (req: Request, res: Response) => {
         const parsed = webhookBodySchema.safeParse(req.body);
         if (!parsed.success) throw new RequestInvalid('invalid webhook body', problemsOf(parsed.error.issues));
-        const ref = webhookRef(parsed.data);
-        store.enqueue([ref]);
+        const body = parsed.data;
+        const ref = webhookRef(body);
+        if (body.ChangeType === 'NewInstance') {
+          if (hook.stableAgeMs === undefined) {
+            res.status(409).json({
+              error: {
+                code: 'CONFLICT',
+                message: 'per-instance posts need ingest.stableAgeS (how long a study settles after its last instance); set it, or let the Lua script post StableStudy',
+              },
+            });
+            return;
+          }
+          if (hook.isOwnSeries?.(body.StudyInstanceUID, body.SeriesInstanceUID ?? '')) {
+            // Our own SR (or rejection note) arriving: nothing new to read.
+            options.log?.debug({ event: 'webhook.own_instance', study: body.StudyInstanceUID }, 'our own result arrived; not enqueued');
+            res.status(200).json({ studyInstanceUID: ref.studyInstanceUID, ignored: 'our own result' });
+            return;
+          }
+        }
+        const settleMs = body.ChangeType === 'NewInstance' ? hook.stableAgeMs : undefined;
+        store.enqueue([ref], undefined, settleMs !== undefined ? { settleMs } : {});
         options.onEnqueued?.();
-        options.log?.info({ event: 'ingest.enqueued', mode: 'webhook', study: ref.studyInstanceUID }, 'study enqueued by webhook');
+        // Per instance: debug, or a 500-image CT writes 500 lines.
+        const line = { event: 'ingest.enqueued', mode: 'webhook', study: ref.studyInstanceUID, change: body.ChangeType };
+        if (settleMs === undefined) options.log?.info(line, 'study enqueued by webhook');
+        else options.log?.debug({ ...line, settleMs }, 'study enqueued by webhook (settling)');
         res.status(202).json({ studyInstanceUID: ref.studyInstanceUID, state: store.get(ref.studyInstanceUID)?.state ?? 'queued' });
       },
     );

@@ -153,11 +153,13 @@ export const openApiDocument = {
         operationId: 'orthancWebhook',
         security: [{ webhookSecret: [] }],
         summary:
-          'Ingest mode `webhook` (served only when it is configured): Orthanc posts a study that became stable (docker/orthanc/on-stable-study.lua) and it is queued. The shared secret (ingest.webhook.secret) is compared in constant time; no bearer token.',
+          'Ingest mode `webhook` (served only when it is configured): Orthanc (docker/orthanc/on-stable-study.lua) posts a study that became stable, and it is queued; or, with WebhookEvent "instance" and ingest.stableAgeS set, every stored instance, and the study is queued to start ingest.stableAgeS after its last instance (our own SR series is acknowledged and ignored). The shared secret (ingest.webhook.secret) is compared in constant time; no bearer token.',
         requestBody: { required: true, content: { 'application/json': { schema: ref('WebhookBody') } } },
         responses: {
-          '202': json(ref('WebhookQueued'), 'queued (a study already queued or running is not queued twice)'),
+          '200': json(ref('WebhookIgnored'), 'a NewInstance of our own SR or rejection-note series: nothing to do'),
+          '202': json(ref('WebhookQueued'), 'queued (a study already queued or running is not queued twice; a NewInstance pushes its start back)'),
           '400': error('invalid body: `error.problems` lists every problem, each with its field'),
+          '409': error('a NewInstance post while ingest.stableAgeS is not set'),
           '401': error('no X-Pacs-Triage-Secret header'),
           '403': error('wrong secret'),
           '413': error('body larger than ingest.webhook.bodyLimit'),
@@ -178,8 +180,14 @@ export const openApiDocument = {
         properties: {
           StudyInstanceUID: { type: 'string', pattern: '^[0-2](\\.(0|[1-9][0-9]*))*$', maxLength: 64 },
           OrthancId: { type: 'string', pattern: '^[0-9a-f-]{8,64}$', description: "Orthanc's id of the study, kept on the job" },
-          ChangeType: { type: 'string', enum: ['StableStudy'], default: 'StableStudy' },
+          ChangeType: { type: 'string', enum: ['StableStudy', 'NewInstance'], default: 'StableStudy' },
+          SeriesInstanceUID: { type: 'string', pattern: '^[0-2](\\.(0|[1-9][0-9]*))*$', maxLength: 64, description: 'the instance\'s series; required with NewInstance' },
         },
+      },
+      WebhookIgnored: {
+        type: 'object',
+        required: ['studyInstanceUID', 'ignored'],
+        properties: { studyInstanceUID: { type: 'string' }, ignored: { type: 'string' } },
       },
       WebhookQueued: {
         type: 'object',

@@ -9,6 +9,7 @@ import { asTriageError } from '../domain/errors.ts';
 import { SOFTWARE, connectFhir, connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
 import { FhirServerSource } from '../adapters/fhir/clinical-source.ts';
 import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
+import { ownSeries, type OwnSeries } from '../pipeline/ingest/own-writes.ts';
 import type { PipelineDeps } from '../pipeline/process-study.ts';
 import { runJob, type JobOutcome, type Lease, type RetryPolicy } from '../pipeline/worker.ts';
 import { WorkerPool } from '../pipeline/pool.ts';
@@ -35,6 +36,8 @@ export interface Service {
   lease: Lease;
   metrics: Metrics;
   breakers: { pacs: CircuitBreaker; fhir: CircuitBreaker };
+  /** Our own SR and rejection-note series (per-instance ingest must not re-run a study for them). */
+  isOwnSeries: OwnSeries;
   /** Set on SIGTERM: workers finish the job in hand and claim no more. */
   stopping: boolean;
   close(): Promise<void>;
@@ -119,6 +122,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     lease: { owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, leaseMs: config.worker.leaseMs },
     metrics,
     breakers,
+    isOwnSeries: ownSeries(config.uidRoot, runtime.model.manifest),
     stopping: false,
     close: async () => {
       servers.close();
@@ -152,8 +156,15 @@ export async function drainQueue(
 export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: number; outcomes: JobOutcome[] }> {
   const service = await openService(config, log);
   try {
-    const enqueued = await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log);
+    const enqueued = await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.isOwnSeries);
+    // With ingest.stableAgeS the studies this pass saw come due once they settled: wait for
+    // those (at most stableAgeS), not for later arrivals, which are the next run's.
+    const settledBy = Date.now() + (config.ingest.stableAgeS ?? 0) * 1000;
     const outcomes = await drainQueue(service, config.worker.concurrency, log);
+    for (let due = service.runtime.store.nextDueAt(); due !== undefined && due <= settledBy; due = service.runtime.store.nextDueAt()) {
+      await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - Date.now()) + 1));
+      outcomes.push(...(await drainQueue(service, config.worker.concurrency, log)));
+    }
     await correctionsPass(service, config, log);
     // Settles the folder studies that just ended (moved to .done or aside); a study that
     // changed meanwhile is enqueued for the next run instead.
@@ -251,7 +262,14 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     metrics: { contentType: service.metrics.contentType, text: () => service.metrics.text() },
     ready: () => readiness(service),
     ...(ingestModes(config).includes('webhook') && config.ingest.webhook
-      ? { webhook: { secret: config.ingest.webhook.secret, bodyLimit: config.ingest.webhook.bodyLimit } }
+      ? {
+          webhook: {
+            secret: config.ingest.webhook.secret,
+            bodyLimit: config.ingest.webhook.bodyLimit,
+            ...(config.ingest.stableAgeS !== undefined ? { stableAgeMs: Math.round(config.ingest.stableAgeS * 1000) } : {}),
+            isOwnSeries: service.isOwnSeries,
+          },
+        }
       : {}),
     onEnqueued: () => wakeWorkers(),
     ...(service.servers.dicomweb ? {} : { retractUnavailable: NO_PACS_TO_RETRACT }),
@@ -269,6 +287,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     claim: () => service.runtime.store.claim(Date.now(), service.lease),
     run: (job) => runJob(job, service.deps, service.retry, log, service.lease),
     idleMs: Math.min(1_000, config.ingest.pollIntervalS * 1_000),
+    nextDue: () => service.runtime.store.nextDueAt(),
     onError: (err) => log.error({ event: 'worker.error', err: (err as Error).message }, 'worker loop error'),
   });
   wakeWorkers = () => pool.wake();
@@ -282,7 +301,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
         const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
         if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
       }
-      if ((await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log)) > 0) pool.wake();
+      if ((await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.isOwnSeries)) > 0) pool.wake();
     } catch (err) {
       const e = asTriageError(err, 'ingest');
       log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');

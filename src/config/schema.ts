@@ -148,6 +148,15 @@ export const configSchema = z
       .object({
         pollIntervalS: z.number().int().min(1).max(59).default(5),
         changesBatch: z.number().int().min(1).max(10_000).default(200),
+        /**
+         * Set: pacs-triage decides itself when an Orthanc study is complete — this many seconds
+         * after the last instance it was told of — instead of waiting for Orthanc's StableStudy
+         * (whole seconds, checked once a second: with StableAge 1 a study waits 2-3 s). The
+         * orthanc-changes mode then reads NewInstance changes (one Orthanc lookup per instance),
+         * and the webhook takes the Lua script's per-instance posts (WebhookEvent "instance").
+         * Our own SRs and rejection notes never start a new run. Absent: Orthanc's StableStudy.
+         */
+        stableAgeS: z.number().min(0.1).max(3_600).optional(),
         /** Which ingest modes run; absent: orthanc-changes when pacs.kind is orthanc, dicomweb-qido otherwise. */
         modes: z
           .array(z.enum(INGEST_MODES))

@@ -10,6 +10,11 @@ export interface PoolOptions<O> {
    * retry that came due is picked up. New work wakes the workers at once (`wake`).
    */
   idleMs: number;
+  /**
+   * When the earliest waiting job comes due (ms since epoch): an idle worker sleeps until then
+   * when that is sooner than idleMs, so a study settling for ingest.stableAgeS starts on time.
+   */
+  nextDue?: () => number | undefined;
   onOutcome?: (outcome: O) => void;
   /** A `run` that throws is a bug (runJob records every failure); the pool keeps going. */
   onError?: (err: unknown) => void;
@@ -96,6 +101,18 @@ export class WorkerPool<O> {
     }
   }
 
+  private napMs(): number {
+    let due: number | undefined;
+    try {
+      due = this.options.nextDue?.();
+    } catch (err) {
+      this.options.onError?.(err);
+    }
+    if (due === undefined) return this.options.idleMs;
+    // +1: a timer may fire a hair early; the claim compares with <=.
+    return Math.max(1, Math.min(this.options.idleMs, due - Date.now() + 1));
+  }
+
   private sleep(): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = (): void => {
@@ -104,7 +121,7 @@ export class WorkerPool<O> {
         this.sleepers = this.sleepers.filter((s) => s !== done);
         resolve();
       };
-      const timer = setTimeout(done, this.options.idleMs);
+      const timer = setTimeout(done, this.napMs());
       this.sleepers.push(done);
     });
   }

@@ -188,12 +188,22 @@ export interface StoredImage {
   createdAt: number;
 }
 
+export interface EnqueueOptions {
+  /**
+   * Due this long from now instead of at once; enqueueing the study again before then pushes it
+   * back (a study is taken once no instance arrived for this long: ingest.stableAgeS).
+   */
+  settleMs?: number;
+}
+
 /**
  * The job store port. Ingest enqueues and advances its cursor in one transaction, so a crash
  * between the two can neither lose a study nor skip one.
  */
 export interface JobStore {
-  enqueue(refs: readonly StudyRef[], cursor?: { name: string; value: string }): void;
+  enqueue(refs: readonly StudyRef[], cursor?: { name: string; value: string }, options?: EnqueueOptions): void;
+  /** When the earliest queued job comes due (ms since epoch); undefined when none is queued. */
+  nextDueAt(): number | undefined;
   getCursor(name: string): string | undefined;
   /**
    * Polling ingest's seen-set: enqueues the studies not yet seen in `seenSet` or seen with another

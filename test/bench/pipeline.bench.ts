@@ -4,17 +4,21 @@
  * sequentially. Not part of the tests (CI has 90 minutes); run it on an otherwise idle machine.
  *
  *   npm run bench -- [--n 200] [--trickle 20] [--concurrency 8] [--backlog 0] [--out out/bench]
+ *                    [--stable-age 1] [--burst-stable own|orthanc] [--e2e-only]
  *
  * Orthanc listens on every interface, so the npm script runs this inside `unshare --net` with
  * only loopback (root needed, as for the tests).
  *
  * What is measured, and how:
- * - end to end: `pacs-triage serve` runs as a child process, StableAge 1 s. Latency, one study
- *   at a time, for each ingest mode in a serve of its own (webhook from Orthanc's Lua
- *   OnStableStudy; the changes feed polled every 1 s): SR stored − the study's STOW response
- *   (the SR's arrival is seen on Orthanc's /changes, polled every 50 ms). "burst":
+ * - end to end: `pacs-triage serve` runs as a child process; Orthanc's StableAge is 1 s and
+ *   pacs-triage's own ingest.stableAgeS is --stable-age. Latency, one study at a time, for each
+ *   ingest in a serve of its own — the webhook per instance (Lua OnStoredInstance) with
+ *   stableAgeS; the changes feed polled every 1 s with stableAgeS (NewInstance); the changes
+ *   feed on Orthanc's StableStudy (the default ingest) — as SR stored − the study's STOW
+ *   response (the SR's arrival is seen on Orthanc's /changes, polled every 50 ms). "burst":
  *   all N studies STOWed at once; studies/s from the first STOW to the last SR; the same
  *   latency per study (includes queueing). Stage shares come from the job store's timings.
+ *   --e2e-only stops here (for trying changes; the report needs the rest).
  * - ceilings: retrieval (WADO-RS), context (QIDO + FHIR searches), preprocessing, inference and
  *   write-back (STOW of an SR + the FHIR transaction), each alone at its best concurrency/batch.
  * - sequential: `run-once` with worker.concurrency 1 and model.maxBatch 1 over a fresh store.
@@ -51,6 +55,11 @@ const { values } = parseArgs({
     backlog: { type: 'string', default: '0' },
     out: { type: 'string', default: 'out/bench' },
     concurrency: { type: 'string', default: '8' },
+    /** ingest.stableAgeS of the latency phases and the burst: pacs-triage's own stable age. */
+    'stable-age': { type: 'string', default: '1' },
+    /** The burst's ingest: "own" (ingest.stableAgeS, NewInstance changes) or "orthanc" (StableStudy). */
+    'burst-stable': { type: 'string', default: 'own' },
+    'e2e-only': { type: 'boolean', default: false },
   },
 });
 const N = Number(values.n);
@@ -84,7 +93,9 @@ const orthanc = await startOrthanc({
   dicomServer: false,
   extraConfig: {
     LuaScripts: [path.resolve('docker/orthanc/on-stable-study.lua')],
-    PacsTriage: { WebhookUrl: `http://127.0.0.1:${apiPort}/webhooks/orthanc`, WebhookSecret: WEBHOOK_SECRET },
+    // Per instance: the webhook phase measures ingest.stableAgeS (Orthanc's StableStudy is
+    // measured on the changes feed, where both can be told apart).
+    PacsTriage: { WebhookUrl: `http://127.0.0.1:${apiPort}/webhooks/orthanc`, WebhookSecret: WEBHOOK_SECRET, WebhookEvent: 'instance' },
   },
 });
 const fhir = await startFhirServer();
@@ -166,7 +177,9 @@ process.on('exit', () => {
   for (const c of children) c.kill('SIGKILL');
 });
 function startServe(cfg: string): ChildProcess {
-  const child = spawn(process.execPath, ['src/bin.mjs', 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // BENCH_CPU_PROF=<dir>: each serve writes a V8 CPU profile there when it exits.
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, [...prof, 'src/bin.mjs', 'serve', '--config', cfg], { stdio: ['ignore', 'ignore', 'pipe'] });
   children.add(child);
   child.once('exit', () => children.delete(child));
   child.stderr?.on('data', () => undefined);
@@ -194,9 +207,11 @@ function stageShares(storeFile: string): Record<string, number> {
 
 // ---------------------------------------------------------------- end to end
 const CONCURRENCY = Number(values.concurrency);
+const STABLE_AGE_S = Number(values['stable-age']);
+const BURST_OWN = values['burst-stable'] !== 'orthanc';
 const e2eConfig = config('e2e', {
   api: { port: apiPort },
-  ingest: { pollIntervalS: 1, modes: ['orthanc-changes'] },
+  ingest: { pollIntervalS: 1, modes: ['orthanc-changes'], ...(BURST_OWN ? { stableAgeS: STABLE_AGE_S } : {}) },
   worker: { concurrency: CONCURRENCY },
   model: { maxBatch: 8, maxWaitMs: 10 },
 });
@@ -225,22 +240,64 @@ async function trickle(tag: string): Promise<number[]> {
   return latency;
 }
 
-// Webhook first, in a serve of its own: with the changes feed also running, whichever mode
-// enqueued first would be measured.
-say(`webhook: ${TRICKLE} studies, one at a time`);
-const hook = startServe(
-  config('webhook', { api: { port: apiPort }, ingest: { modes: ['webhook'], webhook: { secret: WEBHOOK_SECRET } }, worker: { concurrency: CONCURRENCY } }),
+/**
+ * Waits until a serve with a fresh store has caught up with what Orthanc already holds (the
+ * studies of the earlier phases, which its changes feed reads from the start): measured from
+ * before, a phase would pay for the previous phases' studies.
+ */
+async function caughtUp(name: string): Promise<void> {
+  const file = path.join(work, `${name}.sqlite`);
+  for (const end = Date.now() + 10 * 60_000; Date.now() < end; await new Promise((r) => setTimeout(r, 250))) {
+    try {
+      const db = new Database(file, { readonly: true });
+      const cursor = db.prepare(`SELECT value FROM cursors WHERE name = 'orthanc.changes'`).get() as { value: string } | undefined;
+      const open = (db.prepare(`SELECT count(*) AS n FROM jobs WHERE state IN ('queued', 'running')`).get() as { n: number }).n;
+      db.close();
+      if (cursor !== undefined && open === 0) return;
+    } catch {
+      /* store not created yet */
+    }
+  }
+  throw new Error(`serve ${name} did not catch up in 10 minutes`);
+}
+
+/** A serve of its own for one trickle (with two modes running, whichever enqueued first would be measured). */
+async function trickleIn(tag: string, cfg: string, polls: boolean): Promise<number[]> {
+  const child = startServe(cfg);
+  await ready(apiPort);
+  if (polls) await caughtUp(tag);
+  const latency = await trickle(tag);
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  return latency;
+}
+
+say(`webhook, per instance (ingest.stableAgeS ${STABLE_AGE_S}): ${TRICKLE} studies, one at a time`);
+const webhookLatency = await trickleIn(
+  'webhook',
+  config('webhook', {
+    api: { port: apiPort },
+    ingest: { modes: ['webhook'], webhook: { secret: WEBHOOK_SECRET }, stableAgeS: STABLE_AGE_S },
+    worker: { concurrency: CONCURRENCY },
+  }),
+  false,
 );
-await ready(apiPort);
-const webhookLatency = await trickle('webhook');
-hook.kill('SIGTERM');
-await new Promise((r) => hook.once('exit', r));
+say(`changes poll, Orthanc's StableStudy (StableAge 1): ${TRICKLE} studies, one at a time`);
+const orthancStableLatency = await trickleIn(
+  'orthanc-stable',
+  config('orthanc-stable', { api: { port: apiPort }, ingest: { pollIntervalS: 1, modes: ['orthanc-changes'] }, worker: { concurrency: CONCURRENCY } }),
+  true,
+);
+say(`changes poll, per instance (ingest.stableAgeS ${STABLE_AGE_S}): ${TRICKLE} studies, one at a time`);
+const trickleLatency = await trickleIn(
+  'trickle',
+  config('trickle', { api: { port: apiPort }, ingest: { pollIntervalS: 1, modes: ['orthanc-changes'], stableAgeS: STABLE_AGE_S }, worker: { concurrency: CONCURRENCY } }),
+  true,
+);
 
 const serve = startServe(e2eConfig);
 await ready(apiPort);
-say(`changes poll: ${TRICKLE} studies, one at a time`);
-const trickleLatency = await trickle('trickle');
-
+await caughtUp('e2e');
 say(`burst: ${N} studies at once`);
 const burst = Array.from({ length: N }, (_, i) => makeStudy('burst', i));
 const storedAt = new Map<string, number>();
@@ -274,8 +331,14 @@ watcher.stop();
 const e2e = {
   studiesPerS: round((N / (burstEnd - burstStart)) * 1000, 2),
   concurrency: CONCURRENCY,
+  stableAgeS: STABLE_AGE_S,
+  burstIngest: BURST_OWN ? `orthanc-changes per instance, ingest.stableAgeS ${STABLE_AGE_S}` : "orthanc-changes, Orthanc's StableStudy",
+  /** Changes feed polled every 1 s, ingest.stableAgeS. */
   trickle: { n: TRICKLE, p50Ms: round(quantile(trickleLatency, 0.5)), p95Ms: round(quantile(trickleLatency, 0.95)) },
+  /** Webhook per instance (Lua OnStoredInstance), ingest.stableAgeS. */
   webhook: { n: TRICKLE, p50Ms: round(quantile(webhookLatency, 0.5)), p95Ms: round(quantile(webhookLatency, 0.95)) },
+  /** Changes feed polled every 1 s, Orthanc's StableStudy (StableAge 1): the default ingest. */
+  trickleOrthancStable: { n: TRICKLE, p50Ms: round(quantile(orthancStableLatency, 0.5)), p95Ms: round(quantile(orthancStableLatency, 0.95)) },
   /** STOW response → StableStudy on Orthanc's changes feed (seen within 50 ms): Orthanc's part. */
   orthancStable: { n: stableDelay.length, p50Ms: round(quantile(stableDelay, 0.5)), p95Ms: round(quantile(stableDelay, 0.95)) },
   burst: { n: N, p50Ms: round(quantile(burstLatency, 0.5)), p95Ms: round(quantile(burstLatency, 0.95)) },
@@ -284,6 +347,13 @@ const e2e = {
   peakRssMb: e2eRss,
 };
 say(JSON.stringify(e2e));
+if (values['e2e-only']) {
+  dicomweb.close();
+  rest.close();
+  await fhir.close();
+  await orthanc.cleanup();
+  process.exit(0);
+}
 
 // ---------------------------------------------------------------- ceilings, each alone
 async function bestOf<T>(label: string, items: T[], concurrencies: number[], run: (item: T) => Promise<unknown>): Promise<{ perS: number; concurrency: number }> {
@@ -422,7 +492,7 @@ if (BACKLOG > 0) {
   const child = startServe(config('backlog', { api: { port }, ingest: { pollIntervalS: 1, modes: ['orthanc-changes'] }, worker: { concurrency: CONCURRENCY } }));
   const samples: { done: number; rssMb: number }[] = [];
   const dbFile = path.join(work, 'backlog.sqlite');
-  const target = BACKLOG + N + 2 * TRICKLE;
+  const target = BACKLOG + N + 3 * TRICKLE;
   for (;;) {
     await new Promise((r) => setTimeout(r, 2000));
     const rssMb = round(Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))?.[1] ?? 0) / 1024);
@@ -497,10 +567,11 @@ const outFile = path.join(values.out, `pipeline-${report.date.replace(/[:.]/g, '
 writeFileSync(outFile, JSON.stringify(report, null, 2));
 
 const rows: [string, string][] = [
-  ['end to end (burst)', `${e2e.studiesPerS} studies/s; latency p50 ${e2e.burst.p50Ms} ms, p95 ${e2e.burst.p95Ms} ms`],
-  ['latency, changes poll', `p50 ${e2e.trickle.p50Ms} ms, p95 ${e2e.trickle.p95Ms} ms (one at a time; StableAge 1 s, poll 1 s)`],
-  ['latency, webhook', `p50 ${e2e.webhook.p50Ms} ms, p95 ${e2e.webhook.p95Ms} ms (one at a time; StableAge 1 s)`],
-  ['Orthanc: STOW → StableStudy', `p50 ${e2e.orthancStable.p50Ms} ms, p95 ${e2e.orthancStable.p95Ms} ms (the floor under both)`],
+  ['end to end (burst)', `${e2e.studiesPerS} studies/s; latency p50 ${e2e.burst.p50Ms} ms, p95 ${e2e.burst.p95Ms} ms (${e2e.burstIngest})`],
+  ['latency, changes poll', `p50 ${e2e.trickle.p50Ms} ms, p95 ${e2e.trickle.p95Ms} ms (one at a time; stableAgeS ${STABLE_AGE_S}, poll 1 s)`],
+  ['latency, webhook', `p50 ${e2e.webhook.p50Ms} ms, p95 ${e2e.webhook.p95Ms} ms (one at a time, per instance; stableAgeS ${STABLE_AGE_S})`],
+  ['latency, poll on StableStudy', `p50 ${e2e.trickleOrthancStable.p50Ms} ms, p95 ${e2e.trickleOrthancStable.p95Ms} ms (Orthanc's StableAge 1, poll 1 s)`],
+  ['Orthanc: STOW → StableStudy', `p50 ${e2e.orthancStable.p50Ms} ms, p95 ${e2e.orthancStable.p95Ms} ms (the floor under StableStudy ingest)`],
   ['retrieval only (WADO-RS)', `${retrieval.perS}/s at concurrency ${retrieval.concurrency}`],
   ['context only (QIDO + FHIR)', `${context.perS}/s at concurrency ${context.concurrency}`],
   ['preprocessing only', `${preprocessing.perS}/s (${preprocessing.msPerImage} ms/image, one thread)`],

@@ -12,8 +12,10 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
+import { OrthancClient, orthancStudyId, PRIORITY_METADATA } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
 import { localDateTime } from '../../src/pipeline/ingest/dicomweb-qido.ts';
+import { ownSeries } from '../../src/pipeline/ingest/own-writes.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
 import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
@@ -166,5 +168,141 @@ describe.skipIf(!requireOrthanc())('ingest (c): webhook from Orthanc\'s Lua OnSt
     expect(run.code).toBe(0);
     expect(summaryOf(run.stdout)).toMatchObject({ enqueued: 0, done: 1, failed: 0 });
     expect(store.get(uid)?.state).toBe('done');
+  });
+});
+
+const MANIFEST = JSON.parse(readFileSync('models/cxr-triage/manifest.json', 'utf8')) as { id: string; deviceUid: string };
+const UID_ROOT = '1.2.826.0.1.3680043.10.999';
+
+/** Instance `k` of series `s` of study `n` (a demo file under new UIDs). */
+function instanceOf(n: number, s: number, k: number): Uint8Array {
+  const ds = readPart10(readFileSync(demoFiles[(n + k) % demoFiles.length]!));
+  ds['StudyInstanceUID'] = `${ROOT}.${n}`;
+  ds['SeriesInstanceUID'] = `${ROOT}.${n}.${s}`;
+  ds['SOPInstanceUID'] = `${ROOT}.${n}.${s}.${k}`;
+  return writePart10(ds);
+}
+
+describe.skipIf(!requireOrthanc())('ingest (a) with ingest.stableAgeS: the changes feed read per instance', () => {
+  let orthanc: OrthancServer;
+  let dicomweb: DicomWebClient;
+  let configFile: string;
+
+  beforeAll(async () => {
+    orthanc = await startOrthanc({ dicomServer: false });
+    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-settle-'));
+    configFile = path.join(dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
+        ingest: { modes: ['orthanc-changes'], stableAgeS: 0.5 },
+        store: { path: path.join(dir, 'jobs.sqlite') },
+        uidRoot: UID_ROOT,
+      }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    dicomweb?.close();
+    await orthanc?.cleanup();
+  });
+
+  it('a study is taken once its instances settled, without Orthanc\'s StableStudy; our own SR does not bring it back; a new series does', async () => {
+    await dicomweb.store(undefined, [instanceOf(60, 1, 1), instanceOf(60, 1, 2)]);
+    const first = await cli(['run-once', '--config', configFile, '--json']);
+    expect(first.code).toBe(0);
+    // Two NewInstance changes, one study; run-once waited for it to settle (0.5 s), not for StableStudy.
+    expect(summaryOf(first.stdout)).toMatchObject({ enqueued: 1, done: 1, failed: 0 });
+    const ours = await dicomweb.studyInstances(`${ROOT}.60`);
+    expect(ours.filter((m) => m.Modality === 'SR')).toHaveLength(1);
+    // The priority was written to the study Orthanc's id is computed for (no /tools/lookup).
+    const rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    const id = await rest.findStudy(`${ROOT}.60`);
+    expect(orthancStudyId(String(readPart10(instanceOf(60, 1, 1))['PatientID']), `${ROOT}.60`)).toBe(id);
+    expect(await rest.studyMetadata(id!, PRIORITY_METADATA)).toMatch(/^(stat|urgent|asap|routine)$/);
+    rest.close();
+    // Our SR was a NewInstance too: recognised by its series UID, nothing to run.
+    expect(summaryOf((await cli(['run-once', '--config', configFile, '--json'])).stdout)).toMatchObject({ enqueued: 0, done: 0 });
+    await dicomweb.store(undefined, [instanceOf(60, 2, 1)]);
+    // Run again (whether the result changes depends on which image the selection takes).
+    expect(summaryOf((await cli(['run-once', '--config', configFile, '--json'])).stdout)).toMatchObject({ enqueued: 1, done: 1, failed: 0 });
+  });
+});
+
+describe.skipIf(!requireOrthanc())('ingest (c) per instance: the Lua script posts every stored instance (WebhookEvent "instance")', () => {
+  const SECRET = 'integration-webhook-secret-43';
+  let orthanc: OrthancServer;
+  let dicomweb: DicomWebClient;
+  let server: Server;
+  let store: SqliteJobStore;
+  let configFile: string;
+  const orthancLines: string[] = [];
+  const appLines: string[] = [];
+
+  beforeAll(async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-webhook-instance-'));
+    const storePath = path.join(dir, 'jobs.sqlite');
+    store = new SqliteJobStore(storePath);
+    const log = pino({ level: 'debug' }, { write: (line: string) => void appLines.push(line) });
+    const app = createApp({
+      store,
+      shadow: false,
+      status: () => ({ provider: 'cpu', model: 'm@1' }),
+      log,
+      webhook: { secret: SECRET, stableAgeMs: 500, isOwnSeries: ownSeries(UID_ROOT, MANIFEST) },
+    });
+    server = await new Promise<Server>((resolve) => {
+      const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    });
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/orthanc`;
+    orthanc = await startOrthanc({
+      dicomServer: false,
+      onLog: (line) => orthancLines.push(line),
+      extraConfig: {
+        LuaScripts: [path.resolve('docker/orthanc/on-stable-study.lua')],
+        PacsTriage: { WebhookUrl: url, WebhookSecret: SECRET, WebhookEvent: 'instance' },
+      },
+    });
+    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    configFile = path.join(dir, 'config.json');
+    writeFileSync(
+      configFile,
+      JSON.stringify({
+        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
+        ingest: { modes: ['webhook'], webhook: { secret: SECRET }, stableAgeS: 0.5 },
+        store: { path: storePath },
+        uidRoot: UID_ROOT,
+      }),
+    );
+  }, 120_000);
+
+  afterAll(async () => {
+    dicomweb?.close();
+    await orthanc?.cleanup();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    store?.close();
+  });
+
+  it('each instance pushes the study back to settle; our own SR is posted and ignored', async () => {
+    const uid = `${ROOT}.70`;
+    const posted = (): number => appLines.filter((l) => l.includes('"ingest.enqueued"') && l.includes(uid)).length;
+    await dicomweb.store(undefined, [instanceOf(70, 1, 1)]);
+    await dicomweb.store(undefined, [instanceOf(70, 1, 2)]);
+    await waitFor('both instances to be posted', async () => (posted() >= 2 ? true : undefined), 30_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; Orthanc said:\n${orthancLines.slice(-20).join('\n')}`);
+    });
+    const job = store.get(uid);
+    expect(job).toMatchObject({ source: 'webhook', state: 'queued' });
+    // Due 0.5 s after the later post, not at once.
+    expect(store.nextDueAt()! - job!.updatedAt).toBe(500);
+    await new Promise((r) => setTimeout(r, 600));
+    const run = await cli(['run-once', '--config', configFile, '--json']);
+    expect(run.code).toBe(0);
+    expect(summaryOf(run.stdout)).toMatchObject({ done: 1, failed: 0 });
+    await waitFor('our SR to be posted back', async () => (appLines.some((l) => l.includes('"webhook.own_instance"')) ? true : undefined), 30_000);
+    expect(store.get(uid)?.state).toBe('done');
+    expect(posted()).toBe(2);
   });
 });

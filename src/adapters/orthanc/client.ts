@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { TriageError } from '../../domain/errors.ts';
 import { HttpClient, type Auth, type TlsOptions } from '../http/client.ts';
 
@@ -22,6 +23,16 @@ export interface OrthancOptions {
  */
 export const PRIORITY_METADATA = 'PacsTriagePriority';
 export const RESULT_METADATA = 'PacsTriageResult';
+
+/**
+ * Orthanc's identifier of a study: the SHA-1 of "PatientID|StudyInstanceUID" in five dashed
+ * groups of eight hex digits (Orthanc's DicomInstanceHasher), from the values as Orthanc
+ * stores them (padding stripped).
+ */
+export function orthancStudyId(patientId: string, studyInstanceUID: string): string {
+  const hex = createHash('sha1').update(`${patientId.trim()}|${studyInstanceUID.trim()}`, 'utf8').digest('hex');
+  return hex.match(/.{8}/g)!.join('-');
+}
 
 export class OrthancClient {
   readonly http: HttpClient;
@@ -48,6 +59,21 @@ export class OrthancClient {
     if (res.status !== 200) throw this.http.errorFor({ path: `studies/${orthancStudyId}` }, res);
     const study = JSON.parse(res.body.toString('utf8')) as { MainDicomTags?: { StudyInstanceUID?: string } };
     return study.MainDicomTags?.StudyInstanceUID;
+  }
+
+  /**
+   * The series (its DICOM UID) and Orthanc's id of the study an instance belongs to; undefined
+   * when the instance was deleted since its change was logged. One request, answered from
+   * Orthanc's index (not the file).
+   */
+  async instanceSeries(orthancInstanceId: string): Promise<{ seriesInstanceUID: string; orthancStudyId: string } | undefined> {
+    const path = `instances/${encodeURIComponent(orthancInstanceId)}/series`;
+    const res = await this.http.request({ path });
+    if (res.status === 404) return undefined;
+    if (res.status !== 200) throw this.http.errorFor({ path }, res);
+    const series = JSON.parse(res.body.toString('utf8')) as { ParentStudy?: string; MainDicomTags?: { SeriesInstanceUID?: string } };
+    if (!series.ParentStudy || !series.MainDicomTags?.SeriesInstanceUID) return undefined;
+    return { seriesInstanceUID: series.MainDicomTags.SeriesInstanceUID, orthancStudyId: series.ParentStudy };
   }
 
   async findStudy(studyInstanceUID: string): Promise<string | undefined> {

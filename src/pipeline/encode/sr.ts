@@ -147,6 +147,11 @@ function validateFinding(f: Finding, i: number): void {
   if (typeof f.positive !== 'boolean') refuse(`${what} (${f.code}).positive must be a boolean`);
 }
 
+/** The series our SRs of a study go into: one per study, model and device (see domain/uids.ts). */
+export function srSeriesInstanceUID(uidRoot: string, studyInstanceUID: string, modelId: string, deviceUid: string): string {
+  return deriveUid(uidRoot, srSeriesKey(studyInstanceUID, modelId, deviceUid), 'sr-series');
+}
+
 /** Encodes the SR. Throws TriageError (INTERNAL / CONFIG_INVALID) on incomplete input; never writes a partial SR. */
 export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
   const { mappings, inference, study } = input;
@@ -180,11 +185,7 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
       : cmp(a.SeriesInstanceUID, b.SeriesInstanceUID),
   );
 
-  const seriesInstanceUID = deriveUid(
-    input.uidRoot,
-    srSeriesKey(study.StudyInstanceUID, inference.modelId, inference.deviceUid),
-    'sr-series',
-  );
+  const seriesInstanceUID = srSeriesInstanceUID(input.uidRoot, study.StudyInstanceUID, inference.modelId, inference.deviceUid);
   const sopInstanceUID = deriveUid(input.uidRoot, input.resultKey, 'sr-instance');
   const trackKey = trackingKey(study.StudyInstanceUID, inference.modelId);
 

@@ -6,6 +6,7 @@ import type { JobStore } from '../../state/store.ts';
 import { pollDicomWebQido } from './dicomweb-qido.ts';
 import type { FolderWatcher } from './folder.ts';
 import { pollOrthancChanges } from './orthanc-changes.ts';
+import type { OwnSeries } from './own-writes.ts';
 
 /** The ingest modes that run: `ingest.modes`, else orthanc-changes for an Orthanc PACS and dicomweb-qido for any other. */
 export function ingestModes(config: Config): IngestMode[] {
@@ -15,18 +16,23 @@ export function ingestModes(config: Config): IngestMode[] {
 
 /**
  * One pass of the polling modes (orthanc-changes, dicomweb-qido, folder); the webhook is served
- * by the API. Without a PACS (the folder mode alone) `dicomweb` is absent. Returns how many
- * studies were enqueued.
+ * by the API. Without a PACS (the folder mode alone) `dicomweb` is absent. `isOwnSeries` keeps
+ * our own write-back from re-enqueueing a study when ingest.stableAgeS reads every instance.
+ * Returns how many studies were enqueued.
  */
 export async function pollIngest(
   config: Config,
   servers: { dicomweb?: DicomWebClient | undefined; orthanc?: OrthancClient | undefined; folder?: FolderWatcher | undefined },
   store: JobStore,
   log: Logger,
+  isOwnSeries?: OwnSeries,
 ): Promise<number> {
   let enqueued = 0;
   const modes = ingestModes(config);
-  if (modes.includes('orthanc-changes') && servers.orthanc) enqueued += await pollOrthancChanges(servers.orthanc, store, config.ingest.changesBatch, log);
+  if (modes.includes('orthanc-changes') && servers.orthanc) {
+    const stableAgeMs = config.ingest.stableAgeS === undefined ? undefined : Math.round(config.ingest.stableAgeS * 1000);
+    enqueued += await pollOrthancChanges(servers.orthanc, store, { batch: config.ingest.changesBatch, stableAgeMs, isOwnSeries }, log);
+  }
   if (modes.includes('dicomweb-qido') && servers.dicomweb) enqueued += await pollDicomWebQido(servers.dicomweb, store, config.ingest.qido, log);
   if (modes.includes('folder') && servers.folder) enqueued += await servers.folder.pass(store, log);
   return enqueued;

@@ -2,30 +2,68 @@ import type { Logger } from 'pino';
 import type { OrthancClient } from '../../adapters/orthanc/client.ts';
 import type { StudyRef } from '../../domain/types.ts';
 import type { JobStore } from '../../state/store.ts';
+import type { OwnSeries } from './own-writes.ts';
 
 export const CHANGES_CURSOR = 'orthanc.changes';
 
+export interface ChangesOptions {
+  batch: number;
+  /**
+   * ingest.stableAgeS in ms: read NewInstance changes and let each study settle this long after
+   * its last instance, instead of waiting for Orthanc's StableStudy.
+   */
+  stableAgeMs?: number | undefined;
+  /** Our own SR and rejection-note series (never a reason to run again); with stableAgeMs. */
+  isOwnSeries?: OwnSeries | undefined;
+}
+
 /**
- * Reads Orthanc's /changes from the stored cursor and enqueues every StableStudy, advancing the
- * cursor in the same transaction as the enqueue. A study whose StableStudy comes again (a series
+ * Reads Orthanc's /changes from the stored cursor and enqueues what it announces, advancing the
+ * cursor in the same transaction as the enqueue.
+ *
+ * By default every StableStudy is enqueued. A study whose StableStudy comes again (a series
  * arrived later, or our own SR was stored) is enqueued again; the pipeline then sees from the
  * result key whether anything changed, so our own SR never produces a new result.
+ *
+ * With stableAgeMs, every NewInstance instead pushes its study's start back to stableAgeMs from
+ * now (the job store's settle time), and instances of our own series are ignored.
  */
-export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore, batch: number, log: Logger): Promise<number> {
+export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore, options: ChangesOptions, log: Logger): Promise<number> {
   let since = Number(store.getCursor(CHANGES_CURSOR) ?? '0');
   let enqueued = 0;
+  const perInstance = options.stableAgeMs !== undefined;
+  // Orthanc study id → StudyInstanceUID, for this pass only (a burst of instances shares few studies).
+  const studyUids = new Map<string, string | undefined>();
+  const uidOf = async (orthancStudyId: string): Promise<string | undefined> => {
+    if (!studyUids.has(orthancStudyId)) studyUids.set(orthancStudyId, await orthanc.studyInstanceUID(orthancStudyId));
+    return studyUids.get(orthancStudyId);
+  };
   for (;;) {
-    const page = await orthanc.changes(since, batch);
+    const page = await orthanc.changes(since, options.batch);
     const refs: StudyRef[] = [];
+    const add = (uid: string, orthancId: string): void => {
+      if (!refs.some((r) => r.studyInstanceUID === uid)) refs.push({ studyInstanceUID: uid, orthancId, source: 'orthanc-changes' });
+    };
     for (const change of page.changes) {
-      if (change.changeType !== 'StableStudy') continue;
-      const uid = await orthanc.studyInstanceUID(change.orthancId);
-      if (uid === undefined) continue; // deleted meanwhile: nothing to do
-      if (!refs.some((r) => r.studyInstanceUID === uid)) refs.push({ studyInstanceUID: uid, orthancId: change.orthancId, source: 'orthanc-changes' });
+      if (perInstance) {
+        if (change.changeType !== 'NewInstance') continue;
+        const series = await orthanc.instanceSeries(change.orthancId);
+        if (series === undefined) continue; // deleted meanwhile
+        const uid = await uidOf(series.orthancStudyId);
+        if (uid === undefined || options.isOwnSeries?.(uid, series.seriesInstanceUID)) continue;
+        add(uid, series.orthancStudyId);
+      } else {
+        if (change.changeType !== 'StableStudy') continue;
+        const uid = await orthanc.studyInstanceUID(change.orthancId);
+        if (uid === undefined) continue; // deleted meanwhile: nothing to do
+        add(uid, change.orthancId);
+      }
     }
-    store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) });
+    store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) }, perInstance ? { settleMs: options.stableAgeMs } : {});
     enqueued += refs.length;
-    if (refs.length > 0) log.info({ event: 'ingest.enqueued', count: refs.length, cursor: page.last }, 'stable studies enqueued');
+    if (refs.length > 0) {
+      log.info({ event: 'ingest.enqueued', count: refs.length, cursor: page.last, ...(perInstance ? { settleMs: options.stableAgeMs } : {}) }, perInstance ? 'studies with new instances enqueued' : 'stable studies enqueued');
+    }
     if (page.done || page.last === since) break;
     since = page.last;
   }

@@ -18,16 +18,26 @@ export function secretMatches(given: string | undefined, secret: string): boolea
 
 const uid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))*$/).max(64);
 
-/** What the Lua script posts: the study's UID (from its main DICOM tags) and Orthanc's id. */
+/**
+ * What the Lua script posts: the study's UID (from its main DICOM tags) and Orthanc's id. With
+ * WebhookEvent "instance" it posts every stored instance (NewInstance) with its series UID, and
+ * pacs-triage lets the study settle for ingest.stableAgeS itself.
+ */
 export const webhookBodySchema = z
   .object({
     StudyInstanceUID: uid,
     /** Orthanc's id of the study (kept on the job, as the changes feed does). */
     OrthancId: z.string().regex(/^[0-9a-f-]{8,64}$/).optional(),
-    /** The event; only stable studies are enqueued. */
-    ChangeType: z.literal('StableStudy').default('StableStudy'),
+    /** The event: a stable study, or one stored instance. */
+    ChangeType: z.enum(['StableStudy', 'NewInstance']).default('StableStudy'),
+    /** The instance's series (NewInstance): our own SR series never starts a run. */
+    SeriesInstanceUID: uid.optional(),
   })
-  .strip();
+  .strip()
+  .refine((b) => b.ChangeType !== 'NewInstance' || b.SeriesInstanceUID !== undefined, {
+    message: 'a NewInstance post needs SeriesInstanceUID',
+    path: ['SeriesInstanceUID'],
+  });
 
 export type WebhookBody = z.infer<typeof webhookBodySchema>;
 

@@ -44,10 +44,64 @@ describe('Orthanc /changes ingest', () => {
       .reply(200, { MainDicomTags: { StudyInstanceUID: '1.2.3' } })
       .get('/studies/gone')
       .reply(404, {});
-    const n = await pollOrthancChanges(orthanc, store, 2, createLogger('silent'));
+    const n = await pollOrthancChanges(orthanc, store, { batch: 2 }, createLogger('silent'));
     expect(n).toBe(2); // one per page: a StableStudy that repeats is enqueued again (new series may have arrived)
     expect(store.getCursor(CHANGES_CURSOR)).toBe('14');
     expect(store.jobs().map((j) => [j.studyInstanceUID, j.orthancId, j.state])).toEqual([['1.2.3', 'sA', 'queued']]);
+  });
+
+  it('with stableAgeMs: enqueues the study of each NewInstance to settle, looks each study up once, ignores our own series and StableStudy', async () => {
+    let now = 5_000;
+    const store = new SqliteJobStore(':memory:', () => now);
+    nock(BASE, { reqheaders: { authorization: 'Bearer tok' } })
+      .get('/changes')
+      .query({ since: '0', limit: '10' })
+      .reply(200, {
+        Changes: [
+          { Seq: 1, ChangeType: 'NewInstance', ResourceType: 'Instance', ID: 'i1' },
+          { Seq: 2, ChangeType: 'NewInstance', ResourceType: 'Instance', ID: 'i2' },
+          { Seq: 3, ChangeType: 'NewInstance', ResourceType: 'Instance', ID: 'ours' },
+          { Seq: 4, ChangeType: 'NewInstance', ResourceType: 'Instance', ID: 'deleted' },
+          { Seq: 5, ChangeType: 'StableStudy', ResourceType: 'Study', ID: 'sA' },
+        ],
+        Last: 5,
+        Done: true,
+      })
+      .get('/instances/i1/series')
+      .reply(200, { ID: 'se1', ParentStudy: 'sA', MainDicomTags: { SeriesInstanceUID: '1.2.3.1', Modality: 'CR' } })
+      .get('/instances/i2/series')
+      .reply(200, { ID: 'se1', ParentStudy: 'sA', MainDicomTags: { SeriesInstanceUID: '1.2.3.1', Modality: 'CR' } })
+      .get('/instances/ours/series')
+      .reply(200, { ID: 'se2', ParentStudy: 'sA', MainDicomTags: { SeriesInstanceUID: '1.2.3.99', Modality: 'SR' } })
+      .get('/instances/deleted/series')
+      .reply(404, {})
+      .get('/studies/sA')
+      .once()
+      .reply(200, { MainDicomTags: { StudyInstanceUID: '1.2.3' } });
+    const own = (study: string, series: string): boolean => study === '1.2.3' && series === '1.2.3.99';
+    const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: own }, createLogger('silent'));
+    expect(n).toBe(1);
+    expect(store.getCursor(CHANGES_CURSOR)).toBe('5');
+    expect(store.jobs().map((j) => [j.studyInstanceUID, j.orthancId, j.state])).toEqual([['1.2.3', 'sA', 'queued']]);
+    expect(store.nextDueAt()).toBe(6_000);
+    now = 6_000;
+    expect(store.claim(now)).toMatchObject({ studyInstanceUID: '1.2.3' });
+  });
+
+  it('only our own instance arrived: nothing is enqueued, the cursor still moves', async () => {
+    const store = new SqliteJobStore(':memory:');
+    nock(BASE)
+      .get('/changes')
+      .query({ since: '0', limit: '10' })
+      .reply(200, { Changes: [{ Seq: 7, ChangeType: 'NewInstance', ResourceType: 'Instance', ID: 'ours' }], Last: 7, Done: true })
+      .get('/instances/ours/series')
+      .reply(200, { ID: 'se2', ParentStudy: 'sA', MainDicomTags: { SeriesInstanceUID: '1.2.3.99' } })
+      .get('/studies/sA')
+      .reply(200, { MainDicomTags: { StudyInstanceUID: '1.2.3' } });
+    const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: (_st, se) => se === '1.2.3.99' }, createLogger('silent'));
+    expect(n).toBe(0);
+    expect(store.jobs()).toEqual([]);
+    expect(store.getCursor(CHANGES_CURSOR)).toBe('7');
   });
 
   it('writes the priority as user metadata with PUT', async () => {

@@ -56,6 +56,52 @@ describe('POST /webhooks/orthanc', () => {
     expect((await hook('{"StudyInstanceUID":', h)).status).toBe(400);
   });
 
+  it('NewInstance: 409 without ingest.stableAgeS; nothing enqueued', async () => {
+    const res = await hook({ StudyInstanceUID: '1.2.3.409', SeriesInstanceUID: '1.2.3.409.1', ChangeType: 'NewInstance' }, { [WEBHOOK_SECRET_HEADER]: SECRET });
+    expect(res.status).toBe(409);
+    expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/ingest\.stableAgeS/);
+    expect(store.get('1.2.3.409')).toBeUndefined();
+  });
+
+  it('NewInstance with stableAgeS: each post pushes the study back to settle; our own series is acknowledged and ignored; a series UID is required', async () => {
+    let now = 10_000;
+    const settling = new SqliteJobStore(':memory:', () => now);
+    const app = createApp({
+      store: settling,
+      shadow: false,
+      status: () => ({ provider: 'cpu', model: 'm@1' }),
+      webhook: { secret: SECRET, stableAgeMs: 1_000, isOwnSeries: (_study, series) => series === '1.2.3.7.99' },
+    });
+    const s = await new Promise<Server>((resolve) => {
+      const x = app.listen(0, '127.0.0.1', () => resolve(x));
+    });
+    const post = (body: unknown): Promise<Response> =>
+      fetch(`http://127.0.0.1:${(s.address() as AddressInfo).port}/webhooks/orthanc`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [WEBHOOK_SECRET_HEADER]: SECRET },
+        body: JSON.stringify(body),
+      });
+    try {
+      expect((await post({ StudyInstanceUID: '1.2.3.7', SeriesInstanceUID: '1.2.3.7.1', ChangeType: 'NewInstance' })).status).toBe(202);
+      expect(settling.nextDueAt()).toBe(11_000);
+      now = 10_400;
+      expect((await post({ StudyInstanceUID: '1.2.3.7', SeriesInstanceUID: '1.2.3.7.2', ChangeType: 'NewInstance' })).status).toBe(202);
+      expect(settling.nextDueAt()).toBe(11_400);
+      expect(settling.claim(11_399)).toBeUndefined();
+      const ours = await post({ StudyInstanceUID: '1.2.3.7', SeriesInstanceUID: '1.2.3.7.99', ChangeType: 'NewInstance' });
+      expect(ours.status).toBe(200);
+      expect(await ours.json()).toEqual({ studyInstanceUID: '1.2.3.7', ignored: 'our own result' });
+      expect(settling.nextDueAt()).toBe(11_400);
+      expect((await post({ StudyInstanceUID: '1.2.3.8', ChangeType: 'NewInstance' })).status).toBe(400);
+      // A StableStudy post is due at once, as without stableAgeS.
+      expect((await post({ StudyInstanceUID: '1.2.3.9', ChangeType: 'StableStudy' })).status).toBe(202);
+      expect(settling.nextDueAt()).toBe(10_400);
+    } finally {
+      await new Promise<void>((resolve) => s.close(() => resolve()));
+      settling.close();
+    }
+  });
+
   it('the route does not exist without a webhook secret configured', async () => {
     const app = createApp({ store, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }) });
     const s = await new Promise<Server>((resolve) => {

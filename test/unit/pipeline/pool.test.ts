@@ -130,4 +130,26 @@ describe('WorkerPool', () => {
     expect(done).toEqual(['ok']);
     expect(await pool.stop(1_000)).toBe(true);
   });
+
+  it('an idle worker wakes when the earliest waiting job comes due, not after its whole nap', async () => {
+    const dueAt = Date.now() + 30;
+    const started: number[] = [];
+    let taken = false;
+    const pool = new WorkerPool<void>({
+      concurrency: 1,
+      idleMs: 60_000,
+      nextDue: () => (taken ? undefined : dueAt),
+      claim: () => {
+        if (taken || Date.now() < dueAt) return undefined;
+        taken = true;
+        return job('settled');
+      },
+      run: async () => void started.push(Date.now()),
+    });
+    pool.start();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(started).toHaveLength(1);
+    expect(started[0]! - dueAt).toBeLessThan(60);
+    expect(await pool.stop(1_000)).toBe(true);
+  });
 });

@@ -40,6 +40,28 @@ describe('SqliteJobStore', () => {
     expect(store.get('1.1')?.state).toBe('queued');
   });
 
+  it('settles: a study enqueued with settleMs is due that long after its last enqueue, also for a rerun', () => {
+    let now = 1000;
+    const store = new SqliteJobStore(':memory:', () => now);
+    store.enqueue([ref('1.1')], undefined, { settleMs: 1000 });
+    expect(store.nextDueAt()).toBe(2000);
+    now = 1500;
+    store.enqueue([ref('1.1')], undefined, { settleMs: 1000 }); // another instance arrived
+    expect(store.claim(2000)).toBeUndefined();
+    expect(store.nextDueAt()).toBe(2500);
+    expect(store.claim(2500)).toMatchObject({ studyInstanceUID: '1.1', state: 'running' });
+    expect(store.nextDueAt()).toBeUndefined();
+    now = 2600;
+    store.enqueue([ref('1.1')], undefined, { settleMs: 1000 }); // an instance arrived mid-run
+    now = 2700;
+    store.finish('1.1', 'done', undefined);
+    expect(store.get('1.1')?.state).toBe('queued');
+    expect(store.claim(3599)).toBeUndefined();
+    expect(store.claim(3600)).toMatchObject({ studyInstanceUID: '1.1' });
+    store.enqueue([ref('1.2')]); // without settleMs: due now
+    expect(store.nextDueAt()).toBe(2700);
+  });
+
   it('survives a restart: a job left running is reclaimed once its lease expires, results and cursor are kept', () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'store-')), 'jobs.sqlite');
     const first = new SqliteJobStore(file);
