@@ -125,7 +125,8 @@ export async function openRuntime(config: Config, log: Logger, storePath: string
   };
 }
 
-export function serverPipeline(config: Config, runtime: Runtime, servers: Servers, log: Logger): PipelineDeps {
+/** `onSrStored` is told Orthanc's id of each SR stored (see ServerSink). */
+export function serverPipeline(config: Config, runtime: Runtime, servers: Servers, log: Logger, onSrStored?: (orthancInstanceId: string) => void): PipelineDeps {
   return {
     model: runtime.model,
     mappings: runtime.mappings,
@@ -133,7 +134,7 @@ export function serverPipeline(config: Config, runtime: Runtime, servers: Server
     shadow: config.shadow,
     source: new PacsStudySource(servers.dicomweb),
     clinical: servers.fhir ? new FhirServerSource(servers.fhir) : undefined,
-    sink: new ServerSink(servers.dicomweb, servers.orthanc, servers.fhir),
+    sink: new ServerSink(servers.dicomweb, servers.orthanc, servers.fhir, onSrStored),
     store: runtime.store,
     log,
     writeOrderPriority: config.fhir?.writeOrderPriority ?? false,

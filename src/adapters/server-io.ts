@@ -1,8 +1,8 @@
 import type { DicomWebClient } from './dicomweb/client.ts';
 import type { FhirClient } from './fhir/client.ts';
-import { orthancStudyId, PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
+import { orthancInstanceId, orthancStudyId, PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
 import type { FhirResource, InstanceMeta } from '../domain/types.ts';
-import type { ResultSink, StudySource } from '../pipeline/process-study.ts';
+import type { ResultSink, StoredSr, StudySource } from '../pipeline/process-study.ts';
 import type { StoredResult } from '../state/store.ts';
 import { TriageError } from '../domain/errors.ts';
 
@@ -25,10 +25,13 @@ export class ServerSink implements ResultSink {
     private readonly dicomweb: DicomWebClient,
     private readonly orthanc: OrthancClient | undefined,
     private readonly fhir: FhirClient | undefined,
+    /** Told Orthanc's id of each SR stored (so that its NewInstance needs no lookup: ingest.stableAgeS). */
+    private readonly onSrStored?: (orthancInstanceId: string) => void,
   ) {}
 
-  storeSr(studyInstanceUID: string, part10: Uint8Array): Promise<void> {
-    return this.dicomweb.store(studyInstanceUID, [part10]);
+  async storeSr(studyInstanceUID: string, part10: Uint8Array, sr?: StoredSr): Promise<void> {
+    await this.dicomweb.store(studyInstanceUID, [part10]);
+    if (this.orthanc && sr && this.onSrStored) this.onSrStored(orthancInstanceId(sr.patientId, studyInstanceUID, sr.seriesInstanceUID, sr.sopInstanceUID));
   }
 
   async writeFhir(_studyInstanceUID: string, bundle: FhirResource): Promise<string | undefined> {

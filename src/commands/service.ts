@@ -9,7 +9,7 @@ import { asTriageError } from '../domain/errors.ts';
 import { SOFTWARE, connectFhir, connectServers, openRuntime, serverPipeline, type Runtime, type Servers } from '../main.ts';
 import { FhirServerSource } from '../adapters/fhir/clinical-source.ts';
 import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
-import { ownSeries, type OwnSeries } from '../pipeline/ingest/own-writes.ts';
+import { ownSeries, RecentIds, type OwnSeries } from '../pipeline/ingest/own-writes.ts';
 import type { PipelineDeps } from '../pipeline/process-study.ts';
 import { runJob, type JobOutcome, type Lease, type RetryPolicy } from '../pipeline/worker.ts';
 import { WorkerPool } from '../pipeline/pool.ts';
@@ -36,8 +36,8 @@ export interface Service {
   lease: Lease;
   metrics: Metrics;
   breakers: { pacs: CircuitBreaker; fhir: CircuitBreaker };
-  /** Our own SR and rejection-note series (per-instance ingest must not re-run a study for them). */
-  isOwnSeries: OwnSeries;
+  /** Our own SRs and rejection notes (per-instance ingest must not re-run a study for them). */
+  own: { isOwnSeries: OwnSeries; ownInstances: RecentIds };
   /** Set on SIGTERM: workers finish the job in hand and claim no more. */
   stopping: boolean;
   close(): Promise<void>;
@@ -90,7 +90,8 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     metrics.inferenceSeconds.observe(seconds);
   };
   const breakers = instrument(servers, config, metrics, log);
-  const pacs = servers.dicomweb ? serverPipeline(config, runtime, { ...servers, dicomweb: servers.dicomweb }, log) : undefined;
+  const ownInstances = new RecentIds();
+  const pacs = servers.dicomweb ? serverPipeline(config, runtime, { ...servers, dicomweb: servers.dicomweb }, log, (id) => ownInstances.add(id)) : undefined;
   const folder = ingestModes(config).includes('folder') ? openFolderIngest(config, pacs?.source, servers.fhir, (uid) => runtime.store.get(uid)?.source === 'folder') : undefined;
   let deps: PipelineDeps;
   if (pacs) deps = { ...pacs, ...(folder ? { source: folder.source } : {}), metrics };
@@ -122,7 +123,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     lease: { owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, leaseMs: config.worker.leaseMs },
     metrics,
     breakers,
-    isOwnSeries: ownSeries(config.uidRoot, runtime.model.manifest),
+    own: { isOwnSeries: ownSeries(config.uidRoot, runtime.model.manifest), ownInstances },
     stopping: false,
     close: async () => {
       servers.close();
@@ -156,7 +157,7 @@ export async function drainQueue(
 export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: number; outcomes: JobOutcome[] }> {
   const service = await openService(config, log);
   try {
-    const enqueued = await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.isOwnSeries);
+    const enqueued = await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
     // With ingest.stableAgeS the studies this pass saw come due once they settled: wait for
     // those (at most stableAgeS), not for later arrivals, which are the next run's.
     const settledBy = Date.now() + (config.ingest.stableAgeS ?? 0) * 1000;
@@ -267,7 +268,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
             secret: config.ingest.webhook.secret,
             bodyLimit: config.ingest.webhook.bodyLimit,
             ...(config.ingest.stableAgeS !== undefined ? { stableAgeMs: Math.round(config.ingest.stableAgeS * 1000) } : {}),
-            isOwnSeries: service.isOwnSeries,
+            isOwnSeries: service.own.isOwnSeries,
           },
         }
       : {}),
@@ -301,7 +302,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
         const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
         if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
       }
-      if ((await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.isOwnSeries)) > 0) pool.wake();
+      if ((await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own)) > 0) pool.wake();
     } catch (err) {
       const e = asTriageError(err, 'ingest');
       log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');

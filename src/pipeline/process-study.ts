@@ -21,9 +21,17 @@ export interface StudySource {
   retrieve(instance: InstanceMeta): Promise<Uint8Array>;
 }
 
+/** The UIDs of an SR just stored, and the PatientID it carries. */
+export interface StoredSr {
+  patientId: string;
+  seriesInstanceUID: string;
+  sopInstanceUID: string;
+}
+
 /** Where results go: the PACS and the FHIR server, or a folder for `analyze`. */
 export interface ResultSink {
-  storeSr(studyInstanceUID: string, part10: Uint8Array): Promise<void>;
+  /** `sr` names the SR (for a PACS that can tell its own id of the instance from them). */
+  storeSr(studyInstanceUID: string, part10: Uint8Array, sr?: StoredSr): Promise<void>;
   /** Writes the transaction Bundle; returns the RiskAssessment's reference when the server says. */
   writeFhir(studyInstanceUID: string, bundle: FhirResource): Promise<string | undefined>;
   setPriority(study: InstanceMeta, result: StoredResult): Promise<void>;
@@ -328,7 +336,9 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   const pacsWrites = async (): Promise<void> => {
     await timed('write.pacs', async () => {
       if (!result.written.pacs) {
-        await audited({ target: 'pacs', action: 'store-sr', resource: `SR ${sr.sopInstanceUID}` }, () => deps.sink.storeSr(studyInstanceUID, sr.part10));
+        await audited({ target: 'pacs', action: 'store-sr', resource: `SR ${sr.sopInstanceUID}` }, () =>
+          deps.sink.storeSr(studyInstanceUID, sr.part10, { patientId: instance.PatientID ?? '', seriesInstanceUID: sr.seriesInstanceUID, sopInstanceUID: sr.sopInstanceUID }),
+        );
         result.written.pacs = true;
         deps.store.saveResult(result);
       }

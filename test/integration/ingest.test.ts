@@ -12,7 +12,7 @@ import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
-import { OrthancClient, orthancStudyId, PRIORITY_METADATA } from '../../src/adapters/orthanc/client.ts';
+import { OrthancClient, orthancInstanceId, orthancStudyId, PRIORITY_METADATA } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
 import { localDateTime } from '../../src/pipeline/ingest/dicomweb-qido.ts';
 import { ownSeries } from '../../src/pipeline/ingest/own-writes.ts';
@@ -220,7 +220,11 @@ describe.skipIf(!requireOrthanc())('ingest (a) with ingest.stableAgeS: the chang
     // The priority was written to the study Orthanc's id is computed for (no /tools/lookup).
     const rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
     const id = await rest.findStudy(`${ROOT}.60`);
-    expect(orthancStudyId(String(readPart10(instanceOf(60, 1, 1))['PatientID']), `${ROOT}.60`)).toBe(id);
+    const patientId = String(readPart10(instanceOf(60, 1, 1))['PatientID']);
+    expect(orthancStudyId(patientId, `${ROOT}.60`)).toBe(id);
+    expect(orthancInstanceId(patientId, `${ROOT}.60`, `${ROOT}.60.1`, `${ROOT}.60.1.1`)).toBe(
+      ((await rest.http.json({ method: 'POST', path: 'tools/lookup', body: `${ROOT}.60.1.1` })) as { ID: string }[])[0]?.ID,
+    );
     expect(await rest.studyMetadata(id!, PRIORITY_METADATA)).toMatch(/^(stat|urgent|asap|routine)$/);
     rest.close();
     // Our SR was a NewInstance too: recognised by its series UID, nothing to run.

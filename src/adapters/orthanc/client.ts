@@ -30,7 +30,16 @@ export const RESULT_METADATA = 'PacsTriageResult';
  * stores them (padding stripped).
  */
 export function orthancStudyId(patientId: string, studyInstanceUID: string): string {
-  const hex = createHash('sha1').update(`${patientId.trim()}|${studyInstanceUID.trim()}`, 'utf8').digest('hex');
+  return orthancHash([patientId, studyInstanceUID]);
+}
+
+/** Orthanc's identifier of an instance: the same hash over "PatientID|Study|Series|SOP Instance UID". */
+export function orthancInstanceId(patientId: string, studyInstanceUID: string, seriesInstanceUID: string, sopInstanceUID: string): string {
+  return orthancHash([patientId, studyInstanceUID, seriesInstanceUID, sopInstanceUID]);
+}
+
+function orthancHash(values: string[]): string {
+  const hex = createHash('sha1').update(values.map((v) => v.trim()).join('|'), 'utf8').digest('hex');
   return hex.match(/.{8}/g)!.join('-');
 }
 
@@ -66,14 +75,15 @@ export class OrthancClient {
    * when the instance was deleted since its change was logged. One request, answered from
    * Orthanc's index (not the file).
    */
-  async instanceSeries(orthancInstanceId: string): Promise<{ seriesInstanceUID: string; orthancStudyId: string } | undefined> {
+  async instanceSeries(orthancInstanceId: string): Promise<{ seriesInstanceUID: string; orthancStudyId: string; modality?: string } | undefined> {
     const path = `instances/${encodeURIComponent(orthancInstanceId)}/series`;
     const res = await this.http.request({ path });
     if (res.status === 404) return undefined;
     if (res.status !== 200) throw this.http.errorFor({ path }, res);
-    const series = JSON.parse(res.body.toString('utf8')) as { ParentStudy?: string; MainDicomTags?: { SeriesInstanceUID?: string } };
+    const series = JSON.parse(res.body.toString('utf8')) as { ParentStudy?: string; MainDicomTags?: { SeriesInstanceUID?: string; Modality?: string } };
     if (!series.ParentStudy || !series.MainDicomTags?.SeriesInstanceUID) return undefined;
-    return { seriesInstanceUID: series.MainDicomTags.SeriesInstanceUID, orthancStudyId: series.ParentStudy };
+    const modality = series.MainDicomTags.Modality;
+    return { seriesInstanceUID: series.MainDicomTags.SeriesInstanceUID, orthancStudyId: series.ParentStudy, ...(modality ? { modality } : {}) };
   }
 
   async findStudy(studyInstanceUID: string): Promise<string | undefined> {

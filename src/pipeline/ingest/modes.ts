@@ -16,8 +16,8 @@ export function ingestModes(config: Config): IngestMode[] {
 
 /**
  * One pass of the polling modes (orthanc-changes, dicomweb-qido, folder); the webhook is served
- * by the API. Without a PACS (the folder mode alone) `dicomweb` is absent. `isOwnSeries` keeps
- * our own write-back from re-enqueueing a study when ingest.stableAgeS reads every instance.
+ * by the API. Without a PACS (the folder mode alone) `dicomweb` is absent. `own` keeps our
+ * own write-back from re-enqueueing a study when ingest.stableAgeS reads every instance.
  * Returns how many studies were enqueued.
  */
 export async function pollIngest(
@@ -25,13 +25,13 @@ export async function pollIngest(
   servers: { dicomweb?: DicomWebClient | undefined; orthanc?: OrthancClient | undefined; folder?: FolderWatcher | undefined },
   store: JobStore,
   log: Logger,
-  isOwnSeries?: OwnSeries,
+  own?: { isOwnSeries: OwnSeries; ownInstances?: { has(orthancInstanceId: string): boolean } },
 ): Promise<number> {
   let enqueued = 0;
   const modes = ingestModes(config);
   if (modes.includes('orthanc-changes') && servers.orthanc) {
     const stableAgeMs = config.ingest.stableAgeS === undefined ? undefined : Math.round(config.ingest.stableAgeS * 1000);
-    enqueued += await pollOrthancChanges(servers.orthanc, store, { batch: config.ingest.changesBatch, stableAgeMs, isOwnSeries }, log);
+    enqueued += await pollOrthancChanges(servers.orthanc, store, { batch: config.ingest.changesBatch, stableAgeMs, ...own }, log);
   }
   if (modes.includes('dicomweb-qido') && servers.dicomweb) enqueued += await pollDicomWebQido(servers.dicomweb, store, config.ingest.qido, log);
   if (modes.includes('folder') && servers.folder) enqueued += await servers.folder.pass(store, log);

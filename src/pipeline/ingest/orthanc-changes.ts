@@ -15,6 +15,8 @@ export interface ChangesOptions {
   stableAgeMs?: number | undefined;
   /** Our own SR and rejection-note series (never a reason to run again); with stableAgeMs. */
   isOwnSeries?: OwnSeries | undefined;
+  /** Orthanc ids of SRs this process stored (no lookup for their NewInstance). */
+  ownInstances?: { has(orthancInstanceId: string): boolean } | undefined;
 }
 
 /**
@@ -46,7 +48,7 @@ export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore
     };
     for (const change of page.changes) {
       if (perInstance) {
-        if (change.changeType !== 'NewInstance') continue;
+        if (change.changeType !== 'NewInstance' || options.ownInstances?.has(change.orthancId)) continue;
         const series = await orthanc.instanceSeries(change.orthancId);
         if (series === undefined) continue; // deleted meanwhile
         const uid = await uidOf(series.orthancStudyId);

@@ -13,3 +13,25 @@ export function ownSeries(uidRoot: string, model: { id: string; deviceUid: strin
   return (study, series) =>
     series === srSeriesInstanceUID(uidRoot, study, model.id, model.deviceUid) || series === rejectionNoteUids(uidRoot, study, []).seriesInstanceUID;
 }
+
+/**
+ * Orthanc ids of the SRs this process stored lately, so that their NewInstance changes are
+ * recognised without asking Orthanc (two lookups per study saved). Bounded: the oldest go
+ * first; one not found here (evicted, or written by another process) is looked up and still
+ * recognised by its series.
+ */
+export class RecentIds {
+  private readonly ids = new Set<string>();
+
+  constructor(private readonly capacity = 10_000) {}
+
+  add(id: string): void {
+    this.ids.delete(id);
+    this.ids.add(id);
+    if (this.ids.size > this.capacity) this.ids.delete(this.ids.values().next().value as string);
+  }
+
+  has(id: string): boolean {
+    return this.ids.has(id);
+  }
+}

@@ -1,6 +1,7 @@
 import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { OrthancClient, PRIORITY_METADATA } from '../../../src/adapters/orthanc/client.ts';
+import { OrthancClient, orthancInstanceId, orthancStudyId, PRIORITY_METADATA } from '../../../src/adapters/orthanc/client.ts';
+import { RecentIds } from '../../../src/pipeline/ingest/own-writes.ts';
 import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
 import { CHANGES_CURSOR, pollOrthancChanges } from '../../../src/pipeline/ingest/orthanc-changes.ts';
 import { createLogger } from '../../../src/logging.ts';
@@ -86,6 +87,31 @@ describe('Orthanc /changes ingest', () => {
     expect(store.nextDueAt()).toBe(6_000);
     now = 6_000;
     expect(store.claim(now)).toMatchObject({ studyInstanceUID: '1.2.3' });
+  });
+
+  it('an SR this process stored (its Orthanc id remembered) is skipped without a request', async () => {
+    const store = new SqliteJobStore(':memory:');
+    nock(BASE).get('/changes').query({ since: '0', limit: '10' }).reply(200, { Changes: [{ Seq: 8, ChangeType: 'NewInstance', ResourceType: 'Instance', ID: 'mine' }], Last: 8, Done: true });
+    const recent = new RecentIds(2);
+    recent.add('mine');
+    const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, ownInstances: recent }, createLogger('silent'));
+    expect(n).toBe(0);
+    expect(store.getCursor(CHANGES_CURSOR)).toBe('8');
+  });
+
+  it('RecentIds keeps the newest ids up to its capacity', () => {
+    const recent = new RecentIds(2);
+    recent.add('a');
+    recent.add('b');
+    recent.add('a'); // refreshed: b is now the oldest
+    recent.add('c');
+    expect(['a', 'b', 'c'].map((id) => recent.has(id))).toEqual([true, false, true]);
+  });
+
+  it('computes Orthanc ids the way Orthanc does (SHA-1 of the joined UIDs, dashed)', () => {
+    // Checked against a real Orthanc in test/integration/ingest.test.ts; here the shape and the trimming.
+    expect(orthancStudyId('', '1.2.3')).toMatch(/^([0-9a-f]{8}-){4}[0-9a-f]{8}$/);
+    expect(orthancInstanceId(' P ', '1.2', '1.2.3', '1.2.3.4')).toBe(orthancInstanceId('P', '1.2', '1.2.3', '1.2.3.4'));
   });
 
   it('only our own instance arrived: nothing is enqueued, the cursor still moves', async () => {
