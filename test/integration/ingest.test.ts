@@ -24,6 +24,8 @@ import { cli, waitFor } from '../harness/cli.ts';
 const DEMO = 'test/fixtures/demo/dicom';
 const demoFiles = readdirSync(DEMO).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(DEMO, f));
 const ROOT = '1.2.826.0.1.3680043.10.999.77';
+const MANIFEST = JSON.parse(readFileSync('models/cxr-triage/manifest.json', 'utf8')) as { id: string; deviceUid: string };
+const UID_ROOT = '1.2.826.0.1.3680043.10.999';
 
 /** A demo file as a new study `n`, acquired at `at` (local time in `timeZone`). */
 function studyAt(file: string, n: number, at: number, timeZone: string): Uint8Array {
@@ -68,7 +70,7 @@ describe.skipIf(!requireOrthanc())('ingest (b): QIDO-RS polling of a DICOMweb PA
         pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth, kind: 'dicomweb' },
         ingest: { modes: ['dicomweb-qido'], qido: { timeZone: TZ, lookbackHours: 2, overlapMinutes: 60, pageSize: 2 } },
         store: { path: storePath },
-        uidRoot: '1.2.826.0.1.3680043.10.999',
+        uidRoot: UID_ROOT,
       }),
     );
   }, 120_000);
@@ -112,67 +114,98 @@ describe.skipIf(!requireOrthanc())('ingest (b): QIDO-RS polling of a DICOMweb PA
   });
 });
 
-describe.skipIf(!requireOrthanc())('ingest (c): webhook from Orthanc\'s Lua OnStableStudy (docker/orthanc/on-stable-study.lua)', () => {
-  const SECRET = 'integration-webhook-secret-42';
-  let orthanc: OrthancServer;
-  let dicomweb: DicomWebClient;
-  let server: Server;
-  let store: SqliteJobStore;
-  let storePath: string;
-  let configFile: string;
-  const lines: string[] = [];
+interface WebhookRig {
+  orthanc: OrthancServer;
+  dicomweb: DicomWebClient;
+  store: SqliteJobStore;
+  /** A run-once configuration on the same store, ingest mode webhook. */
+  configFile: string;
+  orthancLines: string[];
+  /** The webhook app's log lines (debug). */
+  appLines: string[];
+  close(): Promise<void>;
+}
 
-  beforeAll(async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-webhook-'));
-    storePath = path.join(dir, 'jobs.sqlite');
-    store = new SqliteJobStore(storePath);
-    const app = createApp({ store, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }), log: pino({ level: 'silent' }), webhook: { secret: SECRET } });
-    server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/orthanc`;
-    orthanc = await startOrthanc({
-      dicomServer: false,
-      onLog: (line) => lines.push(line),
-      extraConfig: { LuaScripts: [path.resolve('docker/orthanc/on-stable-study.lua')], PacsTriage: { WebhookUrl: url, WebhookSecret: SECRET } },
-    });
-    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    configFile = path.join(dir, 'config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
-        ingest: { modes: ['webhook'], webhook: { secret: SECRET } },
-        store: { path: storePath },
-        uidRoot: '1.2.826.0.1.3680043.10.999',
-      }),
-    );
-  }, 120_000);
-
-  afterAll(async () => {
-    dicomweb?.close();
-    await orthanc?.cleanup();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    store?.close();
+/**
+ * The webhook route on a store of its own, and an Orthanc running the shipped Lua script that
+ * posts to it: StableStudy by default, every instance with `perInstance` (the route then has
+ * ingest.stableAgeS 0.5 s and knows our own series).
+ */
+async function startWebhookRig(o: { secret: string; tag: string; perInstance?: boolean }): Promise<WebhookRig> {
+  const dir = mkdtempSync(path.join(tmpdir(), `pacs-triage-webhook-${o.tag}-`));
+  const storePath = path.join(dir, 'jobs.sqlite');
+  const store = new SqliteJobStore(storePath);
+  const orthancLines: string[] = [];
+  const appLines: string[] = [];
+  const app = createApp({
+    store,
+    shadow: false,
+    status: () => ({ provider: 'cpu', model: 'm@1' }),
+    log: pino({ level: 'debug' }, { write: (line: string) => void appLines.push(line) }),
+    webhook: { secret: o.secret, ...(o.perInstance ? { stableAgeMs: 500, isOwnSeries: ownSeries(UID_ROOT, MANIFEST) } : {}) },
   });
+  const server = await new Promise<Server>((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/orthanc`;
+  const orthanc = await startOrthanc({
+    dicomServer: false,
+    onLog: (line) => orthancLines.push(line),
+    extraConfig: {
+      LuaScripts: [path.resolve('docker/orthanc/on-stable-study.lua')],
+      PacsTriage: { WebhookUrl: url, WebhookSecret: o.secret, ...(o.perInstance ? { WebhookEvent: 'instance' } : {}) },
+    },
+  });
+  const dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+  const configFile = path.join(dir, 'config.json');
+  writeFileSync(
+    configFile,
+    JSON.stringify({
+      pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
+      ingest: { modes: ['webhook'], webhook: { secret: o.secret }, ...(o.perInstance ? { stableAgeS: 0.5 } : {}) },
+      store: { path: storePath },
+      uidRoot: UID_ROOT,
+    }),
+  );
+  return {
+    orthanc,
+    dicomweb,
+    store,
+    configFile,
+    orthancLines,
+    appLines,
+    close: async () => {
+      dicomweb.close();
+      await orthanc.cleanup();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      store.close();
+    },
+  };
+}
+
+
+describe.skipIf(!requireOrthanc())('ingest (c): webhook from Orthanc\'s Lua OnStableStudy (docker/orthanc/on-stable-study.lua)', () => {
+  let rig: WebhookRig;
+  beforeAll(async () => {
+    rig = await startWebhookRig({ secret: 'integration-webhook-secret-42', tag: 'stable' });
+  }, 120_000);
+  afterAll(async () => rig?.close());
 
   it('Orthanc posts each stable study with the secret (HttpPost); run-once processes the queued job', async () => {
     const uid = `${ROOT}.50`;
-    await dicomweb.store(undefined, [studyAt(demoFiles[4]!, 50, Date.now(), 'UTC')]);
-    const job = await waitFor('the webhook to enqueue the study', async () => store.get(uid), 30_000).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}; Orthanc said:\n${lines.slice(-20).join('\n')}`);
+    await rig.dicomweb.store(undefined, [studyAt(demoFiles[4]!, 50, Date.now(), 'UTC')]);
+    const job = await waitFor('the webhook to enqueue the study', async () => rig.store.get(uid), 30_000).catch((err: unknown) => {
+      throw new Error(`${(err as Error).message}; Orthanc said:\n${rig.orthancLines.slice(-20).join('\n')}`);
     });
     expect(job).toMatchObject({ source: 'webhook', state: 'queued' });
     expect(job.orthancId).toMatch(/^[0-9a-f]{8}-/);
-    const run = await cli(['run-once', '--config', configFile, '--json']);
+    const run = await cli(['run-once', '--config', rig.configFile, '--json']);
     expect(run.code).toBe(0);
     expect(summaryOf(run.stdout)).toMatchObject({ enqueued: 0, done: 1, failed: 0 });
-    expect(store.get(uid)?.state).toBe('done');
+    expect(rig.store.get(uid)?.state).toBe('done');
   });
 });
 
-const MANIFEST = JSON.parse(readFileSync('models/cxr-triage/manifest.json', 'utf8')) as { id: string; deviceUid: string };
-const UID_ROOT = '1.2.826.0.1.3680043.10.999';
 
 /** Instance `k` of series `s` of study `n` (a demo file under new UIDs). */
 function instanceOf(n: number, s: number, k: number): Uint8Array {
@@ -236,77 +269,30 @@ describe.skipIf(!requireOrthanc())('ingest (a) with ingest.stableAgeS: the chang
 });
 
 describe.skipIf(!requireOrthanc())('ingest (c) per instance: the Lua script posts every stored instance (WebhookEvent "instance")', () => {
-  const SECRET = 'integration-webhook-secret-43';
-  let orthanc: OrthancServer;
-  let dicomweb: DicomWebClient;
-  let server: Server;
-  let store: SqliteJobStore;
-  let configFile: string;
-  const orthancLines: string[] = [];
-  const appLines: string[] = [];
-
+  let rig: WebhookRig;
   beforeAll(async () => {
-    const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-webhook-instance-'));
-    const storePath = path.join(dir, 'jobs.sqlite');
-    store = new SqliteJobStore(storePath);
-    const log = pino({ level: 'debug' }, { write: (line: string) => void appLines.push(line) });
-    const app = createApp({
-      store,
-      shadow: false,
-      status: () => ({ provider: 'cpu', model: 'm@1' }),
-      log,
-      webhook: { secret: SECRET, stableAgeMs: 500, isOwnSeries: ownSeries(UID_ROOT, MANIFEST) },
-    });
-    server = await new Promise<Server>((resolve) => {
-      const s = app.listen(0, '127.0.0.1', () => resolve(s));
-    });
-    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/webhooks/orthanc`;
-    orthanc = await startOrthanc({
-      dicomServer: false,
-      onLog: (line) => orthancLines.push(line),
-      extraConfig: {
-        LuaScripts: [path.resolve('docker/orthanc/on-stable-study.lua')],
-        PacsTriage: { WebhookUrl: url, WebhookSecret: SECRET, WebhookEvent: 'instance' },
-      },
-    });
-    dicomweb = new DicomWebClient({ baseUrl: orthanc.dicomWebUrl, auth: orthanc.auth, timeoutMs: 10_000 });
-    configFile = path.join(dir, 'config.json');
-    writeFileSync(
-      configFile,
-      JSON.stringify({
-        pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth },
-        ingest: { modes: ['webhook'], webhook: { secret: SECRET }, stableAgeS: 0.5 },
-        store: { path: storePath },
-        uidRoot: UID_ROOT,
-      }),
-    );
+    rig = await startWebhookRig({ secret: 'integration-webhook-secret-43', tag: 'instance', perInstance: true });
   }, 120_000);
-
-  afterAll(async () => {
-    dicomweb?.close();
-    await orthanc?.cleanup();
-    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    store?.close();
-  });
+  afterAll(async () => rig?.close());
 
   it('each instance pushes the study back to settle; our own SR is posted and ignored', async () => {
     const uid = `${ROOT}.70`;
-    const posted = (): number => appLines.filter((l) => l.includes('"ingest.enqueued"') && l.includes(uid)).length;
-    await dicomweb.store(undefined, [instanceOf(70, 1, 1)]);
-    await dicomweb.store(undefined, [instanceOf(70, 1, 2)]);
+    const posted = (): number => rig.appLines.filter((l) => l.includes('"ingest.enqueued"') && l.includes(uid)).length;
+    await rig.dicomweb.store(undefined, [instanceOf(70, 1, 1)]);
+    await rig.dicomweb.store(undefined, [instanceOf(70, 1, 2)]);
     await waitFor('both instances to be posted', async () => (posted() >= 2 ? true : undefined), 30_000).catch((err: unknown) => {
-      throw new Error(`${(err as Error).message}; Orthanc said:\n${orthancLines.slice(-20).join('\n')}`);
+      throw new Error(`${(err as Error).message}; Orthanc said:\n${rig.orthancLines.slice(-20).join('\n')}`);
     });
-    const job = store.get(uid);
+    const job = rig.store.get(uid);
     expect(job).toMatchObject({ source: 'webhook', state: 'queued' });
     // Due 0.5 s after the later post, not at once.
-    expect(store.nextDueAt()! - job!.updatedAt).toBe(500);
+    expect(rig.store.nextDueAt()! - job!.updatedAt).toBe(500);
     await new Promise((r) => setTimeout(r, 600));
-    const run = await cli(['run-once', '--config', configFile, '--json']);
+    const run = await cli(['run-once', '--config', rig.configFile, '--json']);
     expect(run.code).toBe(0);
     expect(summaryOf(run.stdout)).toMatchObject({ done: 1, failed: 0 });
-    await waitFor('our SR to be posted back', async () => (appLines.some((l) => l.includes('"webhook.own_instance"')) ? true : undefined), 30_000);
-    expect(store.get(uid)?.state).toBe('done');
+    await waitFor('our SR to be posted back', async () => (rig.appLines.some((l) => l.includes('"webhook.own_instance"')) ? true : undefined), 30_000);
+    expect(rig.store.get(uid)?.state).toBe('done');
     expect(posted()).toBe(2);
   });
 });
