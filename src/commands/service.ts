@@ -157,13 +157,17 @@ export async function drainQueue(
 export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: number; outcomes: JobOutcome[] }> {
   const service = await openService(config, log);
   try {
-    const enqueued = await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
-    // With ingest.stableAgeS the studies this pass saw come due once they settled: wait for
+    const poll = (): Promise<number> => pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
+    // With ingest.stableAgeS the studies the first pass saw come due once they settled: wait for
     // those (at most stableAgeS), not for later arrivals, which are the next run's.
+    // Each wait ends with another pass: an instance that came meanwhile pushes its study back,
+    // and the changes feed's barrier needs a pass after the due time.
+    let enqueued = await poll();
     const settledBy = Date.now() + (config.ingest.stableAgeS ?? 0) * 1000;
     const outcomes = await drainQueue(service, config.worker.concurrency, log);
     for (let due = service.runtime.store.nextDueAt(); due !== undefined && due <= settledBy; due = service.runtime.store.nextDueAt()) {
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - Date.now()) + 1));
+      enqueued += await poll();
       outcomes.push(...(await drainQueue(service, config.worker.concurrency, log)));
     }
     await correctionsPass(service, config, log);
@@ -302,7 +306,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
         const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
         if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
       }
-      if ((await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own)) > 0) pool.wake();
+      await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
+      // Every pass, not only one that enqueued: a pass may lift a settling study's barrier.
+      pool.wake();
     } catch (err) {
       const e = asTriageError(err, 'ingest');
       log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');

@@ -152,8 +152,10 @@ export const configSchema = z
          * Set: pacs-triage decides itself when an Orthanc study is complete — this many seconds
          * after the last instance it was told of — instead of waiting for Orthanc's StableStudy
          * (whole seconds, checked once a second: with StableAge 1 a study waits 2-3 s). The
-         * orthanc-changes mode then reads NewInstance changes (one Orthanc lookup per instance),
-         * and the webhook takes the Lua script's per-instance posts (WebhookEvent "instance").
+         * orthanc-changes mode then reads NewInstance changes (one Orthanc lookup per instance; a
+         * study also waits for a pass begun after its due time, since the poll sees an instance up
+         * to pollIntervalS late), and the webhook takes the Lua script's per-instance posts
+         * (WebhookEvent "instance").
          * Our own SRs and rejection notes never start a new run. Absent: Orthanc's StableStudy.
          */
         stableAgeS: z.number().min(0.1).max(3_600).optional(),

@@ -79,13 +79,17 @@ export class WorkerPool<O> {
     while (!this.stopping) {
       this.pending = false;
       let job: Job | undefined;
+      let failed = false;
       try {
         job = this.options.claim();
       } catch (err) {
+        failed = true;
         this.options.onError?.(err);
       }
       if (!job) {
-        if (!this.pending) await this.sleep();
+        // After a failed claim (a broken store), the whole nap: a due job would otherwise make
+        // the next one come at once, and the one after, a thousand times a second.
+        if (!this.pending || failed) await this.sleep(failed);
         continue;
       }
       this.running++;
@@ -113,7 +117,7 @@ export class WorkerPool<O> {
     return Math.max(1, Math.min(this.options.idleMs, due - Date.now() + 1));
   }
 
-  private sleep(): Promise<void> {
+  private sleep(full = false): Promise<void> {
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -121,7 +125,7 @@ export class WorkerPool<O> {
         this.sleepers = this.sleepers.filter((s) => s !== done);
         resolve();
       };
-      const timer = setTimeout(done, this.napMs());
+      const timer = setTimeout(done, full ? this.options.idleMs : this.napMs());
       this.sleepers.push(done);
     });
   }

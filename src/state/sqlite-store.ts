@@ -152,7 +152,19 @@ const MIGRATIONS: readonly (string | Migration)[] = [
    CREATE INDEX retractions_key ON retractions (result_key);
    CREATE INDEX feedback_age ON feedback (created_at);
    CREATE INDEX jobs_updated ON jobs (state, updated_at);`,
+  // 6: a settling job may wait for a polling ingest to have looked past its due time (the name
+  // of the cursor that holds how far it has looked): see EnqueueOptions.barrier.
+  `ALTER TABLE jobs ADD COLUMN settle_barrier TEXT;`,
 ];
+
+/**
+ * A job with a settle barrier is due only once the named cursor (epoch ms: how far its polling
+ * ingest has looked) has passed its due time too; a retry after its first attempt has none.
+ */
+const JOB_BARRIER = {
+  where: `AND (settle_barrier IS NULL OR next_attempt_at <= COALESCE((SELECT CAST(value AS INTEGER) FROM cursors WHERE name = settle_barrier), 0))`,
+  clear: `, settle_barrier = NULL`,
+};
 
 /** Default lease of a claimed job when the caller names none. */
 export const DEFAULT_LEASE_MS = 60_000;
@@ -363,12 +375,10 @@ export class SqliteJobStore implements JobStore {
     if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
     this.db = new Database(file);
     this.db.pragma('journal_mode = WAL');
-    // NORMAL (not FULL) in WAL: a commit survives a crash of this process; the last commits
-    // before a power loss may not, but each is whole (the enqueue with its cursor, the result
-    // with its job state), so what is lost is read and run again — and write-back is idempotent
-    // (deterministic UIDs, conditional FHIR writes). FULL put an fsync on every job's several
-    // commits, each blocking the event loop.
-    this.db.pragma('synchronous = NORMAL');
+    // FULL, explicitly: better-sqlite3 is built to default a reopened WAL database to NORMAL,
+    // where a power loss can drop the last commits — acknowledged work nobody sends again (a
+    // webhook's 202, a retraction or feedback the API accepted). An fsync per commit is the price.
+    this.db.pragma('synchronous = FULL');
     this.db.pragma('busy_timeout = 5000');
     cachePreparedStatements(this.db);
     this.migrate();
@@ -391,9 +401,10 @@ export class SqliteJobStore implements JobStore {
   enqueue(refs: readonly StudyRef[], cursor?: { name: string; value: string }, options: EnqueueOptions = {}): void {
     const now = this.clock();
     const due = now + Math.max(0, options.settleMs ?? 0);
+    const barrier = options.settleMs !== undefined ? (options.barrier ?? null) : null;
     const upsert = this.db.prepare(
-      `INSERT INTO jobs (study_uid, orthanc_id, source, state, attempts, next_attempt_at, enqueued_at, updated_at)
-       VALUES (@uid, @orthancId, @source, 'queued', 0, @due, @now, @now)
+      `INSERT INTO jobs (study_uid, orthanc_id, source, state, attempts, next_attempt_at, enqueued_at, updated_at, settle_barrier)
+       VALUES (@uid, @orthancId, @source, 'queued', 0, @due, @now, @now, @barrier)
        ON CONFLICT (study_uid) DO UPDATE SET
          -- A running job is marked to run again when it finishes (new series may have arrived);
          -- its next_attempt_at (unused while it runs) keeps the settle time for that rerun.
@@ -402,17 +413,21 @@ export class SqliteJobStore implements JobStore {
          attempts = CASE WHEN state = 'running' THEN attempts ELSE 0 END,
          next_attempt_at = CASE WHEN state = 'running' AND @due = @now THEN next_attempt_at ELSE @due END,
          orthanc_id = COALESCE(@orthancId, orthanc_id),
+         settle_barrier = @barrier,
          updated_at = @now`,
     );
     const setCursor = this.db.prepare(`INSERT INTO cursors (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value`);
     this.db.transaction(() => {
-      for (const ref of refs) upsert.run({ uid: ref.studyInstanceUID, orthancId: ref.orthancId ?? null, source: ref.source, now, due });
+      for (const ref of refs) upsert.run({ uid: ref.studyInstanceUID, orthancId: ref.orthancId ?? null, source: ref.source, now, due, barrier });
       if (cursor) setCursor.run(cursor.name, cursor.value);
     })();
   }
 
   nextDueAt(): number | undefined {
-    const row = this.db.prepare(`SELECT MIN(next_attempt_at) AS due FROM jobs WHERE state = 'queued'`).get() as { due: number | null };
+    // A job past due that waits for its barrier is left out: the poll that lifts it wakes the workers.
+    const row = this.db
+      .prepare(`SELECT MIN(next_attempt_at) AS due FROM jobs WHERE state = 'queued' AND (settle_barrier IS NULL OR next_attempt_at > ?)`)
+      .get(this.clock()) as { due: number | null };
     return row.due ?? undefined;
   }
 
@@ -445,7 +460,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   claim(now: number, lease: { owner: string; leaseMs: number } = { owner: 'local', leaseMs: DEFAULT_LEASE_MS }, studyInstanceUID?: string): Job | undefined {
-    const row = this.claimRow<JobRow>('jobs', 'queued', 'enqueued_at', now, lease, studyInstanceUID);
+    const row = this.claimRow<JobRow>('jobs', 'queued', 'enqueued_at', now, lease, studyInstanceUID, JOB_BARRIER);
     return row ? toJob(row) : undefined;
   }
 
@@ -462,13 +477,17 @@ export class SqliteJobStore implements JobStore {
     now: number,
     lease: { owner: string; leaseMs: number },
     studyInstanceUID: string | undefined,
+    /** Jobs only: their settle barrier, and clearing it when taken. */
+    barrier?: { where: string; clear: string },
   ): R | undefined {
     return this.db.transaction(() => {
       const row = this.db
         .prepare(
           `SELECT * FROM ${table}
-           WHERE ((state = '${waiting}' AND next_attempt_at <= @now) OR (state = 'running' AND COALESCE(lease_until, 0) < @now))
-             AND (@uid IS NULL OR study_uid = @uid)
+           WHERE ((state = '${waiting}' AND next_attempt_at <= @now)
+                  -- A dead worker's job, once any settle time an enqueue set while it ran is over.
+                  OR (state = 'running' AND COALESCE(lease_until, 0) < @now AND next_attempt_at <= @now))
+             AND (@uid IS NULL OR study_uid = @uid) ${barrier?.where ?? ''}
            ORDER BY next_attempt_at, ${tieBreak} LIMIT 1`,
         )
         .get({ now, uid: studyInstanceUID ?? null }) as R | undefined;
@@ -476,7 +495,7 @@ export class SqliteJobStore implements JobStore {
       const until = now + lease.leaseMs;
       const changed = this.db
         .prepare(
-          `UPDATE ${table} SET state = 'running', attempts = attempts + 1, updated_at = @now, lease_owner = @owner, lease_until = @until
+          `UPDATE ${table} SET state = 'running', attempts = attempts + 1, updated_at = @now, lease_owner = @owner, lease_until = @until ${barrier?.clear ?? ''}
            WHERE study_uid = @uid AND state = @state AND COALESCE(lease_until, 0) = @oldUntil`,
         )
         .run({ now, owner: lease.owner, until, uid: row.study_uid, state: row.state, oldUntil: row.lease_until ?? 0 }).changes;

@@ -194,6 +194,13 @@ export interface EnqueueOptions {
    * back (a study is taken once no instance arrived for this long: ingest.stableAgeS).
    */
   settleMs?: number;
+  /**
+   * With settleMs, for a polling ingest: the name of the cursor where it keeps how far it has
+   * looked (epoch ms, the start of its last complete pass). The job is due only once that has
+   * passed its due time too, so an instance that arrived just before the due time, which the poll
+   * sees up to a poll interval late, still pushes the study back instead of missing its run.
+   */
+  barrier?: string;
 }
 
 /**

@@ -5,6 +5,11 @@ import type { JobStore } from '../../state/store.ts';
 import type { OwnSeries } from './own-writes.ts';
 
 export const CHANGES_CURSOR = 'orthanc.changes';
+/**
+ * Per-instance mode: when the last complete pass started (epoch ms). Every instance stored
+ * before then has been seen, so a study settling until then may start (the jobs' barrier).
+ */
+export const CHANGES_SEEN_UNTIL = 'orthanc.changes.seenUntil';
 
 export interface ChangesOptions {
   batch: number;
@@ -17,6 +22,8 @@ export interface ChangesOptions {
   isOwnSeries?: OwnSeries | undefined;
   /** Orthanc ids of SRs this process stored (no lookup for their NewInstance). */
   ownInstances?: { has(orthancInstanceId: string): boolean } | undefined;
+  /** The clock of the barrier (the job store's). */
+  now?: () => number;
 }
 
 /**
@@ -28,12 +35,16 @@ export interface ChangesOptions {
  * result key whether anything changed, so our own SR never produces a new result.
  *
  * With stableAgeMs, every NewInstance instead pushes its study's start back to stableAgeMs from
- * now (the job store's settle time), and instances of our own series are ignored.
+ * now (the job store's settle time), and instances of our own series are ignored. The poll sees
+ * an instance up to a poll interval after it arrived, so a study also waits for a pass that
+ * started after its due time (CHANGES_SEEN_UNTIL): one arriving just before then still counts.
  */
 export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore, options: ChangesOptions, log: Logger): Promise<number> {
   let since = Number(store.getCursor(CHANGES_CURSOR) ?? '0');
   let enqueued = 0;
   const perInstance = options.stableAgeMs !== undefined;
+  // Taken before the first page: every change logged before this moment is in the pages read.
+  const passStart = (options.now ?? Date.now)();
   // Orthanc study id → StudyInstanceUID, for this pass only (a burst of instances shares few studies).
   const studyUids = new Map<string, string | undefined>();
   const uidOf = async (orthancStudyId: string): Promise<string | undefined> => {
@@ -61,7 +72,7 @@ export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore
         add(uid, change.orthancId);
       }
     }
-    store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) }, perInstance ? { settleMs: options.stableAgeMs } : {});
+    store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) }, perInstance ? { settleMs: options.stableAgeMs, barrier: CHANGES_SEEN_UNTIL } : {});
     enqueued += refs.length;
     if (refs.length > 0) {
       log.info({ event: 'ingest.enqueued', count: refs.length, cursor: page.last, ...(perInstance ? { settleMs: options.stableAgeMs } : {}) }, perInstance ? 'studies with new instances enqueued' : 'stable studies enqueued');
@@ -69,5 +80,6 @@ export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore
     if (page.done || page.last === since) break;
     since = page.last;
   }
+  if (perInstance) store.enqueue([], { name: CHANGES_SEEN_UNTIL, value: String(passStart) });
   return enqueued;
 }

@@ -3,7 +3,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OrthancClient, orthancInstanceId, orthancStudyId, PRIORITY_METADATA } from '../../../src/adapters/orthanc/client.ts';
 import { RecentIds } from '../../../src/pipeline/ingest/own-writes.ts';
 import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
-import { CHANGES_CURSOR, pollOrthancChanges } from '../../../src/pipeline/ingest/orthanc-changes.ts';
+import { CHANGES_CURSOR, CHANGES_SEEN_UNTIL, pollOrthancChanges } from '../../../src/pipeline/ingest/orthanc-changes.ts';
 import { createLogger } from '../../../src/logging.ts';
 
 const BASE = 'http://orthanc.test:8042';
@@ -80,12 +80,18 @@ describe('Orthanc /changes ingest', () => {
       .once()
       .reply(200, { MainDicomTags: { StudyInstanceUID: '1.2.3' } });
     const own = (study: string, series: string): boolean => study === '1.2.3' && series === '1.2.3.99';
-    const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: own }, createLogger('silent'));
+    const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: own, now: () => now }, createLogger('silent'));
     expect(n).toBe(1);
     expect(store.getCursor(CHANGES_CURSOR)).toBe('5');
+    expect(store.getCursor(CHANGES_SEEN_UNTIL)).toBe('5000');
     expect(store.jobs().map((j) => [j.studyInstanceUID, j.orthancId, j.state])).toEqual([['1.2.3', 'sA', 'queued']]);
     expect(store.nextDueAt()).toBe(6_000);
     now = 6_000;
+    // Due, but no pass has looked past 6 000 yet: an instance stored at 5 999 would not be seen.
+    expect(store.claim(now)).toBeUndefined();
+    expect(store.nextDueAt()).toBeUndefined(); // waiting for a pass, which wakes the workers
+    nock(BASE).get('/changes').query({ since: '5', limit: '10' }).reply(200, { Changes: [], Last: 5, Done: true });
+    await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: own, now: () => now }, createLogger('silent'));
     expect(store.claim(now)).toMatchObject({ studyInstanceUID: '1.2.3' });
   });
 

@@ -152,4 +152,26 @@ describe('WorkerPool', () => {
     expect(started[0]! - dueAt).toBeLessThan(60);
     expect(await pool.stop(1_000)).toBe(true);
   });
+
+  it('a claim that throws makes the worker nap its whole idleMs, even with a job past due', async () => {
+    let claims = 0;
+    const errors: unknown[] = [];
+    const pool = new WorkerPool<void>({
+      concurrency: 1,
+      idleMs: 50,
+      nextDue: () => Date.now() - 1_000,
+      claim: () => {
+        claims++;
+        throw new Error('SQLITE_IOERR');
+      },
+      run: async () => undefined,
+      onError: (err) => errors.push(err),
+    });
+    pool.start();
+    await new Promise((r) => setTimeout(r, 120));
+    expect(await pool.stop(1_000)).toBe(true);
+    expect(claims).toBeGreaterThanOrEqual(2);
+    expect(claims).toBeLessThanOrEqual(5);
+    expect(errors).toHaveLength(claims);
+  });
 });

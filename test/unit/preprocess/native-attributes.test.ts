@@ -69,6 +69,12 @@ describe('native attributes fast path', () => {
       { tag: 0x00100010, vr: 'PN', value: 'M\u00fcller^J\u00fcrgen' },
     ], false],
     ['Rows with an unexpected VR (left to dcmjs)', [{ tag: 0x00200013, vr: 'UN', value: new TextEncoder().encode('7 ') }], false],
+    ['an empty US value (dcmjs reads 0; left to it)', [{ tag: 0x00280101, vr: 'US', value: new Uint8Array(0) }], false],
+    ['a multi-valued character set (left to dcmjs)', [{ tag: 0x00080005, vr: 'CS', value: ['', 'ISO 2022 IR 87'] }], false],
+    ['an ASCII-compatible character set', [{ tag: 0x00080005, vr: 'CS', value: 'ISO_IR 192' }], true],
+    ['a DS with a decimal comma (left to dcmjs)', [{ tag: 0x00281053, vr: 'DS', value: '0,5' }], false],
+    ['a UID with a foreign character (left to dcmjs)', [{ tag: 0x0020000e, vr: 'UI', value: '1.2.3a' }], false],
+    ['a multi-valued person name (left to dcmjs)', [{ tag: 0x00100010, vr: 'PN', value: ['', 'Doe'] }], false],
   ];
   it.each(cases)('%s', (_name, extra, fast) => {
     const file = imageFile({ ...base, extra });

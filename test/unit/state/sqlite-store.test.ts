@@ -62,6 +62,34 @@ describe('SqliteJobStore', () => {
     expect(store.nextDueAt()).toBe(2700);
   });
 
+  it('a settle barrier: due only once its cursor passed the due time; taking the job clears it (a retry waits for its time only)', () => {
+    let now = 1000;
+    const store = new SqliteJobStore(':memory:', () => now);
+    store.enqueue([ref('1.1')], { name: 'seen', value: '1000' }, { settleMs: 500, barrier: 'seen' });
+    now = 1600;
+    expect(store.claim(now)).toBeUndefined();
+    expect(store.nextDueAt()).toBeUndefined();
+    store.enqueue([], { name: 'seen', value: '1550' });
+    expect(store.claim(now)).toMatchObject({ studyInstanceUID: '1.1' });
+    store.fail('1.1', 'UPSTREAM_UNAVAILABLE', 'pacs answered 503', 5000);
+    expect(store.claim(5000)).toMatchObject({ attempts: 2 });
+    // A study enqueued by a mode without a barrier (the webhook's StableStudy) is due at once.
+    store.enqueue([ref('1.2')], undefined, {});
+    expect(store.claim(now)).toMatchObject({ studyInstanceUID: '1.2' });
+  });
+
+  it('a dead worker\'s job waits out a settle time pushed back while it ran', () => {
+    let now = 1000;
+    const store = new SqliteJobStore(':memory:', () => now);
+    store.enqueue([ref('1.1')]);
+    store.claim(now, { owner: 'a', leaseMs: 100 });
+    store.enqueue([ref('1.1')], undefined, { settleMs: 1000 }); // an instance arrived mid-run
+    now = 1500; // lease expired, settle not over
+    expect(store.claim(now, { owner: 'b', leaseMs: 100 })).toBeUndefined();
+    now = 2000;
+    expect(store.claim(now, { owner: 'b', leaseMs: 100 })).toMatchObject({ studyInstanceUID: '1.1', attempts: 2 });
+  });
+
   it('survives a restart: a job left running is reclaimed once its lease expires, results and cursor are kept', () => {
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'store-')), 'jobs.sqlite');
     const first = new SqliteJobStore(file);

@@ -182,7 +182,7 @@ describe('SqliteJobStore study, requeue, feedback, images', () => {
     expect(store.worklist().map((e) => [e.studyInstanceUID, e.priority])).toEqual([['1.2', 'stat'], ['1.1', 'urgent']]);
     store.close();
     const reopened = new Database(file);
-    expect(reopened.pragma('user_version', { simple: true })).toBe(5);
+    expect(reopened.pragma('user_version', { simple: true })).toBe(6);
     reopened.close();
   });
 });
