@@ -298,6 +298,40 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   wakeWorkers = () => pool.wake();
   pool.start();
   let busy = false;
+  // A study settling behind the changes feed's barrier (ingest.stableAgeS) starts once a pass
+  // begun after its due time has found nothing new: that pass is run at the due time, not at the
+  // next tick, which would add up to a poll interval.
+  let settleTimer: NodeJS.Timeout | undefined;
+  const scheduleSettlePass = (): void => {
+    const at = service.runtime.store.nextSettleAt();
+    clearTimeout(settleTimer);
+    if (at === undefined || service.stopping) return;
+    settleTimer = setTimeout(() => void settlePass(), Math.max(0, at - Date.now()) + 1);
+  };
+  const settlePassFailed = (err: unknown): void => {
+    // Not rescheduled: the next tick tries again (a PACS that is down is not asked 20 times a second).
+    const e = asTriageError(err, 'ingest');
+    log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');
+  };
+  const settlePass = async (): Promise<void> => {
+    if (service.stopping) return;
+    if (busy) {
+      // The pass running now may have begun before the due time: look again right after it.
+      settleTimer = setTimeout(() => void settlePass(), 25);
+      return;
+    }
+    busy = true;
+    try {
+      await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
+      pool.wake();
+    } catch (err) {
+      settlePassFailed(err);
+      return;
+    } finally {
+      busy = false;
+    }
+    scheduleSettlePass();
+  };
   const tick = async (): Promise<void> => {
     if (busy || service.stopping) return; // a slow pass is not overlapped by the next one
     busy = true;
@@ -318,6 +352,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     } finally {
       busy = false;
     }
+    scheduleSettlePass();
   };
   const task = cron.schedule(`*/${config.ingest.pollIntervalS} * * * * *`, () => void tick(), { noOverlap: true });
   void tick();
@@ -330,6 +365,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   service.stopping = true;
+  clearTimeout(settleTimer);
   await task.stop();
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   const deadline = Date.now() + config.worker.drainTimeoutMs;

@@ -423,6 +423,17 @@ export class SqliteJobStore implements JobStore {
     })();
   }
 
+  nextSettleAt(): number | undefined {
+    const row = this.db
+      .prepare(
+        `SELECT MIN(next_attempt_at) AS due FROM jobs
+         WHERE state = 'queued' AND settle_barrier IS NOT NULL
+           AND next_attempt_at > COALESCE((SELECT CAST(value AS INTEGER) FROM cursors WHERE name = settle_barrier), 0)`,
+      )
+      .get() as { due: number | null };
+    return row.due ?? undefined;
+  }
+
   nextDueAt(): number | undefined {
     // A job past due that waits for its barrier is left out: the poll that lifts it wakes the workers.
     const row = this.db

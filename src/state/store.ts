@@ -211,6 +211,11 @@ export interface JobStore {
   enqueue(refs: readonly StudyRef[], cursor?: { name: string; value: string }, options?: EnqueueOptions): void;
   /** When the earliest queued job comes due (ms since epoch); undefined when none is queued. */
   nextDueAt(): number | undefined;
+  /**
+   * When the earliest job whose settle barrier is not lifted yet comes due (ms since epoch; in
+   * the past when it waits for a pass): the polling ingest runs a pass then, which lifts it.
+   */
+  nextSettleAt(): number | undefined;
   getCursor(name: string): string | undefined;
   /**
    * Polling ingest's seen-set: enqueues the studies not yet seen in `seenSet` or seen with another

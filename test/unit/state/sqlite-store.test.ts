@@ -66,10 +66,13 @@ describe('SqliteJobStore', () => {
     let now = 1000;
     const store = new SqliteJobStore(':memory:', () => now);
     store.enqueue([ref('1.1')], { name: 'seen', value: '1000' }, { settleMs: 500, barrier: 'seen' });
+    expect(store.nextSettleAt()).toBe(1500); // when the ingest should run a pass
     now = 1600;
     expect(store.claim(now)).toBeUndefined();
     expect(store.nextDueAt()).toBeUndefined();
+    expect(store.nextSettleAt()).toBe(1500); // past: a pass is due now
     store.enqueue([], { name: 'seen', value: '1550' });
+    expect(store.nextSettleAt()).toBeUndefined(); // lifted
     expect(store.claim(now)).toMatchObject({ studyInstanceUID: '1.1' });
     store.fail('1.1', 'UPSTREAM_UNAVAILABLE', 'pacs answered 503', 5000);
     expect(store.claim(5000)).toMatchObject({ attempts: 2 });
