@@ -153,11 +153,21 @@ export async function drainQueue(
   return outcomes;
 }
 
+/** One pass of the polling ingest modes on this service's servers; returns how many studies were enqueued. */
+function ingestPass(service: Service, config: Config, log: Logger): Promise<number> {
+  return pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
+}
+
+function ingestFailed(err: unknown, log: Logger): void {
+  const e = asTriageError(err, 'ingest');
+  log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');
+}
+
 /** `run-once`: one pass of the polling ingest modes (Orthanc /changes, QIDO-RS), then every due job. */
 export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: number; outcomes: JobOutcome[] }> {
   const service = await openService(config, log);
   try {
-    const poll = (): Promise<number> => pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
+    const poll = (): Promise<number> => ingestPass(service, config, log);
     // With ingest.stableAgeS the studies the first pass saw come due once they settled: wait for
     // those (at most stableAgeS), not for later arrivals, which are the next run's.
     // Each wait ends with another pass: an instance that came meanwhile pushes its study back,
@@ -308,11 +318,6 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     if (at === undefined || service.stopping) return;
     settleTimer = setTimeout(() => void settlePass(), Math.max(0, at - Date.now()) + 1);
   };
-  const settlePassFailed = (err: unknown): void => {
-    // Not rescheduled: the next tick tries again (a PACS that is down is not asked 20 times a second).
-    const e = asTriageError(err, 'ingest');
-    log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');
-  };
   const settlePass = async (): Promise<void> => {
     if (service.stopping) return;
     if (busy) {
@@ -322,10 +327,11 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     }
     busy = true;
     try {
-      await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
+      await ingestPass(service, config, log);
       pool.wake();
     } catch (err) {
-      settlePassFailed(err);
+      // Not rescheduled: the next tick tries again (a PACS that is down is not asked 20 times a second).
+      ingestFailed(err, log);
       return;
     } finally {
       busy = false;
@@ -340,12 +346,11 @@ export async function serve(config: Config, log: Logger): Promise<void> {
         const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
         if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
       }
-      await pollIngest(config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, log, service.own);
+      await ingestPass(service, config, log);
       // Every pass, not only one that enqueued: a pass may lift a settling study's barrier.
       pool.wake();
     } catch (err) {
-      const e = asTriageError(err, 'ingest');
-      log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');
+      ingestFailed(err, log);
     }
     try {
       await correctionsPass(service, config, log);

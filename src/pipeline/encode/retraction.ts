@@ -92,9 +92,14 @@ export interface RejectionNoteOutput {
 export function rejectionNoteUids(uidRoot: string, studyInstanceUID: string, rejected: readonly RejectedSr[]): { seriesInstanceUID: string; sopInstanceUID: string } {
   const sops = [...new Set(rejected.map((r) => r.sopInstanceUID))].sort();
   return {
-    seriesInstanceUID: deriveUid(uidRoot, sha256Hex(canonicalJson({ v: 1, rejectionNotes: studyInstanceUID })), 'sr-series'),
+    seriesInstanceUID: rejectionNoteSeriesUID(uidRoot, studyInstanceUID),
     sopInstanceUID: deriveUid(uidRoot, sha256Hex(canonicalJson({ v: 1, studyInstanceUID, rejects: sops })), 'sr-instance'),
   };
+}
+
+/** The one series of a study that all our rejection notes go into. */
+export function rejectionNoteSeriesUID(uidRoot: string, studyInstanceUID: string): string {
+  return deriveUid(uidRoot, sha256Hex(canonicalJson({ v: 1, rejectionNotes: studyInstanceUID })), 'sr-series');
 }
 
 /** Encodes the IOCM rejection note (KOS, TID 2010). Throws TriageError on incomplete input. */

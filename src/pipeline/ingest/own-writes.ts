@@ -1,5 +1,5 @@
 import { srSeriesInstanceUID } from '../encode/sr.ts';
-import { rejectionNoteUids } from '../encode/retraction.ts';
+import { rejectionNoteSeriesUID } from '../encode/retraction.ts';
 
 /** Whether an instance's series is one pacs-triage itself writes into the study. */
 export type OwnSeries = (studyInstanceUID: string, seriesInstanceUID: string) => boolean;
@@ -11,7 +11,7 @@ export type OwnSeries = (studyInstanceUID: string, seriesInstanceUID: string) =>
  */
 export function ownSeries(uidRoot: string, model: { id: string; deviceUid: string }): OwnSeries {
   return (study, series) =>
-    series === srSeriesInstanceUID(uidRoot, study, model.id, model.deviceUid) || series === rejectionNoteUids(uidRoot, study, []).seriesInstanceUID;
+    series === srSeriesInstanceUID(uidRoot, study, model.id, model.deviceUid) || series === rejectionNoteSeriesUID(uidRoot, study);
 }
 
 /**

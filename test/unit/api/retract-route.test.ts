@@ -4,6 +4,7 @@ import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../../src/api/app.ts';
 import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { storedResult } from './seed.ts';
 
 const TOKEN = 'a-token-of-sixteen+';
 const DONE = '1.2.826.0.1.3680043.10.999.11';
@@ -19,21 +20,7 @@ beforeAll(async () => {
   for (const uid of [DONE, RUNNING]) {
     store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
     store.claim(Number.MAX_SAFE_INTEGER, { owner: 'w', leaseMs: 60_000 }, uid);
-    store.saveResult({
-      resultKey: `key-${uid}`,
-      studyInstanceUID: uid,
-      sourceSopInstanceUIDs: [`${uid}.1`],
-      srSopInstanceUID: `${uid}.9`,
-      srSeriesInstanceUID: `${uid}.8`,
-      priority: 'stat',
-      findings: [{ code: 'pneumothorax', display: 'Pneumothorax', probability: 0.9, threshold: 0.5, positive: true }],
-      modelId: 'm',
-      modelVersion: '1',
-      executionProvider: 'cpu',
-      createdAt: 1,
-      written: { pacs: true, fhir: true, metadata: true },
-      notes: [],
-    });
+    store.saveResult(storedResult(uid, 'stat', [0.9]));
   }
   store.finish(DONE, 'done', undefined);
   store.enqueue([{ studyInstanceUID: NO_RESULT, source: 'cli' }]);
