@@ -14,7 +14,8 @@ import type { PipelineDeps } from '../pipeline/process-study.ts';
 import { runJob, type JobOutcome, type Lease, type RetryPolicy } from '../pipeline/worker.ts';
 import { WorkerPool } from '../pipeline/pool.ts';
 import { CircuitBreaker } from '../adapters/http/breaker.ts';
-import { instanceMetaOf, naturalize } from '../adapters/dicomweb/dicom-json.ts';
+import { naturalize } from '../dicom/json.ts';
+import { studyUidOf } from '../dicom/instance-meta.ts';
 import { Metrics } from '../observability/metrics.ts';
 import { openFolderIngest, type FolderIngest } from '../adapters/files/folder-watch.ts';
 import { TriageError } from '../domain/errors.ts';
@@ -197,7 +198,7 @@ export async function findStudiesByDate(service: Service, since: string, until: 
   const uids: string[] = [];
   for (let offset = 0; ; offset += pageSize) {
     const page = await dicomweb.searchStudies({ StudyDate: `${since}-${until}`, includefield: ['0020000D'] }, { limit: pageSize, offset });
-    uids.push(...page.map((json) => instanceMetaOf(naturalize(json)).StudyInstanceUID).filter((uid) => uid !== ''));
+    uids.push(...page.flatMap((json) => studyUidOf(naturalize(json)) ?? []));
     if (page.length < pageSize) return [...new Set(uids)];
   }
 }

@@ -12,6 +12,10 @@ export const ERROR_CODES = {
   DICOM_NO_PIXEL_DATA: { retryable: false, http: 422 },
   DICOM_UNSUPPORTED_SYNTAX: { retryable: false, http: 422 },
   DICOM_UNSUPPORTED_IMAGE: { retryable: false, http: 422 },
+  /** Larger than a limit allows (file, inflated data set, declared pixels or frames): refused before allocating. */
+  DICOM_TOO_LARGE: { retryable: false, http: 413 },
+  /** Sequences nested past limits.dicom.maxDepth: a crafted file. */
+  DICOM_TOO_DEEP: { retryable: false, http: 422 },
   NOTHING_SELECTED: { retryable: false, http: 422 },
   FHIR_INVALID: { retryable: false, http: 422 },
   /** The FHIR server answered something that is not FHIR JSON (a proxy page, a truncated body). */

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { TriageModel, ModelInput } from '../adapters/model/index.ts';
 import { renderClinicalText } from '../pipeline/context/text-template.ts';
-import { readDicom } from '../pipeline/preprocess/dicom-file.ts';
+import { readDicom } from '../dicom/read.ts';
 import { imageToTensor } from '../pipeline/preprocess/image-tensor.ts';
 import { TriageError } from '../domain/errors.ts';
 import { auroc, bootstrapMacroAurocCi, thresholdMetrics, type BinaryMetrics } from './metrics.ts';

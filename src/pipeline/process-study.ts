@@ -11,7 +11,8 @@ import { selectInstance } from './context/select.ts';
 import { renderClinicalText } from './context/text-template.ts';
 import { encodeSr } from './encode/sr.ts';
 import { encodeFhirResults } from './encode/fhir.ts';
-import { imageToTensor, inverseResize, readDicom, saliencyRegion } from './preprocess/index.ts';
+import { imageToTensor, inverseResize, saliencyRegion } from './preprocess/index.ts';
+import { readDicom } from '../dicom/index.ts';
 import { priorityOf } from './priority.ts';
 import { renderSaliency, renderThumbnail } from '../render/images.ts';
 

@@ -10,7 +10,8 @@ import { parseArgs } from 'node:util';
 import { TriageModel, type ExecutionProvider, type ModelInput } from '../../src/adapters/model/index.ts';
 import { readEvalIndex, resourcesOf } from '../../src/evaluate/evalset.ts';
 import { renderClinicalText } from '../../src/pipeline/context/text-template.ts';
-import { imageToTensor, readDicom } from '../../src/pipeline/preprocess/index.ts';
+import { imageToTensor } from '../../src/pipeline/preprocess/index.ts';
+import { readDicom } from '../../src/dicom/index.ts';
 import { createLogger } from '../../src/logging.ts';
 
 const { values } = parseArgs({ options: { providers: { type: 'string', default: 'cuda' }, data: { type: 'string', default: 'models/testset' }, runs: { type: 'string', default: '20' } } });

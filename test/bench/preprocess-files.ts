@@ -8,7 +8,8 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { imageToTensor, readDicom, type ImageSpec } from '../../src/pipeline/preprocess/index.ts';
+import { imageToTensor, type ImageSpec } from '../../src/pipeline/preprocess/index.ts';
+import { readDicom } from '../../src/dicom/index.ts';
 
 const [dir, manifestFile] = process.argv.slice(2);
 if (!dir || !manifestFile) throw new Error('usage: preprocess-files.ts <folder> <manifest.json>');

@@ -16,7 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { createApp } from '../../src/api/app.ts';
-import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';

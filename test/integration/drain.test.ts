@@ -13,7 +13,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
-import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import { freePorts, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';

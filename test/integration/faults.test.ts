@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.ts';
 import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
-import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
 import type { Job } from '../../src/state/store.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';

@@ -11,7 +11,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LocalFolder } from '../../src/adapters/files/folder-watch.ts';
-import { readPart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readPart10 } from '../../src/dicom/part10.ts';
 import { pollFolder } from '../../src/pipeline/ingest/folder.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';

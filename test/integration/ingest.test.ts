@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../src/api/app.ts';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import { OrthancClient, orthancInstanceId, orthancStudyId, PRIORITY_METADATA } from '../../src/adapters/orthanc/client.ts';
-import { readPart10, writePart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { localDateTime } from '../../src/pipeline/ingest/dicomweb-qido.ts';
 import { ownSeries } from '../../src/pipeline/ingest/own-writes.ts';
 import { SqliteJobStore } from '../../src/state/sqlite-store.ts';

@@ -31,7 +31,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli.ts';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
-import { readPart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readPart10 } from '../../src/dicom/part10.ts';
 import { readSr, type SrDocument } from '../../src/pipeline/encode/sr-read.ts';
 import { SR_SERIES_DESCRIPTION } from '../../src/pipeline/encode/sr.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';

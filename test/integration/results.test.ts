@@ -20,7 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import type { InstanceMeta } from '../../src/domain/types.ts';
-import { readPart10 } from '../../src/pipeline/encode/dicom-io.ts';
+import { readPart10 } from '../../src/dicom/part10.ts';
 import { readSr } from '../../src/pipeline/encode/sr-read.ts';
 import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID } from '../../src/pipeline/encode/sr.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';

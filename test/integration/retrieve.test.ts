@@ -8,7 +8,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DicomWebClient, partSyntax } from '../../src/adapters/dicomweb/client.ts';
 import type { HttpRequest } from '../../src/adapters/http/client.ts';
-import { readDicom } from '../../src/pipeline/preprocess/index.ts';
+import { readDicom } from '../../src/dicom/index.ts';
 import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 

@@ -1,9 +1,11 @@
 import { TriageError } from '../../domain/errors.ts';
 import type { InstanceMeta } from '../../domain/types.ts';
 import { HttpClient, type Auth, type TlsOptions, type HttpRequest, type HttpResponse } from '../http/client.ts';
-import { instanceMetaOf, naturalize, type DicomJson } from './dicom-json.ts';
+import { naturalize, type DicomJson } from '../../dicom/json.ts';
+import { QIDO_INSTANCE_FIELDS } from '../../dicom/attributes.ts';
+import { instanceMeta } from '../../dicom/instance-meta.ts';
 import { boundaryOf, buildMultipart, parseMultipart, type Part } from './multipart.ts';
-import { datasetOffset, metaTransferSyntax } from '../../pipeline/preprocess/dicom-structure.ts';
+import { datasetOffset, metaTransferSyntax } from '../../dicom/structure.ts';
 
 export const EXPLICIT_VR_LITTLE_ENDIAN = '1.2.840.10008.1.2.1';
 /** `pacs.retrieveTransferSyntax`. */
@@ -16,11 +18,7 @@ const ACCEPT_EXPLICIT_LE = `multipart/related; type="application/dicom"; transfe
 const MAX_SERIES_REMEMBERED = 4096;
 
 /** Attributes QIDO is asked to include for instances: what series selection and the SR need. */
-export const INSTANCE_FIELDS = [
-  '00080016', '00080018', '00080020', '00080030', '00080050', '00080060', '00080070', '00080090', '00081030', '0008103E',
-  '00080008', '00100010', '00100020', '00100021', '00100030', '00100040', '00101010', '00180015', '00185101', '0020000D',
-  '0020000E', '00200010', '00200011', '00200013', '00280010', '00280011',
-];
+export const INSTANCE_FIELDS = QIDO_INSTANCE_FIELDS;
 
 export interface DicomWebOptions {
   /** The DICOMweb root, e.g. http://orthanc:8042/dicom-web */
@@ -57,7 +55,19 @@ export class DicomWebClient {
     if (res.status === 204 || res.status === 404) return [];
     if (res.status < 200 || res.status >= 300) throw this.http.errorFor(req, res);
     const list = res.body.length === 0 ? [] : (JSON.parse(res.body.toString('utf8')) as DicomJson[]);
-    return list.map((json) => instanceMetaOf(naturalize(json)));
+    // An instance the PACS lists without its UIDs cannot be retrieved or referenced: left out.
+    // When that leaves nothing of a non-empty answer, the PACS's answer itself is the problem.
+    const metas = list.flatMap((json) => {
+      try {
+        return [instanceMeta(naturalize(json), 'pacs.qido')];
+      } catch {
+        return [];
+      }
+    });
+    if (metas.length === 0 && list.length > 0) {
+      throw new TriageError('UPSTREAM_REJECTED', `pacs QIDO-RS listed ${list.length} instance(s) of the study, none with its StudyInstanceUID, SeriesInstanceUID, SOPInstanceUID and SOPClassUID`);
+    }
+    return metas;
   }
 
   /** One page of a QIDO-RS study search, as DICOM JSON (`query` holds the matching keys and includefield). */

@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
-import { readDicom } from '../../pipeline/preprocess/index.ts';
+import { readDicom } from '../../dicom/index.ts';
 import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
 import type { StoredResult } from '../../state/store.ts';
 

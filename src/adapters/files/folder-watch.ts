@@ -3,58 +3,26 @@
  * watched folder, moving files aside, and the study source and result sink that read pixels
  * from the dropped files and write results to a folder.
  */
-import { createRequire } from 'node:module';
 import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
 import type { Config } from '../../config/schema.ts';
 import { FolderWatcher, type DicomFile, type FolderFs, type FolderStudy, type ScannedFile } from '../../pipeline/ingest/folder.ts';
-import { metaFromDataset } from '../../pipeline/preprocess/index.ts';
+import { readDicomHeader } from '../../dicom/read.ts';
 import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
 import type { StoredResult } from '../../state/store.ts';
 import type { FhirClient } from '../fhir/client.ts';
 import { FolderSink } from './folder-io.ts';
 import { isValidUid } from '../../domain/uids.ts';
 
-interface DcmjsLogger {
-  getLevel(): number;
-  setLevel(level: number | string, persist?: boolean): void;
-}
-interface Dcmjs {
-  data: {
-    DicomMessage: { readFile(buffer: ArrayBuffer, options?: { untilTag?: string; noCopy?: boolean }): { dict: Record<string, unknown> } };
-    DicomMetaDictionary: { naturalizeDataset(dataset: Record<string, unknown>): Record<string, unknown> };
-  };
-  log: DcmjsLogger & { getLogger(name: string): DcmjsLogger };
-}
-const require = createRequire(import.meta.url);
-const dcmjs = require('dcmjs') as Dcmjs;
-
 /**
  * The header of a Part 10 file, up to the Pixel Data: grouping needs only the UIDs, and a file
  * without pixels (an SR, a key object) is still part of its study — selection skips it later.
+ * Read by the one DICOM reader, with its limits (depth, lengths, inflation).
  */
 export function readHeader(bytes: Uint8Array): InstanceMeta {
-  if (bytes.byteLength < 132 || String.fromCharCode(...bytes.subarray(128, 132)) !== 'DICM') {
-    throw new TriageError('DICOM_UNREADABLE', `not a DICOM Part 10 file: no "DICM" prefix after the 128-byte preamble (${bytes.byteLength} bytes)`, {
-      where: 'ingest.folder',
-    });
-  }
-  // dcmjs logs every implicit-VR ambiguity to the console: noise here.
-  const loggers = [dcmjs.log, dcmjs.log.getLogger('validation.dcmjs')];
-  const levels = loggers.map((l) => l.getLevel());
-  let ds: Record<string, unknown>;
-  try {
-    for (const l of loggers) l.setLevel('silent', false);
-    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dcmjs.data.DicomMessage.readFile(buffer, { untilTag: '7FE00010' }).dict);
-  } catch (err) {
-    throw new TriageError('DICOM_UNREADABLE', `cannot parse the DICOM header: ${(err as Error).message}`, { cause: err, where: 'ingest.folder' });
-  } finally {
-    loggers.forEach((l, i) => l.setLevel(levels[i] ?? 'warn', false));
-  }
-  const meta = metaFromDataset(ds);
+  const meta = readDicomHeader(bytes, { where: 'ingest.folder' });
   // The UID names folders (.done/<uid>, the output folder): from a dropped file it is untrusted
   // input, and anything but a UID ("../..") must not become a path.
   if (!isValidUid(meta.StudyInstanceUID)) {

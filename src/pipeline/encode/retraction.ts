@@ -32,7 +32,7 @@ import type { CodedConcept } from '../../domain/codes.ts';
 import { TriageError } from '../../domain/errors.ts';
 import type { FhirResource, StudyMeta } from '../../domain/types.ts';
 import { assertUidRoot, canonicalJson, deriveUid, deterministicUuid, isValidUid, sha256Hex } from '../../domain/uids.ts';
-import { writePart10, type NaturalDataset } from './dicom-io.ts';
+import { writePart10, type NaturalDataset } from '../../dicom/part10.ts';
 import { SERVICE_SYSTEM, type Coding, type Identifier } from './fhir.ts';
 import { codeSequenceItem, text } from './sr-items.ts';
 import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID, DCMR_MAPPING_RESOURCE_UID, dicomDateTimeUtc } from './sr.ts';

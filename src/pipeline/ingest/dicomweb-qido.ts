@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import type { DicomWebClient } from '../../adapters/dicomweb/client.ts';
-import type { DicomJson } from '../../adapters/dicomweb/dicom-json.ts';
+import type { DicomJson } from '../../dicom/json.ts';
 import type { StudyRef } from '../../domain/types.ts';
 import type { JobStore } from '../../state/store.ts';
 

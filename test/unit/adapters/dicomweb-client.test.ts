@@ -69,7 +69,7 @@ describe('DicomWebClient', () => {
       return [204, ''];
     });
     expect(await client.studyInstances('9.9')).toEqual([]);
-    expect(path).toContain('includefield=00080016,00080018,');
+    expect(path).toContain('includefield=00080008,00080016,00080018,');
     expect(path).not.toContain('%2C');
   });
 

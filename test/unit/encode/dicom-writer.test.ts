@@ -5,8 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Unsupported, writePart10Direct } from '../../../src/pipeline/encode/dicom-writer.ts';
-import { metaFor, readPart10, writePart10, writePart10WithDcmjs, type NaturalDataset } from '../../../src/pipeline/encode/dicom-io.ts';
+import { Unsupported, writePart10Direct } from '../../../src/dicom/writer.ts';
+import { metaFor, readPart10, writePart10, writePart10WithDcmjs, type NaturalDataset } from '../../../src/dicom/part10.ts';
 import { encodeRejectionNote } from '../../../src/pipeline/encode/retraction.ts';
 import { encodeSr } from '../../../src/pipeline/encode/sr.ts';
 import { STUDY_UID, UID_ROOT, inference, srInput, study } from './fixtures.ts';

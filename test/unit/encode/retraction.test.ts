@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { isValidUid } from '../../../src/domain/uids.ts';
-import { readPart10 } from '../../../src/pipeline/encode/dicom-io.ts';
+import { readPart10 } from '../../../src/dicom/part10.ts';
 import { encodeSr } from '../../../src/pipeline/encode/sr.ts';
 import {
   KEY_OBJECT_SELECTION_SOP_CLASS_UID,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
 import { isValidUid } from '../../../src/domain/uids.ts';
-import { readPart10, writePart10 } from '../../../src/pipeline/encode/dicom-io.ts';
+import { readPart10, writePart10 } from '../../../src/dicom/part10.ts';
 import { readSr, readSrFindings, srRepresentation } from '../../../src/pipeline/encode/sr-read.ts';
 import { code, container, image, num, scoordRect, text, uidref } from '../../../src/pipeline/encode/sr-items.ts';
 import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID, encodeSr } from '../../../src/pipeline/encode/sr.ts';

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../../src/domain/types.ts';
-import { readPart10 } from '../../../src/pipeline/encode/dicom-io.ts';
+import { readPart10 } from '../../../src/dicom/part10.ts';
 import {
   SUSPICIOUS_MIN_CHECKED,
   SWEEP_CURSOR,

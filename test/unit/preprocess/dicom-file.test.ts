@@ -2,10 +2,11 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
-import { metaFromDataset, readDicom } from '../../../src/pipeline/preprocess/dicom-file.ts';
+import { readDicom } from '../../../src/dicom/read.ts';
+import { instanceMeta } from '../../../src/dicom/instance-meta.ts';
 import { type ImageSpec, imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
-import { BT601 } from '../../../src/pipeline/preprocess/pixels.ts';
-import { registerCodec } from '../../../src/pipeline/preprocess/transfer-syntax.ts';
+import { BT601 } from '../../../src/dicom/pixels.ts';
+import { registerCodec } from '../../../src/dicom/transfer-syntax.ts';
 import { TS, imageFile, packSamples, part10, MANIFEST_IMAGE_SPEC } from './dicom-builder.ts';
 
 const FIXTURES = fileURLToPath(new URL('../../fixtures/pydicom/', import.meta.url));
@@ -423,9 +424,9 @@ describe('pixel codecs plug in per transfer syntax', () => {
   });
 });
 
-describe('metaFromDataset', () => {
+describe('instanceMeta (the one InstanceMeta builder)', () => {
   it('takes first values, the Alphabetic person name, numbers as numbers, and drops empty values', () => {
-    const meta = metaFromDataset({
+    const meta = instanceMeta({
       StudyInstanceUID: '1.2.3',
       SeriesInstanceUID: ['1.2.4', '9.9'],
       SOPInstanceUID: '1.2.5\0',
@@ -460,7 +461,7 @@ describe('metaFromDataset', () => {
   });
 
   it('throws DICOM_UNREADABLE without the identifying UIDs', () => {
-    expect(errorOf(() => metaFromDataset({ StudyInstanceUID: '1.2.3' })).message).toBe(
+    expect(errorOf(() => instanceMeta({ StudyInstanceUID: '1.2.3' })).message).toBe(
       'the instance has no SeriesInstanceUID, SOPInstanceUID, SOPClassUID',
     );
   });

@@ -18,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { parseManifest } from '../../../src/adapters/model/manifest.ts';
-import { readDicom } from '../../../src/pipeline/preprocess/dicom-file.ts';
+import { readDicom } from '../../../src/dicom/read.ts';
 import { imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
 
 const TOLERANCE = 1e-4;

@@ -6,9 +6,9 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
-import { checkDatasetStructure, datasetOffset } from '../../../src/pipeline/preprocess/dicom-structure.ts';
-import { readDicom } from '../../../src/pipeline/preprocess/dicom-file.ts';
-import { nativeAttributes, type VisitedElement } from '../../../src/pipeline/preprocess/native-attributes.ts';
+import { checkDatasetStructure, datasetOffset } from '../../../src/dicom/structure.ts';
+import { readDicom } from '../../../src/dicom/read.ts';
+import { nativeAttributes, type VisitedElement } from '../../../src/dicom/native-attributes.ts';
 import { imageFile, TS, type Element } from './dicom-builder.ts';
 import { FIXTURES } from './pydicom-samples.ts';
 

@@ -6,7 +6,7 @@ import {
   readStoredSamples,
   toGrey,
   unsupportedReason,
-} from '../../../src/pipeline/preprocess/pixels.ts';
+} from '../../../src/dicom/pixels.ts';
 
 function desc(p: Partial<PixelDescription>): PixelDescription {
   return {

@@ -16,12 +16,15 @@ const KNOWN_VRS = new Set([
   'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
 ]);
 const UNDEFINED = 0xffffffff;
-const MAX_DEPTH = 64;
+/** Nesting allowed when the caller names no limit (limits.dicom.maxDepth). */
+const DEFAULT_MAX_DEPTH = 64;
 
 export class StructureError extends Error {
   constructor(
     message: string,
     readonly truncated: boolean,
+    /** Nested past the depth limit: a crafted file, not a damaged one. */
+    readonly tooDeep = false,
   ) {
     super(message);
     this.name = 'StructureError';
@@ -33,6 +36,7 @@ interface Cursor {
   end: number;
   explicit: boolean;
   le: boolean;
+  maxDepth: number;
   /** Told of each top-level element (see checkDatasetStructure). */
   visit?: ElementVisitor | undefined;
 }
@@ -62,7 +66,7 @@ function need(c: Cursor, pos: number, bytes: number, what: string): void {
  * Item Delimitation Item (undefined-length sequence item).
  */
 function walkDataset(c: Cursor, pos: number, untilItemEnd: boolean, depth: number): number {
-  if (depth > MAX_DEPTH) throw new StructureError(`sequences nested deeper than ${MAX_DEPTH}`, false);
+  if (depth > c.maxDepth) throw new StructureError(`sequences nested deeper than ${c.maxDepth} (limits.dicom.maxDepth)`, false, true);
   while (pos < c.end) {
     need(c, pos, 8, 'an element header');
     const group = c.dv.getUint16(pos, c.le);
@@ -143,7 +147,7 @@ function walkItems(c: Cursor, pos: number, depth: number, what: string, datasets
  */
 export function datasetOffset(bytes: Uint8Array): number {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const c: Cursor = { dv, end: bytes.byteLength, explicit: true, le: true };
+  const c: Cursor = { dv, end: bytes.byteLength, explicit: true, le: true, maxDepth: DEFAULT_MAX_DEPTH };
   need(c, 0, 132 + 12, 'the preamble and File Meta Information Group Length');
   const group = dv.getUint16(132, true);
   const element = dv.getUint16(134, true);
@@ -164,7 +168,7 @@ export function datasetOffset(bytes: Uint8Array): number {
  */
 export function metaTransferSyntax(bytes: Uint8Array, metaEnd: number): string | undefined {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const c: Cursor = { dv, end: metaEnd, explicit: true, le: true };
+  const c: Cursor = { dv, end: metaEnd, explicit: true, le: true, maxDepth: DEFAULT_MAX_DEPTH };
   let pos = 144;
   while (pos < metaEnd) {
     need(c, pos, 8, 'a File Meta Information element header');
@@ -195,7 +199,7 @@ export function metaTransferSyntax(bytes: Uint8Array, metaEnd: number): string |
  * Throws StructureError when the data set in `bytes` runs past its end or is malformed.
  * `visit` is told of every top-level element on the way (the walk reads every header anyway).
  */
-export function checkDatasetStructure(bytes: Uint8Array, explicitVr: boolean, littleEndian: boolean, visit?: ElementVisitor): void {
+export function checkDatasetStructure(bytes: Uint8Array, explicitVr: boolean, littleEndian: boolean, visit?: ElementVisitor, maxDepth = DEFAULT_MAX_DEPTH): void {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  walkDataset({ dv, end: bytes.byteLength, explicit: explicitVr, le: littleEndian, visit }, 0, false, 0);
+  walkDataset({ dv, end: bytes.byteLength, explicit: explicitVr, le: littleEndian, visit, maxDepth }, 0, false, 0);
 }

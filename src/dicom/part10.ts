@@ -3,8 +3,9 @@
  * Pure (bytes in memory only). Explicit VR Little Endian, deterministic for a given dataset.
  */
 import dcmjs from 'dcmjs';
-import { TriageError } from '../../domain/errors.ts';
-import { Unsupported, writePart10Direct } from './dicom-writer.ts';
+import { TriageError } from '../domain/errors.ts';
+import { Unsupported, writePart10Direct } from './writer.ts';
+import { readNaturalDataset } from './read.ts';
 
 /** A keyword-named ("naturalized", dcmjs style) dataset. */
 export type NaturalDataset = Record<string, unknown>;
@@ -20,9 +21,6 @@ interface DcmjsData {
     naturalizeDataset(ds: Record<string, unknown>): NaturalDataset;
   };
   DicomDict: new (meta: Record<string, unknown>) => { dict: Record<string, unknown>; write(): ArrayBuffer };
-  DicomMessage: {
-    readFile(buffer: ArrayBuffer, options?: Record<string, unknown>): { meta: Record<string, unknown>; dict: Record<string, unknown> };
-  };
 }
 
 const data = (dcmjs as { data: DcmjsData }).data;
@@ -69,18 +67,13 @@ export function metaFor(sopClassUID: string, sopInstanceUID: string): NaturalDat
   };
 }
 
-/** Reads a DICOM Part 10 file into a naturalized dataset. DICOM_UNREADABLE when it is not one. */
+/**
+ * Reads a DICOM Part 10 file into a naturalized dataset (sequences included), through the one
+ * reader's checks: structure, depth and lengths first, dcmjs after. DICOM_UNREADABLE when it is
+ * not one.
+ */
 export function readPart10(bytes: Uint8Array): NaturalDataset {
-  try {
-    const buffer = bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
-    const file = data.DicomMessage.readFile(buffer);
-    return data.DicomMetaDictionary.naturalizeDataset(file.dict);
-  } catch (err) {
-    throw new TriageError('DICOM_UNREADABLE', `not a readable DICOM Part 10 file: ${(err as Error).message}`, {
-      cause: err,
-      where: 'encode.dicom',
-    });
-  }
+  return readNaturalDataset(bytes, { where: 'encode.dicom' });
 }
 
 /** Drops undefined members (dcmjs would write them as empty attributes). */

@@ -9,10 +9,12 @@
  */
 import { createRequire } from 'node:module';
 import { inflateRawSync } from 'node:zlib';
-import { TriageError } from '../../domain/errors.ts';
-import type { InstanceMeta } from '../../domain/types.ts';
-import { StructureError, checkDatasetStructure, datasetOffset, metaTransferSyntax } from './dicom-structure.ts';
-import { nativeAttributes, type VisitedElement } from './native-attributes.ts';
+import { TriageError } from '../domain/errors.ts';
+import { instanceMeta, numberValue, stringValue, type NaturalDataset } from './instance-meta.ts';
+import type { InstanceMeta } from '../domain/types.ts';
+import { StructureError, checkDatasetStructure, datasetOffset, metaTransferSyntax } from './structure.ts';
+import { nativeAttributes, type NativeAttributes, type VisitedElement } from './native-attributes.ts';
+import { DEFAULT_DICOM_LIMITS, type DicomLimits } from './limits.ts';
 import {
   type PaletteLut,
   type PixelDescription,
@@ -63,17 +65,34 @@ export interface DicomImage {
 
 const PIXEL_DATA = '7FE00010';
 
+/** Options of the readers: the limits, and `viaDcmjs` (skip the native fast path; the comparison test reads both ways). */
+export interface ReadOptions {
+  limits?: Partial<DicomLimits>;
+  viaDcmjs?: boolean;
+  /** Names the stage in errors (default `preprocess`). */
+  where?: string;
+}
+
+interface OpenedDataset {
+  syntax: TransferSyntaxInfo;
+  /** The data set after the File Meta Information (inflated when the syntax is deflated). */
+  dataset: Uint8Array;
+  /** The native fast path's attributes, when it could read them. */
+  fast: NativeAttributes | undefined;
+}
+
 /**
- * Reads a DICOM Part 10 file. Pixels are decoded lazily, one frame per `frame()` call, from a
- * view of `buffer` (not a copy): do not modify `buffer` while the image is in use.
+ * Steps 1 and 2 of every read: the File Meta Information, the transfer syntax, inflation (capped)
+ * and the structure walk (depth and lengths checked) — before dcmjs or anything else sees the bytes.
  */
-export function readDicom(bytes: Uint8Array, options: { viaDcmjs?: boolean } = {}): DicomImage {
+function openDataset(bytes: Uint8Array, options: ReadOptions, requirePixels: boolean): OpenedDataset {
+  const where = options.where ?? 'preprocess';
+  const limits = { ...DEFAULT_DICOM_LIMITS, ...options.limits };
   if (bytes.byteLength < 132 || String.fromCharCode(...bytes.subarray(128, 132)) !== 'DICM') {
-    throw new TriageError(
-      'DICOM_UNREADABLE',
-      `not a DICOM Part 10 file: no "DICM" prefix after the 128-byte preamble (${bytes.byteLength} bytes)`,
-      { where: 'preprocess' },
-    );
+    throw new TriageError('DICOM_UNREADABLE', `not a DICOM Part 10 file: no "DICM" prefix after the 128-byte preamble (${bytes.byteLength} bytes)`, { where });
+  }
+  if (bytes.byteLength > limits.maxFileBytes) {
+    throw new TriageError('DICOM_TOO_LARGE', `the file has ${bytes.byteLength} bytes; limits.dicom.maxFileBytes is ${limits.maxFileBytes}`, { where });
   }
 
   // 1. The File Meta Information says how to read the rest.
@@ -83,28 +102,18 @@ export function readDicom(bytes: Uint8Array, options: { viaDcmjs?: boolean } = {
     metaEnd = datasetOffset(bytes);
     tsUid = metaTransferSyntax(bytes, metaEnd);
   } catch (err) {
-    throw unreadable(err);
+    throw unreadable(err, where);
   }
   if (tsUid === undefined || tsUid === '') {
-    throw new TriageError('DICOM_UNREADABLE', 'File Meta Information has no Transfer Syntax UID (0002,0010)', { where: 'preprocess' });
+    throw new TriageError('DICOM_UNREADABLE', 'File Meta Information has no Transfer Syntax UID (0002,0010)', { where });
   }
-  const syntax = checkSyntax(tsUid);
+  const syntax = checkSyntax(tsUid, where, requirePixels);
 
   // 2. Refuse truncated or malformed files before dcmjs pads them with zeros.
   let dataset = bytes.subarray(metaEnd);
-  if (syntax.deflated) {
-    try {
-      dataset = inflateRawSync(dataset);
-    } catch (err) {
-      throw new TriageError('DICOM_UNREADABLE', `the deflated data set cannot be inflated (truncated or corrupt): ${(err as Error).message}`, {
-        cause: err,
-        where: 'preprocess',
-      });
-    }
-  }
+  if (syntax.deflated) dataset = inflateCapped(dataset, limits.maxInflatedBytes, where);
   // Native little-endian data sets (what a PACS sends when asked for Explicit VR Little
   // Endian) keep the top-level element headers for native-attributes.ts on the way.
-  // `viaDcmjs` skips that path (the comparison test reads every sample both ways).
   const elements: VisitedElement[] | undefined = syntax.encoding === 'native' && syntax.littleEndian && !options.viaDcmjs ? [] : undefined;
   try {
     checkDatasetStructure(
@@ -112,30 +121,73 @@ export function readDicom(bytes: Uint8Array, options: { viaDcmjs?: boolean } = {
       syntax.explicitVr,
       syntax.littleEndian,
       elements && ((tag, vr, offset, length) => void elements.push({ tag, vr, offset, length })),
+      limits.maxDepth,
     );
   } catch (err) {
-    throw unreadable(err);
+    throw unreadable(err, where);
   }
-  const fast = elements && nativeAttributes(dataset, elements);
+  return { syntax, dataset, fast: elements && nativeAttributes(dataset, elements, requirePixels) };
+}
+
+/** Inflates a deflated data set, refusing (DICOM_TOO_LARGE) past `max` bytes instead of allocating them. */
+function inflateCapped(deflated: Uint8Array, max: number, where: string): Uint8Array {
+  try {
+    return inflateRawSync(deflated, { maxOutputLength: max });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE') {
+      throw new TriageError('DICOM_TOO_LARGE', `the deflated data set inflates past limits.dicom.maxInflatedBytes (${max} bytes)`, { cause: err, where });
+    }
+    throw new TriageError('DICOM_UNREADABLE', `the deflated data set cannot be inflated (truncated or corrupt): ${(err as Error).message}`, { cause: err, where });
+  }
+}
+
+/** The keyword-named attributes of a file through dcmjs (after openDataset checked its structure). */
+function dcmjsDataset(bytes: Uint8Array, where: string, untilPixels: boolean): { dict: DcmjsDataset; ds: NaturalDataset } {
+  try {
+    return quietly(() => {
+      // noCopy: binary values come back as views into the caller's buffer rather than copies
+      // (copying 8 MB of Pixel Data costs more than the rest of the parse).
+      const dict = dcmjs.data.DicomMessage.readFile(wholeArrayBuffer(bytes), { noCopy: true, ...(untilPixels ? { untilTag: PIXEL_DATA } : {}) }).dict;
+      return { dict, ds: dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict) };
+    });
+  } catch (err) {
+    throw unreadable(err, where);
+  }
+}
+
+/**
+ * The attributes of a Part 10 file, up to its Pixel Data: what grouping files into studies needs.
+ * A file without pixels (an SR, a key object) is still read; its structure is checked with the
+ * same limits as readDicom.
+ */
+export function readDicomHeader(bytes: Uint8Array, options: ReadOptions = {}): InstanceMeta {
+  const where = options.where ?? 'preprocess';
+  const { fast } = openDataset(bytes, options, false);
+  return instanceMeta(fast ? fast.dataset : dcmjsDataset(bytes, where, true).ds, where);
+}
+
+/** The whole data set, keyword-named (sequences as arrays of data sets), after the same checks as readDicom. */
+export function readNaturalDataset(bytes: Uint8Array, options: ReadOptions = {}): NaturalDataset {
+  openDataset(bytes, options, false);
+  return dcmjsDataset(bytes, options.where ?? 'preprocess', false).ds;
+}
+
+/**
+ * Reads a DICOM Part 10 file. Pixels are decoded lazily, one frame per `frame()` call, from a
+ * view of `buffer` (not a copy): do not modify `buffer` while the image is in use.
+ */
+export function readDicom(bytes: Uint8Array, options: ReadOptions = {}): DicomImage {
+  const where = options.where ?? 'preprocess';
+  const limits = { ...DEFAULT_DICOM_LIMITS, ...options.limits };
+  const { syntax, fast } = openDataset(bytes, options, true);
   if (fast !== undefined) {
-    const meta = metaFromDataset(fast.dataset);
-    return nativeImage(meta, syntax, pixelDescription(fast.dataset, true), [fast.pixelData], 'OW');
+    const meta = instanceMeta(fast.dataset, where);
+    return nativeImage(meta, syntax, checkPixelLimits(pixelDescription(fast.dataset, true), limits, where), [fast.pixelData], 'OW');
   }
 
   // 3. Parse with dcmjs.
-  let dict: DcmjsDataset;
-  let ds: Record<string, unknown>;
-  try {
-    [dict, ds] = quietly(() => {
-      // noCopy: binary values come back as views into the caller's buffer rather than copies
-      // (copying 8 MB of Pixel Data costs more than the rest of the parse).
-      const d = dcmjs.data.DicomMessage.readFile(wholeArrayBuffer(bytes), { noCopy: true }).dict;
-      return [d, dcmjs.data.DicomMetaDictionary.naturalizeDataset(d)] as const;
-    });
-  } catch (err) {
-    throw unreadable(err);
-  }
-  const meta = metaFromDataset(ds);
+  const { dict, ds } = dcmjsDataset(bytes, where, false);
+  const meta = instanceMeta(ds, where);
 
   // 4. Pixel Data.
   const pixelElement = dict[PIXEL_DATA];
@@ -150,7 +202,7 @@ export function readDicom(bytes: Uint8Array, options: { viaDcmjs?: boolean } = {
       { where: 'preprocess' },
     );
   }
-  const pixel = pixelDescription(ds, syntax.littleEndian);
+  const pixel = checkPixelLimits(pixelDescription(ds, syntax.littleEndian), limits, where);
 
   if (syntax.encoding === 'native') {
     return nativeImage(meta, syntax, pixel, fragments, pixelElement.vr);
@@ -174,31 +226,50 @@ function quietly<T>(fn: () => T): T {
   }
 }
 
-function checkSyntax(uid: string): TransferSyntaxInfo {
+/**
+ * The transfer syntax, refused when unknown or when its pixels cannot be read here. A header
+ * read (`requirePixels` false) takes any syntax whose data set it can walk.
+ */
+function checkSyntax(uid: string, where: string, requirePixels: boolean): TransferSyntaxInfo {
   const info = TRANSFER_SYNTAXES.get(uid);
   if (info === undefined) {
-    throw new TriageError('DICOM_UNSUPPORTED_SYNTAX', `transfer syntax ${uid} (unknown transfer syntax) is not supported`, { where: 'preprocess' });
+    throw new TriageError('DICOM_UNSUPPORTED_SYNTAX', `transfer syntax ${uid} (unknown transfer syntax) is not supported`, { where });
   }
+  if (!requirePixels) return info;
   if (info.encoding === 'referenced') {
-    throw new TriageError('DICOM_UNSUPPORTED_SYNTAX', `transfer syntax ${uid} (${info.name}) references its pixels elsewhere; they cannot be read from the file`, {
-      where: 'preprocess',
-    });
+    throw new TriageError('DICOM_UNSUPPORTED_SYNTAX', `transfer syntax ${uid} (${info.name}) references its pixels elsewhere; they cannot be read from the file`, { where });
   }
   if (info.encoding === 'encapsulated' && codecFor(uid) === undefined) {
     throw new TriageError(
       'DICOM_UNSUPPORTED_SYNTAX',
       `transfer syntax ${uid} (${info.name}) is compressed; no decoder for it is installed (ask the PACS for Explicit VR Little Endian)`,
-      { where: 'preprocess' },
+      { where },
     );
   }
   return info;
 }
 
-function unreadable(err: unknown): TriageError {
+function unreadable(err: unknown, where: string): TriageError {
   if (err instanceof TriageError) return err;
   const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof StructureError && err.tooDeep) return new TriageError('DICOM_TOO_DEEP', message, { cause: err, where });
   const text = err instanceof StructureError ? message : `cannot parse the DICOM data set: ${message}`;
-  return new TriageError('DICOM_UNREADABLE', text, { cause: err, where: 'preprocess' });
+  return new TriageError('DICOM_UNREADABLE', text, { cause: err, where });
+}
+
+/**
+ * Refuses (DICOM_TOO_LARGE) an image whose declared size is past the limits, before any buffer is
+ * sized from it: a file may declare 30000 × 30000 × 1000 frames in a few hundred bytes.
+ */
+function checkPixelLimits(pixel: PixelDescription, limits: DicomLimits, where: string): PixelDescription {
+  const perFrame = pixel.rows * pixel.columns;
+  const problems: string[] = [];
+  if (perFrame > limits.maxPixelsPerFrame) problems.push(`${pixel.rows} × ${pixel.columns} pixels per frame (limits.dicom.maxPixelsPerFrame ${limits.maxPixelsPerFrame})`);
+  if (pixel.numberOfFrames > limits.maxFrames) problems.push(`${pixel.numberOfFrames} frames (limits.dicom.maxFrames ${limits.maxFrames})`);
+  const decoded = perFrame * Math.max(1, pixel.samplesPerPixel) * Math.ceil(Math.max(8, pixel.bitsAllocated) / 8);
+  if (decoded > limits.maxDecodedFrameBytes) problems.push(`${decoded} bytes per decoded frame (limits.dicom.maxDecodedFrameBytes ${limits.maxDecodedFrameBytes})`);
+  if (problems.length > 0) throw new TriageError('DICOM_TOO_LARGE', `the image declares ${problems.join(', ')}`, { where });
+  return pixel;
 }
 
 function unsupported(message: string): TriageError {
@@ -330,99 +401,10 @@ function binaryParts(value: unknown): Uint8Array[] {
 }
 
 // ---------------------------------------------------------------------------------------
-// Attribute access on a dcmjs-naturalized data set.
+// Attribute access on a dcmjs-naturalized data set: the same rules as InstanceMeta's.
 
-function first(value: unknown): unknown {
-  return Array.isArray(value) ? value[0] : value;
-}
-
-function str(ds: Record<string, unknown>, keyword: string): string | undefined {
-  const v = first(ds[keyword]);
-  if (v === undefined || v === null) return undefined;
-  if (typeof v === 'object') return personName(v);
-  const s = String(v).replace(/[\0\s]+$/, '').trim();
-  return s === '' ? undefined : s;
-}
-
-function personName(v: unknown): string | undefined {
-  if (typeof v === 'string') {
-    const alphabetic = (v.split('=')[0] ?? '').trim();
-    return alphabetic === '' ? undefined : alphabetic;
-  }
-  if (v !== null && typeof v === 'object' && 'Alphabetic' in v) {
-    const a = (v as { Alphabetic?: unknown }).Alphabetic;
-    return typeof a === 'string' && a.trim() !== '' ? a.trim() : undefined;
-  }
-  return undefined;
-}
-
-function num(ds: Record<string, unknown>, keyword: string): number | undefined {
-  const v = first(ds[keyword]);
-  if (v === undefined || v === null || v === '') return undefined;
-  const n = typeof v === 'number' ? v : Number(String(v).trim());
-  return Number.isFinite(n) ? n : undefined;
-}
-
-function strings(ds: Record<string, unknown>, keyword: string): string[] | undefined {
-  const v = ds[keyword];
-  if (v === undefined || v === null) return undefined;
-  const list = (Array.isArray(v) ? v : [v]).map((x) => String(x ?? '').trim());
-  return list.length === 0 || list.every((x) => x === '') ? undefined : list;
-}
-
-const STRING_KEYWORDS = [
-  'Modality',
-  'BodyPartExamined',
-  'SeriesDescription',
-  'ViewPosition',
-  'PatientID',
-  'IssuerOfPatientID',
-  'PatientBirthDate',
-  'PatientSex',
-  'PatientAge',
-  'AccessionNumber',
-  'StudyDate',
-  'StudyTime',
-  'StudyDescription',
-  'StudyID',
-  'Manufacturer',
-] as const satisfies readonly (keyof InstanceMeta)[];
-const PERSON_NAME_KEYWORDS = ['PatientName', 'ReferringPhysicianName'] as const satisfies readonly (keyof InstanceMeta)[];
-const NUMBER_KEYWORDS = ['SeriesNumber', 'InstanceNumber', 'Rows', 'Columns'] as const satisfies readonly (keyof InstanceMeta)[];
-const REQUIRED_UIDS = ['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'SOPClassUID'] as const;
-
-/**
- * InstanceMeta from a dcmjs-naturalized data set: the first value of multi-valued attributes,
- * person names as their Alphabetic group, IS/US values as numbers, empty values absent.
- * Throws DICOM_UNREADABLE when one of the four identifying UIDs is missing.
- */
-export function metaFromDataset(ds: Record<string, unknown>): InstanceMeta {
-  const missing = REQUIRED_UIDS.filter((k) => str(ds, k) === undefined);
-  if (missing.length > 0) {
-    throw new TriageError('DICOM_UNREADABLE', `the instance has no ${missing.join(', ')}`, { where: 'preprocess' });
-  }
-  const meta: InstanceMeta = {
-    StudyInstanceUID: str(ds, 'StudyInstanceUID') ?? '',
-    SeriesInstanceUID: str(ds, 'SeriesInstanceUID') ?? '',
-    SOPInstanceUID: str(ds, 'SOPInstanceUID') ?? '',
-    SOPClassUID: str(ds, 'SOPClassUID') ?? '',
-  };
-  for (const k of STRING_KEYWORDS) {
-    const v = str(ds, k);
-    if (v !== undefined) meta[k] = v;
-  }
-  for (const k of PERSON_NAME_KEYWORDS) {
-    const v = personName(first(ds[k]));
-    if (v !== undefined) meta[k] = v;
-  }
-  for (const k of NUMBER_KEYWORDS) {
-    const v = num(ds, k);
-    if (v !== undefined) meta[k] = v;
-  }
-  const imageType = strings(ds, 'ImageType');
-  if (imageType !== undefined) meta.ImageType = imageType;
-  return meta;
-}
+const str = (ds: NaturalDataset, keyword: string): string | undefined => stringValue(ds[keyword]);
+const num = (ds: NaturalDataset, keyword: string): number | undefined => numberValue(ds[keyword]);
 
 function requiredInt(ds: Record<string, unknown>, keyword: string): number {
   const v = num(ds, keyword);

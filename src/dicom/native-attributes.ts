@@ -6,62 +6,16 @@
  * per image (it decodes every attribute, then naturalizes them all); this reads ~40.
  *
  * It answers only for plain, conformant values, where it reads what dcmjs reads (the values go
- * to the same metaFromDataset/pixelDescription). Anything else returns undefined and the caller
+ * to the same InstanceMeta builder and pixel description). Anything else returns undefined and the caller
  * reads the file with dcmjs, quirks included: a byte outside printable ASCII or any Specific
  * Character Set beyond ASCII/Latin-1/UTF-8 (dcmjs decodes or refuses them), an unexpected VR or
  * length, an empty US value (dcmjs reads 0), a UID, IS or DS that is not well formed (dcmjs
  * strips foreign characters), a NUL inside a value, a multi-valued person name, palette colour,
  * float Pixel Data, Pixel Data empty or of undefined length.
- * test/unit/preprocess/native-attributes.test.ts compares both paths on every sample file. Pure.
+ * test/unit/dicom/native-attributes.test.ts compares both paths on every sample file. Pure.
  */
 
-type Kind = 'string' | 'us';
-
-/** Tag → keyword, VR (for Implicit VR) and how the value is read. */
-const WANTED = new Map<number, { keyword: string; vr: string; kind: Kind }>(
-  (
-    [
-      [0x00080008, 'ImageType', 'CS'],
-      [0x00080016, 'SOPClassUID', 'UI'],
-      [0x00080018, 'SOPInstanceUID', 'UI'],
-      [0x00080020, 'StudyDate', 'DA'],
-      [0x00080030, 'StudyTime', 'TM'],
-      [0x00080050, 'AccessionNumber', 'SH'],
-      [0x00080060, 'Modality', 'CS'],
-      [0x00080070, 'Manufacturer', 'LO'],
-      [0x00080090, 'ReferringPhysicianName', 'PN'],
-      [0x00081030, 'StudyDescription', 'LO'],
-      [0x0008103e, 'SeriesDescription', 'LO'],
-      [0x00100010, 'PatientName', 'PN'],
-      [0x00100020, 'PatientID', 'LO'],
-      [0x00100021, 'IssuerOfPatientID', 'LO'],
-      [0x00100030, 'PatientBirthDate', 'DA'],
-      [0x00100040, 'PatientSex', 'CS'],
-      [0x00101010, 'PatientAge', 'AS'],
-      [0x00180015, 'BodyPartExamined', 'CS'],
-      [0x00185101, 'ViewPosition', 'CS'],
-      [0x0020000d, 'StudyInstanceUID', 'UI'],
-      [0x0020000e, 'SeriesInstanceUID', 'UI'],
-      [0x00200010, 'StudyID', 'SH'],
-      [0x00200011, 'SeriesNumber', 'IS'],
-      [0x00200013, 'InstanceNumber', 'IS'],
-      [0x00280002, 'SamplesPerPixel', 'US'],
-      [0x00280004, 'PhotometricInterpretation', 'CS'],
-      [0x00280006, 'PlanarConfiguration', 'US'],
-      [0x00280008, 'NumberOfFrames', 'IS'],
-      [0x00280010, 'Rows', 'US'],
-      [0x00280011, 'Columns', 'US'],
-      [0x00280100, 'BitsAllocated', 'US'],
-      [0x00280101, 'BitsStored', 'US'],
-      [0x00280102, 'HighBit', 'US'],
-      [0x00280103, 'PixelRepresentation', 'US'],
-      [0x00281050, 'WindowCenter', 'DS'],
-      [0x00281051, 'WindowWidth', 'DS'],
-      [0x00281052, 'RescaleIntercept', 'DS'],
-      [0x00281053, 'RescaleSlope', 'DS'],
-    ] as const
-  ).map(([tag, keyword, vr]) => [tag, { keyword, vr, kind: vr === 'US' ? 'us' : 'string' }]),
-);
+import { ATTRIBUTE_BY_TAG } from './attributes.ts';
 
 const PIXEL_DATA = 0x7fe00010;
 const SPECIFIC_CHARACTER_SET = 0x00080005;
@@ -95,7 +49,7 @@ export interface NativeAttributes {
  * The wanted attributes of a native little-endian data set from its top-level elements (in
  * the order the walk met them), or undefined when only dcmjs can say (see the module comment).
  */
-export function nativeAttributes(bytes: Uint8Array, elements: readonly VisitedElement[]): NativeAttributes | undefined {
+export function nativeAttributes(bytes: Uint8Array, elements: readonly VisitedElement[], requirePixels = true): NativeAttributes | undefined {
   const dataset: Record<string, unknown> = {};
   let pixelData: Uint8Array | undefined;
   for (const e of elements) {
@@ -110,10 +64,10 @@ export function nativeAttributes(bytes: Uint8Array, elements: readonly VisitedEl
       continue;
     }
     if (FLOAT_PIXEL_DATA.has(e.tag)) return undefined;
-    const want = WANTED.get(e.tag);
+    const want = ATTRIBUTE_BY_TAG.get(e.tag);
     if (want === undefined) continue;
     if (e.length < 0 || (e.vr !== undefined && e.vr !== want.vr)) return undefined;
-    if (want.kind === 'us') {
+    if (want.vr === 'US') {
       if (e.length === 0 || e.length % 2 !== 0) return undefined;
       const values: number[] = [];
       for (let i = 0; i < e.length; i += 2) values.push(bytes[e.offset + i]! | (bytes[e.offset + i + 1]! << 8));
@@ -130,6 +84,7 @@ export function nativeAttributes(bytes: Uint8Array, elements: readonly VisitedEl
     if (form && values.some((v) => v !== '' && !form.test(v))) return undefined;
     dataset[want.keyword] = values;
   }
+  if (!requirePixels) return { dataset, pixelData: pixelData ?? new Uint8Array(0) };
   if (pixelData === undefined || dataset.PhotometricInterpretation === undefined) return undefined;
   if (String((dataset.PhotometricInterpretation as string[])[0]).startsWith('PALETTE')) return undefined;
   return { dataset, pixelData };
