@@ -8,7 +8,7 @@ import type { Priority } from '../domain/types.ts';
 import { resourcesOf } from '../evaluate/evalset.ts';
 import { SOFTWARE, openRuntime } from '../main.ts';
 import { processStudy } from '../pipeline/process-study.ts';
-import { PRIORITY_ORDER } from '../pipeline/priority.ts';
+import { PRIORITY_ORDER } from '../domain/priority.ts';
 
 export interface AnalyzeOptions {
   inputs: string[];

@@ -4,7 +4,8 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { TriageError } from '../domain/errors.ts';
-import { loadFindingsMappings, type FindingsMappings } from '../domain/codes.ts';
+import type { FindingsMappings } from '../domain/codes.ts';
+import { loadFindingsMappings } from './findings.ts';
 import { formatZodIssues } from './zod-issues.ts';
 
 const scalar = z.union([z.string(), z.number()]);

@@ -190,3 +190,16 @@ export function deterministicUuid(name: string): string {
   const h = bytes.toString('hex');
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-${h.slice(12, 16)}-${h.slice(16, 20)}-${h.slice(20)}`;
 }
+
+/** The series our SRs of a study go into: one per study, model and device. */
+export function srSeriesInstanceUID(uidRoot: string, studyInstanceUID: string, modelId: string, deviceUid: string): string {
+  return deriveUid(uidRoot, srSeriesKey(studyInstanceUID, modelId, deviceUid), 'sr-series');
+}
+
+/**
+ * The series our rejection notes (IOCM KOS) of a study go into: derived from the study alone, so
+ * ingest recognises them without asking anyone and without a SOP hash per instance.
+ */
+export function rejectionNoteSeriesUID(uidRoot: string, studyInstanceUID: string): string {
+  return deriveUid(uidRoot, sha256Hex(canonicalJson({ v: 1, rejectionNotes: studyInstanceUID })), 'sr-series');
+}

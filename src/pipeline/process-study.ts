@@ -13,7 +13,7 @@ import { encodeSr } from './encode/sr.ts';
 import { encodeFhirResults } from './encode/fhir.ts';
 import { imageToTensor, inverseResize, saliencyRegion } from './preprocess/index.ts';
 import { readDicom } from '../dicom/index.ts';
-import { priorityOf } from './priority.ts';
+import { priorityOf } from '../domain/priority.ts';
 import { renderSaliency, renderThumbnail } from '../render/images.ts';
 
 /** Where a study's instances come from: the PACS (QIDO + WADO-RS) or files given to `analyze`. */

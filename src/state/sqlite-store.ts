@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import type { StudyRef } from '../domain/types.ts';
-import { PRIORITY_ORDER } from '../pipeline/priority.ts';
+import { PRIORITY_ORDER } from '../domain/priority.ts';
 import type {
   EnqueueOptions,
   AuditEntry,

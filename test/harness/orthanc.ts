@@ -2,8 +2,8 @@
  * Test-side entry point for a real Orthanc. The launcher lives in src/sandbox/orthanc.ts
  * (the sandbox uses it too); this module re-exports it and adds vitest lifecycle helpers.
  *
- *   import { useOrthanc } from '../harness/orthanc.ts';
- *   import { requireOrthanc } from '../harness/require-servers.ts';
+ *   import { useOrthanc } from './orthanc.ts';
+ *   import { requireOrthanc } from './require-servers.ts';
  *
  *   describe.skipIf(!requireOrthanc())('my PACS test', () => {
  *     const orthanc = useOrthanc();            // started in beforeAll, cleaned up in afterAll

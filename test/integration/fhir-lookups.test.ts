@@ -10,7 +10,7 @@ import { loadMappings, type FhirMapping } from '../../src/config/mappings.ts';
 import { gatherClinicalContext } from '../../src/pipeline/context/fhir-context.ts';
 import { renderClinicalText } from '../../src/pipeline/context/text-template.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import type { Manifest } from '../../src/adapters/model/manifest.ts';
+import type { Manifest } from '../../src/config/manifest.ts';
 import type { StudyMeta } from '../../src/domain/types.ts';
 
 const base = loadMappings('mappings').fhir;

@@ -1,6 +1,6 @@
 import { TriageError } from '../../domain/errors.ts';
-import { DynamicBatcher } from '../../pipeline/inference/batcher.ts';
-import { loadManifest, type LoadedManifest, type Manifest } from './manifest.ts';
+import { DynamicBatcher } from './batcher.ts';
+import { loadManifest, type LoadedManifest, type Manifest } from '../../config/manifest.ts';
 import { runModel, type ModelInput, type ModelOutput } from './run.ts';
 import { checkSessionMatchesManifest, openSession, sessionFactoryFor, type CpuThreading, type ExecutionProvider, type SessionFactory, type SessionLogger } from './session.ts';
 import { TextTokenizer } from './tokenizer.ts';

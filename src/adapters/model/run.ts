@@ -1,5 +1,5 @@
 import * as ort from 'onnxruntime-node';
-import type { Manifest } from './manifest.ts';
+import type { Manifest } from '../../config/manifest.ts';
 import type { TextEncoding } from './tokenizer.ts';
 
 export interface ModelInput {

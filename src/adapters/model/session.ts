@@ -1,6 +1,6 @@
 import * as ort from 'onnxruntime-node';
 import { TriageError } from '../../domain/errors.ts';
-import type { Manifest } from './manifest.ts';
+import type { Manifest } from '../../config/manifest.ts';
 
 export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
 

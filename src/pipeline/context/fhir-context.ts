@@ -1,5 +1,5 @@
 import type { FhirMapping } from '../../config/mappings.ts';
-import type { Manifest } from '../../adapters/model/manifest.ts';
+import type { Manifest } from '../../config/manifest.ts';
 import type { ClinicalContext, FhirResource, StudyMeta } from '../../domain/types.ts';
 import { refOf } from './resource-text.ts';
 

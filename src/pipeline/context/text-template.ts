@@ -1,5 +1,5 @@
 import type { FhirResource } from '../../domain/types.ts';
-import type { Manifest, TextSection } from '../../adapters/model/manifest.ts';
+import type { Manifest, TextSection } from '../../config/manifest.ts';
 import type { FhirMapping, ReportTextSource } from '../../config/mappings.ts';
 import { effectiveDate, hasCoding, observationValue, orderReason, reportText, type Unread } from './resource-text.ts';
 

@@ -31,7 +31,8 @@
 import type { CodedConcept } from '../../domain/codes.ts';
 import { TriageError } from '../../domain/errors.ts';
 import type { FhirResource, StudyMeta } from '../../domain/types.ts';
-import { assertUidRoot, canonicalJson, deriveUid, deterministicUuid, isValidUid, sha256Hex } from '../../domain/uids.ts';
+import { assertUidRoot, canonicalJson, deriveUid, deterministicUuid, isValidUid, rejectionNoteSeriesUID, sha256Hex } from '../../domain/uids.ts';
+export { rejectionNoteSeriesUID } from '../../domain/uids.ts';
 import { writePart10, type NaturalDataset } from '../../dicom/part10.ts';
 import { SERVICE_SYSTEM, type Coding, type Identifier } from './fhir.ts';
 import { codeSequenceItem, text } from './sr-items.ts';
@@ -95,11 +96,6 @@ export function rejectionNoteUids(uidRoot: string, studyInstanceUID: string, rej
     seriesInstanceUID: rejectionNoteSeriesUID(uidRoot, studyInstanceUID),
     sopInstanceUID: deriveUid(uidRoot, sha256Hex(canonicalJson({ v: 1, studyInstanceUID, rejects: sops })), 'sr-instance'),
   };
-}
-
-/** The one series of a study that all our rejection notes go into. */
-export function rejectionNoteSeriesUID(uidRoot: string, studyInstanceUID: string): string {
-  return deriveUid(uidRoot, sha256Hex(canonicalJson({ v: 1, rejectionNotes: studyInstanceUID })), 'sr-series');
 }
 
 /** Encodes the IOCM rejection note (KOS, TID 2010). Throws TriageError on incomplete input. */

@@ -7,7 +7,8 @@
  * region) and Qualitative Evaluations (findings without) — and returned in the mappings' order.
  */
 import type { CodedConcept, FindingsMappings } from '../../domain/codes.ts';
-import { defaultFindingsMappings, findingCodeForConcept, sameConcept } from '../../domain/codes.ts';
+import { findingCodeForConcept, sameConcept } from '../../domain/codes.ts';
+import { defaultFindingsMappings } from '../../config/findings.ts';
 import { TriageError } from '../../domain/errors.ts';
 import type { Finding } from '../../domain/types.ts';
 import type { NaturalDataset } from '../../dicom/part10.ts';

@@ -38,7 +38,8 @@ import type { CodedConcept, FindingsMappings } from '../../domain/codes.ts';
 import { findingCodes } from '../../domain/codes.ts';
 import { TriageError } from '../../domain/errors.ts';
 import type { Finding, InferenceResult, InstanceMeta, StudyMeta } from '../../domain/types.ts';
-import { assertUidRoot, deriveUid, isValidUid, srSeriesKey, trackingKey } from '../../domain/uids.ts';
+import { assertUidRoot, deriveUid, isValidUid, srSeriesInstanceUID, trackingKey } from '../../domain/uids.ts';
+export { srSeriesInstanceUID } from '../../domain/uids.ts';
 import type { NaturalDataset } from '../../dicom/part10.ts';
 import { writePart10 } from '../../dicom/part10.ts';
 import type { ContentItem, InstanceRef } from './sr-items.ts';
@@ -145,11 +146,6 @@ function validateFinding(f: Finding, i: number): void {
     if (typeof v !== 'number' || !Number.isFinite(v) || v < 0 || v > 1) refuse(`${what} (${f.code}).${k} must be in [0, 1], got ${String(v)}`);
   }
   if (typeof f.positive !== 'boolean') refuse(`${what} (${f.code}).positive must be a boolean`);
-}
-
-/** The series our SRs of a study go into: one per study, model and device (see domain/uids.ts). */
-export function srSeriesInstanceUID(uidRoot: string, studyInstanceUID: string, modelId: string, deviceUid: string): string {
-  return deriveUid(uidRoot, srSeriesKey(studyInstanceUID, modelId, deviceUid), 'sr-series');
 }
 
 /** Encodes the SR. Throws TriageError (INTERNAL / CONFIG_INVALID) on incomplete input; never writes a partial SR. */

@@ -1,5 +1,4 @@
-import { srSeriesInstanceUID } from '../encode/sr.ts';
-import { rejectionNoteSeriesUID } from '../encode/retraction.ts';
+import { rejectionNoteSeriesUID, srSeriesInstanceUID } from '../../domain/uids.ts';
 
 /** Whether an instance's series is one pacs-triage itself writes into the study. */
 export type OwnSeries = (studyInstanceUID: string, seriesInstanceUID: string) => boolean;

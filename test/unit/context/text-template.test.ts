@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { loadMappings } from '../../../src/config/mappings.ts';
 import { readEvalIndex, resourcesOf } from '../../../src/evaluate/evalset.ts';
 import { formatNumber, renderClinicalText, type TextReading } from '../../../src/pipeline/context/text-template.ts';
-import type { Manifest } from '../../../src/adapters/model/manifest.ts';
+import type { Manifest } from '../../../src/config/manifest.ts';
 import type { FhirResource } from '../../../src/domain/types.ts';
 
 const template: Manifest['text'] = {

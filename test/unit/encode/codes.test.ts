@@ -1,14 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import {
-  DEFAULT_FINDINGS_MAPPINGS_PATH,
-  findingCodeForConcept,
-  findingCodes,
-  loadFindingsMappings,
-  parseFindingsMappings,
-  riskBandFor,
-  toFhirCoding,
-} from '../../../src/domain/codes.ts';
+import { findingCodeForConcept, findingCodes, riskBandFor, toFhirCoding } from '../../../src/domain/codes.ts';
+import { DEFAULT_FINDINGS_MAPPINGS_PATH, loadFindingsMappings, parseFindingsMappings } from '../../../src/config/findings.ts';
 import { TriageError } from '../../../src/domain/errors.ts';
 
 const text = readFileSync(DEFAULT_FINDINGS_MAPPINGS_PATH, 'utf8');

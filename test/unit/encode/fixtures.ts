@@ -1,6 +1,6 @@
 /** Shared fixture input for the encoder tests: one CXR study, one source image, four findings. */
 import type { FindingsMappings } from '../../../src/domain/codes.ts';
-import { loadFindingsMappings } from '../../../src/domain/codes.ts';
+import { loadFindingsMappings } from '../../../src/config/findings.ts';
 import type { InferenceResult, InstanceMeta, StudyMeta } from '../../../src/domain/types.ts';
 import { resultKey } from '../../../src/domain/uids.ts';
 import type { SrEncodeInput } from '../../../src/pipeline/encode/sr.ts';

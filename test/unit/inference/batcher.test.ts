@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DynamicBatcher } from '../../../src/pipeline/inference/batcher.ts';
+import { DynamicBatcher } from '../../../src/adapters/model/batcher.ts';
 
 describe('DynamicBatcher', () => {
   it('runs a full batch at once and a partial one after the wait', async () => {

@@ -5,7 +5,7 @@ import { FhirClient } from '../../../src/adapters/fhir/client.ts';
 import { fhirMappingSchema, loadMappings, type FhirMapping } from '../../../src/config/mappings.ts';
 import { gatherClinicalContext, patientIdentifierSystem, windowStart } from '../../../src/pipeline/context/fhir-context.ts';
 import { renderClinicalText } from '../../../src/pipeline/context/text-template.ts';
-import type { Manifest } from '../../../src/adapters/model/manifest.ts';
+import type { Manifest } from '../../../src/config/manifest.ts';
 import type { FhirResource, StudyMeta } from '../../../src/domain/types.ts';
 
 const mappings = loadMappings('mappings').fhir;

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { loadMappings } from '../../../src/config/mappings.ts';
 import { selectInstance } from '../../../src/pipeline/context/select.ts';
-import { priorityOf } from '../../../src/pipeline/priority.ts';
+import { priorityOf } from '../../../src/domain/priority.ts';
 import type { Finding, InstanceMeta } from '../../../src/domain/types.ts';
 
 const mappings = loadMappings('mappings', ['pneumothorax', 'pleural_effusion', 'consolidation', 'lung_nodule']);

@@ -17,7 +17,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
-import { parseManifest } from '../../../src/adapters/model/manifest.ts';
+import { parseManifest } from '../../../src/config/manifest.ts';
 import { readDicom } from '../../../src/dicom/read.ts';
 import { imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
 

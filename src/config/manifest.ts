@@ -2,8 +2,8 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { TriageError } from '../../domain/errors.ts';
-import { formatZodIssues } from '../../config/zod-issues.ts';
+import { TriageError } from '../domain/errors.ts';
+import { formatZodIssues } from './zod-issues.ts';
 
 const tensorSpec = z.object({
   name: z.string().min(1),

@@ -1,5 +1,15 @@
-import type { Finding, Priority } from '../domain/types.ts';
-import type { PriorityRules } from '../config/mappings.ts';
+import type { Finding, Priority } from './types.ts';
+
+/** One rule of mappings/priority.yaml: a finding at or above a probability gives a priority. */
+export interface PriorityRule {
+  finding: string;
+  minProbability: number;
+  priority: Priority;
+}
+
+export interface PriorityRules {
+  rules: readonly PriorityRule[];
+}
 
 export const PRIORITY_ORDER: readonly Priority[] = ['stat', 'asap', 'urgent', 'routine'];
 
