@@ -10,8 +10,8 @@ import { evaluate, formatReport } from './evaluate/evaluate.ts';
 import { analyze, formatWorklist } from './commands/analyze.ts';
 import { doctor } from './commands/doctor.ts';
 import { backfill, processOne, retractOne, runOnce, serve } from './commands/service.ts';
-import { SqliteJobStore } from './state/sqlite-store.ts';
-import type { JobState } from './state/store.ts';
+import { openSqliteStore } from './state/sqlite/index.ts';
+import type { JobState } from './domain/records.ts';
 
 const USAGE = `pacs-triage — multimodal (image + EHR text) triage for a PACS and a FHIR server
 
@@ -161,17 +161,17 @@ async function cmdJobs(args: string[], out: Out): Promise<number> {
   const [sub = 'list', ...rest] = positionals;
   if (sub !== 'list' && sub !== 'retry') throw new TriageError('USAGE', `jobs: unknown subcommand "${sub}" (list, retry)`);
   if (values.state !== undefined && !JOB_STATES.includes(values.state)) throw new TriageError('USAGE', `--state must be one of ${JOB_STATES.join(', ')}`);
-  const store = new SqliteJobStore(configFor(values).store.path);
+  const store = openSqliteStore(configFor(values).store.path);
   try {
     if (sub === 'retry') {
       const uid = rest[0];
       if (uid === undefined || rest.length > 1) throw new TriageError('USAGE', 'jobs retry takes exactly one StudyInstanceUID');
-      const job = store.requeue(uid);
+      const job = await store.requeue(uid);
       if (!job) throw new TriageError('NOT_FOUND', `no job for study ${uid} in the store`);
       out.stdout(values.json ? JSON.stringify({ job }) : `${uid}: ${job.state}`);
       return 0;
     }
-    const jobs = store.jobs(values.state === undefined ? {} : { state: values.state as JobState });
+    const jobs = await store.jobs(values.state === undefined ? {} : { state: values.state as JobState });
     if (values.json) {
       out.stdout(JSON.stringify({ jobs }));
     } else {
@@ -183,7 +183,7 @@ async function cmdJobs(args: string[], out: Out): Promise<number> {
     }
     return 0;
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

@@ -11,8 +11,8 @@ import { readTlsFiles } from './adapters/http/tls.ts';
 import { OrthancClient } from './adapters/orthanc/client.ts';
 import { PacsStudySource, ServerSink } from './adapters/server-io.ts';
 import type { PipelineDeps } from './pipeline/process-study.ts';
-import { SqliteJobStore } from './state/sqlite-store.ts';
-import type { JobStore } from './state/store.ts';
+import { openSqliteStore } from './state/sqlite/index.ts';
+import type { Store } from './state/ports.ts';
 import { TriageError } from './domain/errors.ts';
 
 /** Our own name and version, for the SR's Software Versions and the FHIR Provenance. */
@@ -100,7 +100,7 @@ export function connectServers(config: Config): Servers {
 export interface Runtime {
   model: TriageModel;
   mappings: Mappings;
-  store: JobStore;
+  store: Store;
   close(): Promise<void>;
 }
 
@@ -113,13 +113,13 @@ export async function openRuntime(config: Config, log: Logger, storePath: string
     await model.close();
     throw err;
   }
-  const store = new SqliteJobStore(storePath);
+  const store = openSqliteStore(storePath);
   return {
     model,
     mappings,
     store,
     close: async () => {
-      store.close();
+      await store.close();
       await model.close();
     },
   };

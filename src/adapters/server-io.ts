@@ -2,12 +2,11 @@ import type { DicomWebClient } from './dicomweb/client.ts';
 import type { FhirClient } from './fhir/client.ts';
 import { orthancInstanceId, orthancStudyId, PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
 import type { FhirResource, InstanceMeta } from '../domain/types.ts';
-import type { ResultSink, StoredSr, StudySource } from '../pipeline/process-study.ts';
-import type { StoredResult } from '../state/store.ts';
+import type { StoredResult } from '../domain/records.ts';
 import { TriageError } from '../domain/errors.ts';
 
-/** Study instances from any DICOMweb PACS. */
-export class PacsStudySource implements StudySource {
+/** The pipeline's StudySource on any DICOMweb PACS. */
+export class PacsStudySource {
   constructor(private readonly dicomweb: DicomWebClient) {}
 
   instances(studyInstanceUID: string): Promise<InstanceMeta[]> {
@@ -19,8 +18,8 @@ export class PacsStudySource implements StudySource {
   }
 }
 
-/** Results to the PACS (STOW-RS, and Orthanc metadata when it is an Orthanc) and the FHIR server. */
-export class ServerSink implements ResultSink {
+/** The pipeline's ResultSink on the servers: the PACS (STOW-RS, and Orthanc metadata when it is an Orthanc) and the FHIR server. */
+export class ServerSink {
   constructor(
     private readonly dicomweb: DicomWebClient,
     private readonly orthanc: OrthancClient | undefined,
@@ -29,7 +28,7 @@ export class ServerSink implements ResultSink {
     private readonly onSrStored?: (orthancInstanceId: string) => void,
   ) {}
 
-  async storeSr(studyInstanceUID: string, part10: Uint8Array, sr?: StoredSr): Promise<void> {
+  async storeSr(studyInstanceUID: string, part10: Uint8Array, sr?: { patientId: string; seriesInstanceUID: string; sopInstanceUID: string }): Promise<void> {
     await this.dicomweb.store(studyInstanceUID, [part10]);
     if (this.orthanc && sr && this.onSrStored) this.onSrStored(orthancInstanceId(sr.patientId, studyInstanceUID, sr.seriesInstanceUID, sr.sopInstanceUID));
   }

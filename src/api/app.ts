@@ -3,7 +3,8 @@ import { timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { asTriageError, TriageError } from '../domain/errors.ts';
-import type { ImageKind, JobState, JobStore } from '../state/store.ts';
+import type { ImageKind, JobState } from '../domain/records.ts';
+import type { Store } from '../state/ports.ts';
 import type { OwnSeries } from '../pipeline/ingest/own-writes.ts';
 import { secretMatches, WEBHOOK_SECRET_HEADER, webhookBodySchema, webhookRef } from '../pipeline/ingest/webhook.ts';
 import { openApiDocument } from './openapi.ts';
@@ -22,7 +23,7 @@ export const retractSchema = z.strictObject({
 });
 
 export interface AppOptions {
-  store: JobStore;
+  store: Store;
   /** Bearer token for /api routes; when absent the API is open (bind it to loopback). */
   token?: string;
   shadow: boolean;
@@ -103,7 +104,7 @@ export function createApp(options: AppOptions): express.Express {
     next();
   });
 
-  app.get('/healthz', (_req, res) => {
+  app.get('/healthz', async (_req, res) => {
     res.json({ status: 'ok', shadow: options.shadow, ...options.status() });
   });
   app.get('/readyz', async (_req, res) => {
@@ -116,11 +117,11 @@ export function createApp(options: AppOptions): express.Express {
       res.set({ 'content-type': metrics.contentType, 'cache-control': 'no-store' }).send(await metrics.text());
     });
   }
-  app.get('/openapi.json', (_req, res) => {
+  app.get('/openapi.json', async (_req, res) => {
     res.json(openApiDocument);
   });
   for (const [route, file] of Object.entries(PAGE)) {
-    app.get(route, (_req, res) => {
+    app.get(route, async (_req, res) => {
       res.set({ 'content-type': file.type, 'content-security-policy': PAGE_CSP, 'x-frame-options': 'DENY', 'cache-control': 'no-cache' }).send(file.body);
     });
   }
@@ -147,7 +148,7 @@ export function createApp(options: AppOptions): express.Express {
         next();
       },
       express.json({ limit: hook.bodyLimit ?? '4kb', type: () => true }),
-      (req: Request, res: Response) => {
+      async (req: Request, res: Response) => {
         const parsed = webhookBodySchema.safeParse(req.body);
         if (!parsed.success) throw new RequestInvalid('invalid webhook body', problemsOf(parsed.error.issues));
         const body = parsed.data;
@@ -170,13 +171,13 @@ export function createApp(options: AppOptions): express.Express {
           }
         }
         const settleMs = body.ChangeType === 'NewInstance' ? hook.stableAgeMs : undefined;
-        store.enqueue([ref], undefined, settleMs !== undefined ? { settleMs } : {});
+        await store.enqueue([ref], undefined, settleMs !== undefined ? { settleMs } : {});
         options.onEnqueued?.();
         // Per instance: debug, or a 500-image CT writes 500 lines.
         const line = { event: 'ingest.enqueued', mode: 'webhook', study: ref.studyInstanceUID, change: body.ChangeType };
         if (settleMs === undefined) options.log?.info(line, 'study enqueued by webhook');
         else options.log?.debug({ ...line, settleMs }, 'study enqueued by webhook (settling)');
-        res.status(202).json({ studyInstanceUID: ref.studyInstanceUID, state: store.get(ref.studyInstanceUID)?.state ?? 'queued' });
+        res.status(202).json({ studyInstanceUID: ref.studyInstanceUID, state: (await store.get(ref.studyInstanceUID))?.state ?? 'queued' });
       },
     );
   }
@@ -192,32 +193,32 @@ export function createApp(options: AppOptions): express.Express {
   });
   app.use('/api', express.json({ limit: options.bodyLimit ?? '16kb' }));
 
-  app.get('/api/worklist', (req, res) => {
+  app.get('/api/worklist', async (req, res) => {
     const query = parseWorklistQuery(req.query);
     const { limit, offset, ...filter } = query;
-    res.json({ shadow: options.shadow, total: store.countWorklist(filter), limit, offset, items: store.worklist(query) });
+    res.json({ shadow: options.shadow, total: await store.countWorklist(filter), limit, offset, items: await store.worklist(query) });
   });
 
-  app.get('/api/jobs', (req, res) => {
+  app.get('/api/jobs', async (req, res) => {
     const parsed = jobsQuerySchema.safeParse(req.query);
     if (!parsed.success) throw new RequestInvalid('invalid jobs query', problemsOf(parsed.error.issues));
     const state: JobState | undefined = parsed.data.state;
-    res.json({ items: store.jobs(state === undefined ? {} : { state }) });
+    res.json({ items: await store.jobs(state === undefined ? {} : { state }) });
   });
 
-  const knownStudy = (req: Request): string => {
+  const knownStudy = async (req: Request): Promise<string> => {
     const uid = checkStudyUid(String(req.params['uid']));
-    if (!store.get(uid)) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
+    if (!await store.get(uid)) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
     return uid;
   };
 
-  app.get('/api/studies/:uid', (req, res) => {
+  app.get('/api/studies/:uid', async (req, res) => {
     const uid = checkStudyUid(String(req.params['uid']));
-    const record = store.study(uid);
+    const record = await store.study(uid);
     if (!record) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
     const r = record.result;
     const base = `/api/studies/${uid}`;
-    const image = (kind: ImageKind): string | null => (store.getImage(uid, kind) ? `${base}/${kind}.png` : null);
+    const image = async (kind: ImageKind): Promise<string | null> => ((await store.getImage(uid, kind)) ? `${base}/${kind}.png` : null);
     res.json({
       studyInstanceUID: uid,
       shadow: options.shadow,
@@ -241,8 +242,8 @@ export function createApp(options: AppOptions): express.Express {
             createdAt: r.createdAt,
           }
         : null,
-      images: { thumbnail: image('thumbnail'), saliency: image('saliency') },
-      feedback: store.listFeedback(uid),
+      images: { thumbnail: await image('thumbnail'), saliency: await image('saliency') },
+      feedback: await store.listFeedback(uid),
       // The reason stays in the store (free text may name a patient); the API says that and when.
       retraction: record.retraction
         ? {
@@ -261,17 +262,17 @@ export function createApp(options: AppOptions): express.Express {
   });
 
   for (const kind of ['thumbnail', 'saliency'] as const) {
-    app.get(`/api/studies/:uid/${kind}.png`, (req, res) => {
-      const uid = knownStudy(req);
-      const image = store.getImage(uid, kind);
+    app.get(`/api/studies/:uid/${kind}.png`, async (req, res) => {
+      const uid = await knownStudy(req);
+      const image = await store.getImage(uid, kind);
       if (!image) throw new TriageError('NOT_FOUND', `no ${kind} stored for study ${uid}`, { where: 'api' });
       res.set({ 'content-type': 'image/png', 'content-length': String(image.png.length) }).send(image.png);
     });
   }
 
-  app.post('/api/studies/:uid/reprocess', (req, res) => {
-    const uid = knownStudy(req);
-    const job = store.requeue(uid);
+  app.post('/api/studies/:uid/reprocess', async (req, res) => {
+    const uid = await knownStudy(req);
+    const job = await store.requeue(uid);
     if (!job) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
     options.log?.info({ event: 'api.reprocess', study: uid, state: job.state }, 'study queued again');
     res.status(202).json({
@@ -285,12 +286,12 @@ export function createApp(options: AppOptions): express.Express {
   // CLI's `retry`. A study that is done or running is refused: reprocess is for those.
   // "This result is wrong": retracted as durable work (FHIR entered-in-error, an IOCM rejection
   // note in the PACS), run by the service's next pass and retried while an upstream is away.
-  app.post('/api/studies/:uid/retract', (req, res) => {
+  app.post('/api/studies/:uid/retract', async (req, res) => {
     const uid = checkStudyUid(String(req.params['uid']));
     const parsed = retractSchema.safeParse(req.body ?? {});
     if (!parsed.success) throw new RequestInvalid('invalid retract body', problemsOf(parsed.error.issues));
     if (options.retractUnavailable !== undefined) throw new TriageError('CONFLICT', options.retractUnavailable, { where: 'api' });
-    const { retraction, created } = requestMarkedWrong(store, uid, parsed.data.reason, parsed.data.by);
+    const { retraction, created } = await requestMarkedWrong(store, uid, parsed.data.reason, parsed.data.by);
     options.log?.info({ event: 'api.retract', study: uid, created }, created ? 'retraction queued' : 'already retracted');
     res.status(created ? 202 : 200).json({
       studyInstanceUID: uid,
@@ -300,28 +301,28 @@ export function createApp(options: AppOptions): express.Express {
     });
   });
 
-  app.post('/api/studies/:uid/retry', (req, res) => {
-    const uid = knownStudy(req);
-    const before = store.get(uid);
+  app.post('/api/studies/:uid/retry', async (req, res) => {
+    const uid = await knownStudy(req);
+    const before = await store.get(uid);
     if (before && before.state !== 'failed' && before.state !== 'queued') {
       throw new TriageError('CONFLICT', `study ${uid} is ${before.state}; only a failed or waiting job can be retried (use reprocess)`, { where: 'api' });
     }
-    const job = store.requeue(uid);
+    const job = await store.requeue(uid);
     if (!job) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
     options.log?.info({ event: 'api.retry', study: uid }, 'failed study queued again');
     res.status(202).json({ studyInstanceUID: uid, state: job.state, message: 'queued' });
   });
 
-  app.get('/api/studies/:uid/feedback', (req, res) => {
-    res.json({ items: store.listFeedback(knownStudy(req)) });
+  app.get('/api/studies/:uid/feedback', async (req, res) => {
+    res.json({ items: await store.listFeedback((await knownStudy(req))) });
   });
 
-  app.post('/api/studies/:uid/feedback', (req, res) => {
-    const uid = knownStudy(req);
-    const result = store.latestResult(uid);
+  app.post('/api/studies/:uid/feedback', async (req, res) => {
+    const uid = await knownStudy(req);
+    const result = await store.latestResult(uid);
     if (!result) throw new TriageError('NOT_FOUND', `study ${uid} has no result to give feedback on`, { where: 'api' });
     const body = parseFeedback(req.body, (result.findings ?? []).map((f) => f.code));
-    const stored = store.addFeedback({
+    const stored = await store.addFeedback({
       studyInstanceUID: uid,
       findingCode: body.findingCode,
       verdict: body.verdict,

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { TriageError } from '../domain/errors.ts';
 import type { Priority } from '../domain/types.ts';
-import type { JobState } from '../state/store.ts';
+import type { JobState } from '../domain/records.ts';
 
 export const PRIORITIES: readonly Priority[] = ['stat', 'asap', 'urgent', 'routine'];
 export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'skipped'];

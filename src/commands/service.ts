@@ -22,7 +22,7 @@ import { TriageError } from '../domain/errors.ts';
 import type { DicomWebClient } from '../adapters/dicomweb/client.ts';
 import { serverRetractionPorts } from '../adapters/retraction-io.ts';
 import { drainRetractions, requestMarkedWrong, runRetractionJob, sweepIfDue, type RetractionDeps, type RetractionOutcome } from '../pipeline/retract.ts';
-import type { Retraction } from '../state/store.ts';
+import type { Retraction } from '../domain/records.ts';
 
 /** The upstreams; no PACS (`dicomweb` undefined) when the folder mode runs alone. */
 export type ServiceServers = Omit<Servers, 'dicomweb'> & { dicomweb: DicomWebClient | undefined };
@@ -93,7 +93,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
   const breakers = instrument(servers, config, metrics, log);
   const ownInstances = new RecentIds();
   const pacs = servers.dicomweb ? serverPipeline(config, runtime, { ...servers, dicomweb: servers.dicomweb }, log, (id) => ownInstances.add(id)) : undefined;
-  const folder = ingestModes(config).includes('folder') ? openFolderIngest(config, pacs?.source, servers.fhir, (uid) => runtime.store.get(uid)?.source === 'folder') : undefined;
+  const folder = ingestModes(config).includes('folder') ? openFolderIngest(config, pacs?.source, servers.fhir, async (uid) => (await runtime.store.get(uid))?.source === 'folder') : undefined;
   let deps: PipelineDeps;
   if (pacs) deps = { ...pacs, ...(folder ? { source: folder.source } : {}), metrics };
   else if (folder?.sink) {
@@ -143,7 +143,7 @@ export async function drainQueue(
   const outcomes: JobOutcome[] = [];
   const worker = async (): Promise<void> => {
     while (!service.stopping) {
-      const job = service.runtime.store.claim(Date.now(), service.lease);
+      const job = await service.runtime.store.claim(Date.now(), service.lease);
       if (!job) return;
       const outcome = await runJob(job, service.deps, service.retry, log, service.lease);
       outcomes.push(outcome);
@@ -176,7 +176,7 @@ export async function runOnce(config: Config, log: Logger): Promise<{ enqueued: 
     let enqueued = await poll();
     const settledBy = Date.now() + (config.ingest.stableAgeS ?? 0) * 1000;
     const outcomes = await drainQueue(service, config.worker.concurrency, log);
-    for (let due = service.runtime.store.nextDueAt(); due !== undefined && due <= settledBy; due = service.runtime.store.nextDueAt()) {
+    for (let due = await service.runtime.store.nextDueAt(); due !== undefined && due <= settledBy; due = await service.runtime.store.nextDueAt()) {
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - Date.now()) + 1));
       enqueued += await poll();
       outcomes.push(...(await drainQueue(service, config.worker.concurrency, log)));
@@ -216,7 +216,7 @@ export async function backfill(
   const service = await openService(config, log);
   try {
     const uids = await findStudiesByDate(service, range.since, range.until);
-    service.runtime.store.enqueue(uids.map((studyInstanceUID) => ({ studyInstanceUID, source: 'dicomweb-qido' as const })));
+    await service.runtime.store.enqueue(uids.map((studyInstanceUID) => ({ studyInstanceUID, source: 'dicomweb-qido' as const })));
     let done = 0;
     progress(0, uids.length);
     const outcomes = await drainQueue(service, config.worker.concurrency, log, () => progress(++done, uids.length));
@@ -230,9 +230,9 @@ export async function backfill(
 export async function processOne(config: Config, studyInstanceUID: string, log: Logger): Promise<JobOutcome> {
   const service = await openService(config, log);
   try {
-    service.runtime.store.enqueue([{ studyInstanceUID, source: 'cli' }]);
+    await service.runtime.store.enqueue([{ studyInstanceUID, source: 'cli' }]);
     // Only this study's job: other due jobs in the store are not this command's business.
-    const job = service.runtime.store.claim(Number.MAX_SAFE_INTEGER - service.lease.leaseMs, service.lease, studyInstanceUID);
+    const job = await service.runtime.store.claim(Number.MAX_SAFE_INTEGER - service.lease.leaseMs, service.lease, studyInstanceUID);
     if (!job) throw new Error('the job just enqueued could not be claimed (another worker holds it)');
     return await runJob(job, service.deps, { ...service.retry, maxAttempts: job.attempts }, log, service.lease);
   } finally {
@@ -313,8 +313,8 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   // begun after its due time has found nothing new: that pass is run at the due time, not at the
   // next tick, which would add up to a poll interval.
   let settleTimer: NodeJS.Timeout | undefined;
-  const scheduleSettlePass = (): void => {
-    const at = service.runtime.store.nextSettleAt();
+  const scheduleSettlePass = async (): Promise<void> => {
+    const at = await service.runtime.store.nextSettleAt();
     clearTimeout(settleTimer);
     if (at === undefined || service.stopping) return;
     settleTimer = setTimeout(() => void settlePass(), Math.max(0, at - Date.now()) + 1);
@@ -337,14 +337,14 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     } finally {
       busy = false;
     }
-    scheduleSettlePass();
+    await scheduleSettlePass();
   };
   const tick = async (): Promise<void> => {
     if (busy || service.stopping) return; // a slow pass is not overlapped by the next one
     busy = true;
     try {
       if (config.retention.imagesMaxAgeH !== undefined) {
-        const purged = service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
+        const purged = await service.runtime.store.purgeImages(Date.now() - config.retention.imagesMaxAgeH * 3_600_000);
         if (purged > 0) log.info({ event: 'retention.purged', images: purged }, 'old images purged');
       }
       await ingestPass(service, config, log);
@@ -358,7 +358,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     } finally {
       busy = false;
     }
-    scheduleSettlePass();
+    await scheduleSettlePass();
   };
   const task = cron.schedule(`*/${config.ingest.pollIntervalS} * * * * *`, () => void tick(), { noOverlap: true });
   void tick();
@@ -416,7 +416,7 @@ function retractionDeps(service: Service, log: Logger): RetractionDeps | undefin
 export async function correctionsPass(service: Service, config: Config, log: Logger): Promise<void> {
   const store = service.runtime.store;
   if (config.retention.reportTextMaxAgeH !== undefined) {
-    const purged = store.purgeText(Date.now() - config.retention.reportTextMaxAgeH * 3_600_000);
+    const purged = await store.purgeText(Date.now() - config.retention.reportTextMaxAgeH * 3_600_000);
     if (purged.feedbackNotes + purged.retractionReasons > 0) log.info({ event: 'retention.purged', ...purged }, 'old stored text cleared');
   }
   const deps = retractionDeps(service, log);
@@ -452,11 +452,11 @@ export async function retractOne(
     const deps = retractionDeps(service, log);
     // Refused before anything is recorded: a retraction nothing would ever run is worse than none.
     if (!deps) throw new TriageError('CONFIG_INVALID', `configuration is invalid:\n  - pacs: ${NO_PACS_TO_RETRACT}`);
-    const recorded = requestMarkedWrong(store, studyInstanceUID, request.reason, request.by);
-    const claimed = store.claimRetraction(Date.now(), service.lease, studyInstanceUID);
-    if (!claimed) return { ...recorded, retraction: store.getRetraction(studyInstanceUID) ?? recorded.retraction };
+    const recorded = await requestMarkedWrong(store, studyInstanceUID, request.reason, request.by);
+    const claimed = await store.claimRetraction(Date.now(), service.lease, studyInstanceUID);
+    if (!claimed) return { ...recorded, retraction: await store.getRetraction(studyInstanceUID) ?? recorded.retraction };
     const outcome = await runRetractionJob(claimed, deps, service.retry, service.lease);
-    return { retraction: store.getRetraction(studyInstanceUID) ?? recorded.retraction, created: recorded.created, outcome };
+    return { retraction: await store.getRetraction(studyInstanceUID) ?? recorded.retraction, created: recorded.created, outcome };
   } finally {
     await service.close();
   }

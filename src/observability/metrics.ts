@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { JobStore } from '../state/store.ts';
+import type { Store } from '../state/ports.ts';
 import type { BreakerState } from '../adapters/http/breaker.ts';
 
 const STAGE_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
@@ -19,16 +19,16 @@ export class Metrics {
   private readonly breaker: Gauge<'target'>;
   private readonly provider: Gauge<'provider' | 'model'>;
 
-  constructor(store?: JobStore) {
+  constructor(store?: Store) {
     const registers = [this.registry];
     new Gauge({
       name: 'pacs_triage_jobs',
       help: 'Jobs in the store by state',
       labelNames: ['state'],
       registers,
-      collect() {
+      async collect() {
         if (!store) return;
-        for (const [state, n] of Object.entries(store.countByState())) this.set({ state }, n);
+        for (const [state, n] of Object.entries(await store.countByState())) this.set({ state }, n);
       },
     });
     this.stageSeconds = new Histogram({ name: 'pacs_triage_stage_seconds', help: 'Time per pipeline stage', labelNames: ['stage'], buckets: STAGE_BUCKETS, registers });

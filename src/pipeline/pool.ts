@@ -1,9 +1,9 @@
-import type { Job } from '../state/store.ts';
+import type { Job } from '../domain/records.ts';
 
 export interface PoolOptions<O> {
   concurrency: number;
   /** Takes the next due job from the store (the store is the queue: nothing is buffered here). */
-  claim: () => Job | undefined;
+  claim: () => Promise<Job | undefined>;
   run: (job: Job) => Promise<O>;
   /**
    * How long an idle worker sleeps before looking again when nobody wakes it: the latest a
@@ -14,7 +14,7 @@ export interface PoolOptions<O> {
    * When the earliest waiting job comes due (ms since epoch): an idle worker sleeps until then
    * when that is sooner than idleMs, so a study settling for ingest.stableAgeS starts on time.
    */
-  nextDue?: () => number | undefined;
+  nextDue?: () => Promise<number | undefined>;
   onOutcome?: (outcome: O) => void;
   /** A `run` that throws is a bug (runJob records every failure); the pool keeps going. */
   onError?: (err: unknown) => void;
@@ -81,7 +81,7 @@ export class WorkerPool<O> {
       let job: Job | undefined;
       let failed = false;
       try {
-        job = this.options.claim();
+        job = await this.options.claim();
       } catch (err) {
         failed = true;
         this.options.onError?.(err);
@@ -105,10 +105,10 @@ export class WorkerPool<O> {
     }
   }
 
-  private napMs(): number {
+  private async napMs(): Promise<number> {
     let due: number | undefined;
     try {
-      due = this.options.nextDue?.();
+      due = await this.options.nextDue?.();
     } catch (err) {
       this.options.onError?.(err);
     }
@@ -117,7 +117,8 @@ export class WorkerPool<O> {
     return Math.max(1, Math.min(this.options.idleMs, due - Date.now() + 1));
   }
 
-  private sleep(full = false): Promise<void> {
+  private async sleep(full = false): Promise<void> {
+    const ms = full ? this.options.idleMs : await this.napMs();
     return new Promise<void>((resolve) => {
       const done = (): void => {
         clearTimeout(timer);
@@ -125,7 +126,7 @@ export class WorkerPool<O> {
         this.sleepers = this.sleepers.filter((s) => s !== done);
         resolve();
       };
-      const timer = setTimeout(done, full ? this.options.idleMs : this.napMs());
+      const timer = setTimeout(done, ms);
       this.sleepers.push(done);
     });
   }

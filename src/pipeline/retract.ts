@@ -25,10 +25,11 @@ import type { Logger } from 'pino';
 import { TriageError, asTriageError } from '../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../domain/types.ts';
 import type { Metrics } from '../observability/metrics.ts';
-import type { AuditEntry, JobStore, Retraction, StoredResult } from '../state/store.ts';
+import type { AuditEntry, Retraction, StoredResult } from '../domain/records.ts';
+import type { Store } from '../state/ports.ts';
 import { resultIdentifier } from './encode/fhir.ts';
 import { encodeRejectionNote, enteredInError, encodeRetractionProvenance, type RejectedSr } from './encode/retraction.ts';
-import { studyMetaOf } from './process-study.ts';
+import { studyMetaOf } from './encode/study-modules.ts';
 import { nextAttemptDelay, type Lease, type RetryPolicy } from './worker.ts';
 
 /** What a retraction needs from the outside (adapters/retraction-io.ts implements it on the servers). */
@@ -50,7 +51,7 @@ export interface RetractionPorts {
 }
 
 export interface RetractionDeps {
-  store: JobStore;
+  store: Store;
   ports: RetractionPorts;
   uidRoot: string;
   /** Nothing was written back in shadow mode, so nothing is retracted there either. */
@@ -101,12 +102,12 @@ export function pendingWrite(jobState: string | undefined, results: readonly Sto
 export async function runRetraction(retraction: Retraction, deps: RetractionDeps): Promise<void> {
   const { store, ports, log } = deps;
   const uid = retraction.studyInstanceUID;
-  const results = store.resultsOf(uid).filter((r) => retraction.resultKeys.includes(r.resultKey));
-  if (pendingWrite(store.get(uid)?.state, results)) throw new RetractionDeferred('waiting for the study’s job to finish writing its result');
+  const results = (await store.resultsOf(uid)).filter((r) => retraction.resultKeys.includes(r.resultKey));
+  if (pendingWrite((await store.get(uid))?.state, results)) throw new RetractionDeferred('waiting for the study’s job to finish writing its result');
   const marked = results.find((r) => r.resultKey === retraction.resultKey) ?? results[results.length - 1];
   const modelVersion = marked ? `${marked.modelId}@${marked.modelVersion}` : 'unknown';
   const progress = { written: { ...retraction.written }, notes: [...retraction.notes] };
-  const save = (): void => store.saveRetractionProgress(uid, progress);
+  const save = (): Promise<void> => store.saveRetractionProgress(uid, progress);
   const note = (text: string): void => {
     if (!progress.notes.includes(text)) progress.notes.push(text);
   };
@@ -114,12 +115,12 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
     const base = { ...entry, studyInstanceUID: uid, resultKey: entry.resultKey ?? retraction.resultKey, modelVersion };
     try {
       const value = await run();
-      store.audit({ ...base, outcome: 'ok' });
+      await store.audit({ ...base, outcome: 'ok' });
       deps.metrics?.writes.inc({ target: entry.target, action: entry.action, outcome: 'ok' });
       return value;
     } catch (err) {
       const e = asTriageError(err, `retract.${entry.target}`);
-      store.audit({ ...base, outcome: 'error', detail: `${e.code}${e.status ? ` ${e.status}` : ''}` });
+      await store.audit({ ...base, outcome: 'error', detail: `${e.code}${e.status ? ` ${e.status}` : ''}` });
       deps.metrics?.writes.inc({ target: entry.target, action: entry.action, outcome: 'error' });
       throw e;
     }
@@ -128,7 +129,7 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
   if (deps.shadow) {
     note('shadow mode: nothing was written back, so nothing is retracted outside the store');
     progress.written = { pacs: true, metadata: true, fhir: true };
-    save();
+    await save();
     return;
   }
 
@@ -138,7 +139,7 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
       note('the study is no longer in the PACS: its SRs went with it');
       progress.written.pacs = true;
       progress.written.metadata = true;
-      save();
+      await save();
     } else {
       const rejected = rejectedSrs(results, instances);
       let rejectionNote: string | undefined;
@@ -159,7 +160,7 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
         }
       }
       progress.written.pacs = true;
-      save();
+      await save();
       if (!progress.written.metadata) {
         const mark = ports.markRetracted?.bind(ports);
         if (mark) {
@@ -167,7 +168,7 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
           await audited({ target: 'pacs', action: 'mark-retracted', resource: 'priority retracted' }, () => mark(uid, detail));
         }
         progress.written.metadata = true;
-        save();
+        await save();
       }
     }
   }
@@ -196,7 +197,7 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
       }
     }
     progress.written.fhir = true;
-    save();
+    await save();
   }
   log.info({ event: 'retraction.done', study: uid, cause: retraction.cause, results: retraction.resultKeys.length }, 'result retracted');
 }
@@ -238,23 +239,27 @@ export type RetractionOutcome = { status: 'done' } | { status: 'failed'; code: s
 export async function runRetractionJob(retraction: Retraction, deps: RetractionDeps, policy: RetryPolicy, lease?: Lease): Promise<RetractionOutcome> {
   const uid = retraction.studyInstanceUID;
   const heartbeat = lease
-    ? setInterval(() => deps.store.renewRetractionLease(uid, lease.owner, Date.now() + lease.leaseMs), Math.max(50, Math.floor(lease.leaseMs / 3)))
+    ? setInterval(() => {
+        deps.store.renewRetractionLease(uid, lease.owner, Date.now() + lease.leaseMs).catch((err: unknown) => {
+          deps.log.warn({ event: 'retraction.lease.error', study: uid, err: (err as Error).message }, 'lease renewal failed; the lease may expire');
+        });
+      }, Math.max(50, Math.floor(lease.leaseMs / 3)))
     : undefined;
   heartbeat?.unref();
   try {
     await runRetraction(retraction, deps);
-    deps.store.finishRetraction(uid);
+    await deps.store.finishRetraction(uid);
     return { status: 'done' };
   } catch (err) {
     const e = asTriageError(err, 'retract');
     if (e instanceof RetractionDeferred) {
       const retryAt = Date.now() + Math.min(policy.maxDelayMs, policy.baseDelayMs);
-      deps.store.failRetraction(uid, e.code, e.message, retryAt, false);
+      await deps.store.failRetraction(uid, e.code, e.message, retryAt, false);
       deps.log.info({ event: 'retraction.deferred', study: uid }, e.message);
       return { status: 'failed', code: e.code, reason: e.message, retryAt };
     }
     const retryAt = e.retryable ? Date.now() + nextAttemptDelay(retraction.attempts, policy, e.retryAfterS) : undefined;
-    deps.store.failRetraction(uid, e.code, e.message, retryAt);
+    await deps.store.failRetraction(uid, e.code, e.message, retryAt);
     deps.log.warn(
       { event: e.retryable ? 'retraction.retry' : 'retraction.failed', study: uid, code: e.code, attempt: retraction.attempts, retryAt, err: e.message },
       e.retryable ? 'retraction will be retried' : 'retraction failed',
@@ -269,7 +274,7 @@ export async function runRetractionJob(retraction: Retraction, deps: RetractionD
 export async function drainRetractions(deps: RetractionDeps, policy: RetryPolicy, lease: Lease, stopping: () => boolean = () => false): Promise<RetractionOutcome[]> {
   const outcomes: RetractionOutcome[] = [];
   while (!stopping()) {
-    const retraction = deps.store.claimRetraction(Date.now(), lease);
+    const retraction = await deps.store.claimRetraction(Date.now(), lease);
     if (!retraction) break;
     outcomes.push(await runRetractionJob(retraction, deps, policy, lease));
   }
@@ -301,13 +306,13 @@ export const SUSPICIOUS_MIN_CHECKED = 10;
  * error). Returns what it checked and found.
  */
 export async function sweepDeletedStudies(
-  store: JobStore,
+  store: Store,
   exists: (studyInstanceUID: string) => Promise<boolean>,
   options: SweepOptions,
   log: Logger,
 ): Promise<{ checked: number; missing: string[]; retracted: string[]; suspicious: boolean }> {
-  const after = store.getCursor(SWEEP_CURSOR) ?? '';
-  const page = store.sweepCandidates(options.now - options.lookbackMs, after, options.maxStudies);
+  const after = (await store.getCursor(SWEEP_CURSOR)) ?? '';
+  const page = await store.sweepCandidates(options.now - options.lookbackMs, after, options.maxStudies);
   const missing: string[] = [];
   for (const uid of page) if (!(await exists(uid))) missing.push(uid);
   // A short page means the window was covered: the next pass starts from the beginning again.
@@ -317,25 +322,25 @@ export async function sweepDeletedStudies(
   if (suspicious) {
     log.error({ event: 'corrections.sweep.suspicious', checked: page.length, missing: missing.length }, 'most checked studies are missing from the PACS; nothing retracted (check the PACS and its permissions)');
   } else {
-    for (const uid of missing) if (store.requestRetraction({ studyInstanceUID: uid, cause: 'study-deleted' })?.created) retracted.push(uid);
+    for (const uid of missing) if ((await store.requestRetraction({ studyInstanceUID: uid, cause: 'study-deleted' }))?.created) retracted.push(uid);
   }
-  store.enqueue([], { name: SWEEP_CURSOR, value: next });
+  await store.enqueue([], { name: SWEEP_CURSOR, value: next });
   if (retracted.length > 0) log.info({ event: 'corrections.sweep.deleted', count: retracted.length }, 'studies deleted in the PACS: results retracted');
   return { checked: page.length, missing, retracted, suspicious };
 }
 
 /** Runs a sweep pass when `intervalMs` has passed since the last (kept in the store, so restarts do not sweep again at once). */
 export async function sweepIfDue(
-  store: JobStore,
+  store: Store,
   exists: (studyInstanceUID: string) => Promise<boolean>,
   intervalMs: number,
   options: SweepOptions,
   log: Logger,
 ): Promise<Awaited<ReturnType<typeof sweepDeletedStudies>> | undefined> {
-  const last = Number(store.getCursor(SWEEP_AT_CURSOR) ?? '0');
+  const last = Number((await store.getCursor(SWEEP_AT_CURSOR)) ?? '0');
   if (options.now - last < intervalMs) return undefined;
   const outcome = await sweepDeletedStudies(store, exists, options, log);
-  store.enqueue([], { name: SWEEP_AT_CURSOR, value: String(options.now) });
+  await store.enqueue([], { name: SWEEP_AT_CURSOR, value: String(options.now) });
   return outcome;
 }
 
@@ -348,18 +353,18 @@ export const MAX_RETRACTION_REASON = 1000;
  * its job runs (the run may be writing a new result: ask again when it ends). `created` is false
  * when a retraction already covers the latest result: nothing new will be written.
  */
-export function requestMarkedWrong(store: JobStore, studyInstanceUID: string, reason: string, requestedBy?: string): { retraction: Retraction; created: boolean } {
-  const job = store.get(studyInstanceUID);
+export async function requestMarkedWrong(store: Store, studyInstanceUID: string, reason: string, requestedBy?: string): Promise<{ retraction: Retraction; created: boolean }> {
+  const job = await store.get(studyInstanceUID);
   if (!job) throw new TriageError('NOT_FOUND', `no study ${studyInstanceUID} in the store`, { where: 'retract' });
   if (job.state === 'running') throw new TriageError('CONFLICT', `study ${studyInstanceUID} is running; retract it when the run ends`, { where: 'retract' });
   // A retraction being carried out is not replaced under its runner (it would mark the new
   // request done with the old one's writes): ask again when it has ended.
-  if (store.getRetraction(studyInstanceUID)?.state === 'running') {
+  if ((await store.getRetraction(studyInstanceUID))?.state === 'running') {
     throw new TriageError('CONFLICT', `a retraction of study ${studyInstanceUID} is being carried out; ask again when it has ended`, { where: 'retract' });
   }
   const text = reason.trim();
   if (text === '' || text.length > MAX_RETRACTION_REASON) throw new TriageError('USAGE', `the reason must be 1 to ${MAX_RETRACTION_REASON} characters`, { where: 'retract' });
-  const recorded = store.requestRetraction({ studyInstanceUID, cause: 'marked-wrong', reason: text, ...(requestedBy ? { requestedBy } : {}) });
+  const recorded = await store.requestRetraction({ studyInstanceUID, cause: 'marked-wrong', reason: text, ...(requestedBy ? { requestedBy } : {}) });
   if (!recorded) throw new TriageError('NOT_FOUND', `study ${studyInstanceUID} has no result to retract`, { where: 'retract' });
   return recorded;
 }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 import { asTriageError } from '../domain/errors.ts';
-import type { Job } from '../state/store.ts';
+import type { Job } from '../domain/records.ts';
 import { processStudy, WriteBackPending, type PipelineDeps, type StudyOutcome } from './process-study.ts';
 
 export interface RetryPolicy {
@@ -37,16 +37,19 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
   const started = performance.now();
   const heartbeat = lease
     ? setInterval(() => {
-        if (!deps.store.renewLease(job.studyInstanceUID, lease.owner, Date.now() + lease.leaseMs)) {
-          log.warn({ event: 'job.lease.lost', study: job.studyInstanceUID }, 'lease lost; another worker may have reclaimed the job');
-        }
+        deps.store.renewLease(job.studyInstanceUID, lease.owner, Date.now() + lease.leaseMs).then(
+          (held) => {
+            if (!held) log.warn({ event: 'job.lease.lost', study: job.studyInstanceUID }, 'lease lost; another worker may have reclaimed the job');
+          },
+          (err: unknown) => log.warn({ event: 'job.lease.error', study: job.studyInstanceUID, err: (err as Error).message }, 'lease renewal failed; the lease may expire'),
+        );
       }, Math.max(50, Math.floor(lease.leaseMs / 3)))
     : undefined;
   heartbeat?.unref();
   try {
     const outcome = await processStudy(job.studyInstanceUID, deps, timings);
     timings['total'] = Math.round(performance.now() - started);
-    deps.store.finish(job.studyInstanceUID, outcome.status, outcome.status === 'skipped' ? outcome.reason : undefined, timings);
+    await deps.store.finish(job.studyInstanceUID, outcome.status, outcome.status === 'skipped' ? outcome.reason : undefined, timings, lease?.owner);
     deps.metrics?.observeTimings(timings);
     deps.metrics?.jobOutcomes.inc({ outcome: outcome.status === 'done' && outcome.unchanged ? 'unchanged' : outcome.status, code: '' });
     if (outcome.status === 'skipped') log.info({ event: 'study.skipped', study: job.studyInstanceUID, reason: outcome.reason }, 'study skipped');
@@ -56,7 +59,7 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
     const waiting = e instanceof WriteBackPending;
     const giveUp = !e.retryable || (!waiting && job.attempts >= policy.maxAttempts);
     const retryAt = giveUp ? undefined : Date.now() + nextAttemptDelay(job.attempts, policy, e.retryAfterS);
-    deps.store.fail(job.studyInstanceUID, e.code, e.message, retryAt);
+    await deps.store.fail(job.studyInstanceUID, e.code, e.message, retryAt, lease?.owner);
     deps.metrics?.observeTimings(timings);
     deps.metrics?.jobOutcomes.inc({ outcome: giveUp ? 'failed' : waiting ? 'waiting' : 'retry', code: e.code });
     log.warn(

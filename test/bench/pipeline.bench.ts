@@ -46,7 +46,7 @@ import { encodeFhirResults } from '../../src/pipeline/encode/fhir.ts';
 import { encodeSr } from '../../src/pipeline/encode/sr.ts';
 import { imageToTensor } from '../../src/pipeline/preprocess/index.ts';
 import { readDicom } from '../../src/dicom/index.ts';
-import { studyMetaOf } from '../../src/pipeline/process-study.ts';
+import { studyMetaOf } from '../../src/pipeline/encode/study-modules.ts';
 import { startFhirServer } from '../../src/sandbox/fhir-server.ts';
 import { freePorts, startOrthanc } from '../../src/sandbox/orthanc.ts';
 

@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createApp } from '../../src/api/app.ts';
-import type { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import type { Store } from '../../src/state/ports.ts';
 import { SEED_ORDER, TOKEN, seededStore } from '../unit/api/seed.ts';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
@@ -32,7 +32,7 @@ function chromiumAvailable(): boolean {
 }
 
 describe.skipIf(!chromiumAvailable())('worklist page in headless Chromium', () => {
-  let store: SqliteJobStore;
+  let store: Store;
   let server: Server;
   let browser: Browser;
   let page: Page;
@@ -103,7 +103,7 @@ describe.skipIf(!chromiumAvailable())('worklist page in headless Chromium', () =
 
     await page.getByRole('button', { name: 'Accept Pleural effusion' }).click();
     await expect.poll(() => detail.textContent()).toContain('Saved: accept pleural_effusion.');
-    expect(store.listFeedback(SEED_ORDER[1]).map((f) => [f.findingCode, f.verdict, f.by])).toEqual([['pleural_effusion', 'accept', 'AB']]);
+    expect((await store.listFeedback(SEED_ORDER[1])).map((f) => [f.findingCode, f.verdict, f.by])).toEqual([['pleural_effusion', 'accept', 'AB']]);
 
     await page.screenshot({ path: SCREENSHOT });
     console.info(`[pacs-triage tests] worklist page screenshot: ${SCREENSHOT}`);

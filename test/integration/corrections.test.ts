@@ -8,6 +8,7 @@
  *  - a study deleted in Orthanc: the sweep finds it gone and its RiskAssessment becomes
  *    entered-in-error; nothing is written to the PACS.
  */
+import type { Store } from '../../src/state/ports.ts';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,7 +20,7 @@ import { createApp } from '../../src/api/app.ts';
 import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
-import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import { cli, waitFor } from '../harness/cli.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { dciodvfy, fhirProblems } from '../unit/encode/validators.ts';
@@ -42,7 +43,7 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
   let storePath: string;
   let api: Server;
   let apiBase: string;
-  let apiStore: SqliteJobStore;
+  let apiStore: Store;
   const demo = readdirSync(path.join(DEMO, 'dicom')).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(DEMO, 'dicom', f));
   const studies = [1, 2].map((n) => {
     const ds = readPart10(readFileSync(demo[0]!));
@@ -93,7 +94,7 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
     });
     expect(await runOnce()).toMatchObject({ done: 2, failed: 0 });
     // The API on the same store, as `serve` runs it.
-    apiStore = new SqliteJobStore(storePath);
+    apiStore = openSqliteStore(storePath);
     const app = createApp({ store: apiStore, token: TOKEN, shadow: false, status: () => ({ provider: 'cpu', model: 'm' }) });
     api = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -142,7 +143,7 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
     const provenance = (await search('Provenance')).find((p) => (p.meta?.tag ?? []).some((t) => t.system === 'urn:pacs-triage:retraction'))!;
     expect(provenance['reason']).toEqual([{ text: 'The AI result was marked wrong. the pneumothorax is a skin fold' }]);
     expect(fhirProblems(provenance)).toEqual([]);
-    const audit = apiStore.auditLog({ studyInstanceUID: wrong.uid }).map((a) => `${a.target} ${a.action} ${a.outcome}`);
+    const audit = (await apiStore.auditLog({ studyInstanceUID: wrong.uid })).map((a) => `${a.target} ${a.action} ${a.outcome}`);
     expect(audit.filter((a) => a.includes('retract') || a.includes('rejection') || a.includes('provenance'))).toEqual([
       'pacs store-rejection-note ok',
       'pacs mark-retracted ok',
@@ -161,7 +162,7 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
     await runOnce();
     expect(await onServers(wrong.uid)).toEqual({ sr: 1, ko: 1, risks: ['entered-in-error'], versions: [2], retractionProvenances: 1 });
     expect(await worklistEntry(wrong.uid)).toMatchObject({ retracted: { cause: 'marked-wrong', state: 'done' } });
-    expect(apiStore.auditLog({ studyInstanceUID: wrong.uid }).filter((a) => a.action === 'store-rejection-note' || a.action === 'retract-risk-assessment')).toHaveLength(2);
+    expect((await apiStore.auditLog({ studyInstanceUID: wrong.uid })).filter((a) => a.action === 'store-rejection-note' || a.action === 'retract-risk-assessment')).toHaveLength(2);
   }, 60_000);
 
   it('a study deleted in Orthanc: the sweep finds it gone; its RiskAssessment becomes entered-in-error; nothing written to the PACS', async () => {
@@ -176,9 +177,9 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
     const provenances = (await search('Provenance')).filter((p) => (p.meta?.tag ?? []).some((t) => t.system === 'urn:pacs-triage:retraction' && keys.has(t.code)));
     expect(provenances.map((p) => p['reason'])).toEqual([[{ text: 'The imaging study was deleted from the PACS.' }]]);
     expect(await dicomweb.studyInstances(deleted.uid)).toEqual([]); // nothing written to the PACS
-    expect(apiStore.getRetraction(deleted.uid)).toMatchObject({ cause: 'study-deleted', state: 'done', notes: ['the study is no longer in the PACS: its SRs went with it'] });
+    expect(await apiStore.getRetraction(deleted.uid)).toMatchObject({ cause: 'study-deleted', state: 'done', notes: ['the study is no longer in the PACS: its SRs went with it'] });
     expect(await worklistEntry(deleted.uid)).toMatchObject({ retracted: { cause: 'study-deleted', state: 'done' } });
-    expect(apiStore.auditLog({ studyInstanceUID: deleted.uid }).filter((a) => a.target === 'pacs' && a.action !== 'store-sr' && a.action !== 'set-priority')).toEqual([]);
+    expect((await apiStore.auditLog({ studyInstanceUID: deleted.uid })).filter((a) => a.target === 'pacs' && a.action !== 'store-sr' && a.action !== 'set-priority')).toEqual([]);
     // The still-present study was not touched by the sweep.
     expect((await onServers(wrong.uid)).risks).toEqual(['entered-in-error']);
   }, 60_000);

@@ -16,8 +16,8 @@ import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import { freePorts, type OrthancServer } from '../../src/sandbox/orthanc.ts';
-import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
-import type { Job } from '../../src/state/store.ts';
+import { openSqliteStore } from '../../src/state/sqlite/index.ts';
+import type { Job } from '../../src/domain/records.ts';
 import { cli } from '../harness/cli.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { startRig, type Rig } from '../harness/rig.ts';
@@ -53,15 +53,15 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
     return { uid: `${ROOT}.${n}`, part10: writePart10(ds) };
   };
 
-  function jobs(): Job[] {
-    const store = new SqliteJobStore(storePath);
+  async function jobs(): Promise<Job[]> {
+    const store = openSqliteStore(storePath);
     try {
-      return store.jobs();
+      return await store.jobs();
     } finally {
-      store.close();
+      await store.close();
     }
   }
-  const job = (uid: string): Job | undefined => jobs().find((j) => j.studyInstanceUID === uid);
+  const job = async (uid: string): Promise<Job | undefined> => (await jobs()).find((j) => j.studyInstanceUID === uid);
   async function srCount(uid: string): Promise<number> {
     return (await dicomweb.studyInstances(uid)).filter((i) => i.Modality === 'SR').length;
   }
@@ -135,9 +135,9 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
     expect(exit.at - sentAt).toBeGreaterThan(500); // it waited for the held FHIR write
     expect(fhir.faults.pending).toBe(0);
     expect([await srCount(first.uid), await riskCount(first.uid)]).toEqual([1, 1]);
-    expect(job(first.uid)?.state).toBe('done');
+    expect((await await job(first.uid))?.state).toBe('done');
     // Nothing was started after SIGTERM: the second study is still queued, untried, unwritten.
-    expect(job(second.uid)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(await job(second.uid)).toMatchObject({ state: 'queued', attempts: 0 });
     expect(await srCount(second.uid)).toBe(0);
     expect(proc.output()).toContain('"event":"service.drained"');
     leftQueued = second.uid;
@@ -163,19 +163,19 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
     expect(proc.output()).toContain('"event":"service.drain.timeout"');
     fhir.faults.reset();
     // Left mid-flight: running under the dead process's lease (not failed, not done), nothing on FHIR.
-    const left = job(inFlight)!;
+    const left = (await job(inFlight))!;
     expect(left.state).toBe('running');
     expect(left.leaseUntil).toBeGreaterThan(sentAt);
     expect(await riskCount(inFlight)).toBe(0);
     const other = [c.uid, leftQueued].find((u) => u !== inFlight)!;
-    expect(job(other)?.state).toBe('queued');
+    expect((await await job(other))?.state).toBe('queued');
     // Once the lease has expired, any worker takes it again; only the missing writes are done.
     await sleep(Math.max(0, (left.leaseUntil ?? 0) - Date.now() + 50));
     const run = await cli(['run-once', '--config', path.join(dir, readdirSync(dir).filter((f) => f.startsWith('serve-')).sort()[0]!), '--json']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
     for (const uid of [c.uid, leftQueued]) {
       expect([await srCount(uid), await riskCount(uid)], uid).toEqual([1, 1]);
-      expect(job(uid)?.state).toBe('done');
+      expect((await await job(uid))?.state).toBe('done');
     }
   }, 120_000);
 });

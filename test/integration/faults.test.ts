@@ -11,8 +11,8 @@ import { main } from '../../src/cli.ts';
 import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
-import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
-import type { Job } from '../../src/state/store.ts';
+import { openSqliteStore } from '../../src/state/sqlite/index.ts';
+import type { Job } from '../../src/domain/records.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
@@ -70,12 +70,12 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
       return ids.every((id) => stable.has(id)) ? true : undefined;
     });
   }
-  function jobs(): Job[] {
-    const store = new SqliteJobStore(storePath);
+  async function jobs(): Promise<Job[]> {
+    const store = openSqliteStore(storePath);
     try {
-      return store.jobs();
+      return await store.jobs();
     } finally {
-      store.close();
+      await store.close();
     }
   }
   /** run-once until no job is queued or running (waiting out backoffs and leases). */
@@ -83,12 +83,12 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
     for (let run = 1; run <= maxRuns; run++) {
       const r = await cli(['run-once', '--config', configFile, '--json']);
       if (process.env['FAULTS_DEBUG']) console.log(r.code, r.stdout.slice(0, 2000), r.stderr.slice(0, 2000));
-      const pending = jobs().filter((j) => j.state === 'queued' || j.state === 'running');
+      const pending = (await jobs()).filter((j) => j.state === 'queued' || j.state === 'running');
       if (pending.length === 0) return run;
       const due = Math.min(...pending.map((j) => (j.state === 'running' ? (j.leaseUntil ?? 0) : j.nextAttemptAt)));
       await sleep(Math.min(3_000, Math.max(50, due - Date.now() + 30)));
     }
-    throw new Error(`jobs still pending after ${maxRuns} runs: ${JSON.stringify(jobs().filter((j) => j.state === 'queued' || j.state === 'running'))}`);
+    throw new Error(`jobs still pending after ${maxRuns} runs: ${JSON.stringify((await jobs()).filter((j) => j.state === 'queued' || j.state === 'running'))}`);
   }
   async function riskAssessments(): Promise<{ identifier?: { value: string }[] }[]> {
     const res = await fetch(`${fhir.url}/RiskAssessment?_count=1000`);
@@ -98,7 +98,7 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
   /** Per study: SRs in Orthanc and RiskAssessments naming them on the FHIR server. */
   async function count(uids: string[]): Promise<Record<string, { srs: number; risks: number; state: string | undefined }>> {
     const risks = await riskAssessments();
-    const all = jobs();
+    const all = await jobs();
     const out: Record<string, { srs: number; risks: number; state: string | undefined }> = {};
     for (const uid of uids) {
       const srs = (await dicomweb.studyInstances(uid)).filter((i) => i.Modality === 'SR');
@@ -108,7 +108,7 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
     return out;
   }
   /** The failed jobs among these studies, with their reasons (printed when a count is off). */
-  const failures = (uids: string[]): string[] => jobs().filter((j) => uids.includes(j.studyInstanceUID) && j.state === 'failed').map((j) => `${j.studyInstanceUID} ${j.errorCode}: ${j.reason}`);
+  const failures = async (uids: string[]): Promise<string[]> => (await jobs()).filter((j) => uids.includes(j.studyInstanceUID) && j.state === 'failed').map((j) => `${j.studyInstanceUID} ${j.errorCode}: ${j.reason}`);
   const once = (uids: string[]) => Object.fromEntries(uids.map((u) => [u, { srs: 1, risks: 1, state: 'done' }]));
 
   beforeAll(async () => {
@@ -135,7 +135,7 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
     expect(fhir.faults.pending).toBe(0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1_000); // Retry-After was honoured
     const uids = studies.map((s) => s.uid);
-    expect(failures(uids)).toEqual([]);
+    expect(await failures(uids)).toEqual([]);
     expect(await count(uids)).toEqual(once(uids));
   });
 
@@ -145,16 +145,16 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
     fhir.faults.failNext(1, 503, { match: (req) => req.method === 'POST' });
     const first = JSON.parse((await cli(['run-once', '--config', configFile, '--json'])).stdout) as { failed: number };
     expect(first.failed).toBe(1);
-    const store = new SqliteJobStore(storePath);
-    expect(store.get(study.uid)).toMatchObject({ state: 'queued', errorCode: 'UPSTREAM_UNAVAILABLE', reason: expect.stringMatching(/^waiting for fhir: .*503/) });
-    expect(store.latestResult(study.uid)?.written).toEqual({ pacs: true, metadata: true, fhir: false });
-    store.close();
+    const store = openSqliteStore(storePath);
+    expect(await store.get(study.uid)).toMatchObject({ state: 'queued', errorCode: 'UPSTREAM_UNAVAILABLE', reason: expect.stringMatching(/^waiting for fhir: .*503/) });
+    expect((await store.latestResult(study.uid))?.written).toEqual({ pacs: true, metadata: true, fhir: false });
+    await store.close();
     expect(await count([study.uid])).toEqual({ [study.uid]: { srs: 1, risks: 0, state: 'queued' } });
     await settle();
-    const after = new SqliteJobStore(storePath);
-    const audit = after.auditLog({ studyInstanceUID: study.uid }).map((a) => `${a.target} ${a.action} ${a.outcome}`);
-    const timings = after.get(study.uid)?.timings ?? {};
-    after.close();
+    const after = openSqliteStore(storePath);
+    const audit = (await after.auditLog({ studyInstanceUID: study.uid })).map((a) => `${a.target} ${a.action} ${a.outcome}`);
+    const timings = (await after.get(study.uid))?.timings ?? {};
+    await after.close();
     expect(audit.filter((a) => a === 'pacs store-sr ok')).toHaveLength(1);
     expect(audit).toContain('fhir transaction error');
     expect(timings['infer']).toBeUndefined(); // the run that finished it wrote the stored result
@@ -176,7 +176,7 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
     fhir.faults.failNext(2, 200, { body: '{"resourceType": "Bundle", "entry": [{' });
     await settle();
     expect(fhir.faults.pending).toBe(0);
-    expect(failures([study.uid])).toEqual([]);
+    expect(await failures([study.uid])).toEqual([]);
     expect(await count([study.uid])).toEqual(once([study.uid]));
   });
 
@@ -210,7 +210,7 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
     child.kill('SIGKILL');
     expect(await exited).toBe('SIGKILL');
     fhir.faults.reset();
-    expect(jobs().some((j) => j.state === 'running')).toBe(true); // left mid-flight, leased
+    expect((await jobs()).some((j) => j.state === 'running')).toBe(true); // left mid-flight, leased
     await settle();
     const uids = studies.map((s) => s.uid);
     expect(await count(uids)).toEqual(once(uids));
@@ -228,7 +228,7 @@ describe.skipIf(!requireOrthanc())('faults: nothing lost, nothing written twice'
     });
     await arrive([truncated, corrupt]);
     await settle();
-    const failed = jobs().filter((j) => j.studyInstanceUID === truncated.uid || j.studyInstanceUID === corrupt.uid);
+    const failed = (await jobs()).filter((j) => j.studyInstanceUID === truncated.uid || j.studyInstanceUID === corrupt.uid);
     expect(failed.map((j) => [j.state, j.attempts])).toEqual([
       ['failed', 1],
       ['failed', 1],

@@ -14,7 +14,7 @@ import { LocalFolder } from '../../src/adapters/files/folder-watch.ts';
 import { readPart10 } from '../../src/dicom/part10.ts';
 import { pollFolder } from '../../src/pipeline/ingest/folder.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import { cli } from '../harness/cli.ts';
 
 const DEMO = path.resolve('test/fixtures/demo');
@@ -87,13 +87,13 @@ describe('ingest (d): a watched folder, no PACS', () => {
       /^DICOM_UNREADABLE: not a DICOM Part 10 file: no "DICM" prefix/,
     );
 
-    const store = new SqliteJobStore(env.store);
+    const store = openSqliteStore(env.store);
     try {
-      expect(store.jobs().map((j) => [j.studyInstanceUID, j.source, j.state]).sort()).toEqual([...uids.values()].map((u) => [u, 'folder', 'done']).sort());
+      expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.source, j.state]).sort()).toEqual([...uids.values()].map((u) => [u, 'folder', 'done']).sort());
       // No FHIR server: no FHIR result, and the result says why.
-      expect(store.latestResult([...uids.values()][0] ?? '')?.notes).toEqual(['fhir skipped: no FHIR server configured']);
+      expect((await store.latestResult([...uids.values()][0] ?? ''))?.notes).toEqual(['fhir skipped: no FHIR server configured']);
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -137,13 +137,13 @@ describe('ingest (d): crash safety', () => {
     drop(path.join(DEMO, 'dicom', a), path.join(env.watch, a));
     drop(path.join(DEMO, 'dicom', b), path.join(env.watch, b));
     // The "first process": scans and enqueues both, claims one with a short lease, and dies.
-    const store = new SqliteJobStore(env.store);
+    const store = openSqliteStore(env.store);
     const folder = new LocalFolder({ root: env.watch, doneDir: path.join(env.watch, '.done'), failedDir: path.join(env.watch, '.failed'), outDir: env.out });
     const pass = await pollFolder(folder, store, { stableAgeS: 5, doneAction: 'move', seenRetentionDays: 30, shadow: false }, pino({ level: 'silent' }));
     expect(pass.enqueued).toBe(2);
-    const claimed = store.claim(Date.now(), { owner: 'dead-worker', leaseMs: 1 });
+    const claimed = await store.claim(Date.now(), { owner: 'dead-worker', leaseMs: 1 });
     expect(claimed?.state).toBe('running');
-    store.close();
+    await store.close();
     expect(tree(env.watch)).toEqual([a, b].sort());
     await new Promise((r) => setTimeout(r, 20));
 

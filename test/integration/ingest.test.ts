@@ -3,6 +3,7 @@
  * window in the PACS's time zone, paging, the seen-set), and (c) the webhook fed by the Lua
  * script shipped in docker/orthanc/, run by Orthanc itself.
  */
+import type { Store } from '../../src/state/ports.ts';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,7 +17,7 @@ import { OrthancClient, orthancInstanceId, orthancStudyId, PRIORITY_METADATA } f
 import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { localDateTime } from '../../src/pipeline/ingest/dicomweb-qido.ts';
 import { ownSeries } from '../../src/pipeline/ingest/own-writes.ts';
-import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { cli, waitFor } from '../harness/cli.ts';
@@ -85,16 +86,16 @@ describe.skipIf(!requireOrthanc())('ingest (b): QIDO-RS polling of a DICOMweb PA
     expect(run.stderr).toBe('');
     expect(run.code).toBe(0);
     expect(summaryOf(run.stdout)).toMatchObject({ enqueued: 3, done: 3, failed: 0 });
-    const store = new SqliteJobStore(storePath);
+    const store = openSqliteStore(storePath);
     try {
-      expect(store.jobs().map((j) => [j.studyInstanceUID, j.source, j.state]).sort()).toEqual([
+      expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.source, j.state]).sort()).toEqual([
         [`${ROOT}.1`, 'dicomweb-qido', 'done'],
         [`${ROOT}.2`, 'dicomweb-qido', 'done'],
         [`${ROOT}.3`, 'dicomweb-qido', 'done'],
       ]);
-      expect(store.get(`${ROOT}.4`)).toBeUndefined();
+      expect(await store.get(`${ROOT}.4`)).toBeUndefined();
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -117,7 +118,7 @@ describe.skipIf(!requireOrthanc())('ingest (b): QIDO-RS polling of a DICOMweb PA
 interface WebhookRig {
   orthanc: OrthancServer;
   dicomweb: DicomWebClient;
-  store: SqliteJobStore;
+  store: Store;
   /** A run-once configuration on the same store, ingest mode webhook. */
   configFile: string;
   orthancLines: string[];
@@ -134,7 +135,7 @@ interface WebhookRig {
 async function startWebhookRig(o: { secret: string; tag: string; perInstance?: boolean }): Promise<WebhookRig> {
   const dir = mkdtempSync(path.join(tmpdir(), `pacs-triage-webhook-${o.tag}-`));
   const storePath = path.join(dir, 'jobs.sqlite');
-  const store = new SqliteJobStore(storePath);
+  const store = openSqliteStore(storePath);
   const orthancLines: string[] = [];
   const appLines: string[] = [];
   const app = createApp({
@@ -178,7 +179,7 @@ async function startWebhookRig(o: { secret: string; tag: string; perInstance?: b
       dicomweb.close();
       await orthanc.cleanup();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      store.close();
+      await store.close();
     },
   };
 }
@@ -194,7 +195,7 @@ describe.skipIf(!requireOrthanc())('ingest (c): webhook from Orthanc\'s Lua OnSt
   it('Orthanc posts each stable study with the secret (HttpPost); run-once processes the queued job', async () => {
     const uid = `${ROOT}.50`;
     await rig.dicomweb.store(undefined, [studyAt(demoFiles[4]!, 50, Date.now(), 'UTC')]);
-    const job = await waitFor('the webhook to enqueue the study', async () => rig.store.get(uid), 30_000).catch((err: unknown) => {
+    const job = await waitFor('the webhook to enqueue the study', async () => await rig.store.get(uid), 30_000).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; Orthanc said:\n${rig.orthancLines.slice(-20).join('\n')}`);
     });
     expect(job).toMatchObject({ source: 'webhook', state: 'queued' });
@@ -202,7 +203,7 @@ describe.skipIf(!requireOrthanc())('ingest (c): webhook from Orthanc\'s Lua OnSt
     const run = await cli(['run-once', '--config', rig.configFile, '--json']);
     expect(run.code).toBe(0);
     expect(summaryOf(run.stdout)).toMatchObject({ enqueued: 0, done: 1, failed: 0 });
-    expect(rig.store.get(uid)?.state).toBe('done');
+    expect((await rig.store.get(uid))?.state).toBe('done');
   });
 });
 
@@ -283,16 +284,16 @@ describe.skipIf(!requireOrthanc())('ingest (c) per instance: the Lua script post
     await waitFor('both instances to be posted', async () => (posted() >= 2 ? true : undefined), 30_000).catch((err: unknown) => {
       throw new Error(`${(err as Error).message}; Orthanc said:\n${rig.orthancLines.slice(-20).join('\n')}`);
     });
-    const job = rig.store.get(uid);
+    const job = await rig.store.get(uid);
     expect(job).toMatchObject({ source: 'webhook', state: 'queued' });
     // Due 0.5 s after the later post, not at once.
-    expect(rig.store.nextDueAt()! - job!.updatedAt).toBe(500);
+    expect((await rig.store.nextDueAt())! - job!.updatedAt).toBe(500);
     await new Promise((r) => setTimeout(r, 600));
     const run = await cli(['run-once', '--config', rig.configFile, '--json']);
     expect(run.code).toBe(0);
     expect(summaryOf(run.stdout)).toMatchObject({ done: 1, failed: 0 });
     await waitFor('our SR to be posted back', async () => (rig.appLines.some((l) => l.includes('"webhook.own_instance"')) ? true : undefined), 30_000);
-    expect(rig.store.get(uid)?.state).toBe('done');
+    expect((await rig.store.get(uid))?.state).toBe('done');
     expect(posted()).toBe(2);
   });
 });

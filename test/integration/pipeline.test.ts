@@ -10,7 +10,7 @@ import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import { PRIORITY_METADATA, type OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { readSr } from '../../src/pipeline/encode/sr-read.ts';
-import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
@@ -66,16 +66,16 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
     const summary = JSON.parse(run.stdout) as { enqueued: number; done: number; skipped: number; failed: number };
     expect(summary).toMatchObject({ enqueued: demoFiles.length + 1, done: demoFiles.length, skipped: 1, failed: 0 });
 
-    const store = new SqliteJobStore(storePath);
+    const store = openSqliteStore(storePath);
     try {
-      const ct = store.get(ctStudy);
+      const ct = await store.get(ctStudy);
       expect(ct?.state).toBe('skipped');
       expect(ct?.reason).toMatch(/no series matches the selection rules.*CT/);
 
       const risks = await riskAssessments();
       expect(risks).toHaveLength(demoFiles.length);
       for (const study of demoStudies) {
-        const result = store.latestResult(study);
+        const result = await store.latestResult(study);
         expect(result, study).toBeDefined();
         if (!result) continue;
         // One SR, in the source study, in a series of its own.
@@ -109,7 +109,7 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
         }
       }
     } finally {
-      store.close();
+      await store.close();
     }
   });
 
@@ -159,19 +159,19 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
     } finally {
       fhir.faults.reset();
     }
-    let store = new SqliteJobStore(storePath);
-    const waiting = store.get(uid);
-    store.close();
+    let store = openSqliteStore(storePath);
+    const waiting = await store.get(uid);
+    await store.close();
     expect(waiting).toMatchObject({ state: 'queued', errorCode: 'UPSTREAM_UNAVAILABLE' });
     expect(waiting?.reason).toMatch(/fhir .*503/);
     // The job is due again after its backoff (2 s at most for a first retry).
     await new Promise((r) => setTimeout(r, Math.max(0, (waiting?.nextAttemptAt ?? 0) - Date.now() + 50)));
     const again = await cli(['run-once', '--config', configFile, '--json']);
     expect(again.code).toBe(0);
-    store = new SqliteJobStore(storePath);
-    expect(store.get(uid)?.state).toBe('done');
-    expect(store.latestResult(uid)?.written).toEqual({ pacs: true, fhir: true, metadata: true });
-    store.close();
+    store = openSqliteStore(storePath);
+    expect((await store.get(uid))?.state).toBe('done');
+    expect((await store.latestResult(uid))?.written).toEqual({ pacs: true, fhir: true, metadata: true });
+    await store.close();
   });
 
   it('backfill finds the studies of a date range by QIDO-RS and reprocesses them; unchanged ones write nothing', async () => {
@@ -213,9 +213,9 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
     const uid = '1.2.826.0.1.3680043.10.999.3.1';
     const first = await cli(['process', uid, '--config', orderConfig]);
     expect(first.code, first.stdout + first.stderr).toBe(0);
-    const store = new SqliteJobStore(storePath);
-    const result = store.latestResult(uid);
-    store.close();
+    const store = openSqliteStore(storePath);
+    const result = await store.latestResult(uid);
+    await store.close();
     const after = await order();
     expect(after.priority).toBe(result?.priority);
     expect(after.meta.versionId).not.toBe(before.meta.versionId);

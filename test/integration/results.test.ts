@@ -25,7 +25,7 @@ import { readSr } from '../../src/pipeline/encode/sr-read.ts';
 import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID } from '../../src/pipeline/encode/sr.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
 import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
-import { SqliteJobStore } from '../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { ACCEPTED_DCIODVFY_WARNING, dciodvfy, dsrdump, fhirProblems } from '../unit/encode/validators.ts';
 import { cli, waitFor } from '../harness/cli.ts';
@@ -144,11 +144,11 @@ describe.skipIf(!requireOrthanc())('results other systems read: idempotent, supe
     // the result key is the same, so are the SR UIDs and the FHIR identifiers.
     const fresh = await processStudy(config('fresh', { store: 'fresh.sqlite' }));
     expect(fresh).toMatchObject({ status: 'done', unchanged: false, sr: firstSr.SOPInstanceUID });
-    const store = new SqliteJobStore(path.join(dir, 'fresh.sqlite'));
+    const store = openSqliteStore(path.join(dir, 'fresh.sqlite'));
     try {
-      expect(store.latestResult(study)?.written).toEqual({ pacs: true, fhir: true, metadata: true });
+      expect((await store.latestResult(study))?.written).toEqual({ pacs: true, fhir: true, metadata: true });
     } finally {
-      store.close();
+      await store.close();
     }
 
     const srs = await srInstances(study);

@@ -1,20 +1,19 @@
-import { SERVICE_REQUESTS_MAX, type ClinicalSource } from '../../pipeline/context/fhir-context.ts';
 import type { FhirResource } from '../../domain/types.ts';
 import type { FhirClient } from './client.ts';
 
 /** FHIR's system for DICOM UIDs (as `urn:oid:<uid>` values). */
 const DICOM_UID_SYSTEM = 'urn:dicom:uid';
 
-/** ClinicalSource over a FHIR server: one search per question. */
-export class FhirServerSource implements ClinicalSource {
+/** The pipeline's ClinicalSource over a FHIR server: one search per question. */
+export class FhirServerSource {
   constructor(private readonly fhir: FhirClient) {}
 
   patientsByIdentifier(system: string, value: string): Promise<FhirResource[]> {
     return this.fhir.search('Patient', { identifier: `${system}|${value}` }, 10);
   }
 
-  serviceRequests(patientRef: string): Promise<FhirResource[]> {
-    return this.fhir.search('ServiceRequest', { subject: patientRef }, SERVICE_REQUESTS_MAX);
+  serviceRequests(patientRef: string, max: number): Promise<FhirResource[]> {
+    return this.fhir.search('ServiceRequest', { subject: patientRef }, max);
   }
 
   reports(patientRef: string, since: string, max: number): Promise<FhirResource[]> {
@@ -63,7 +62,7 @@ function dateOf(resource: FhirResource): string {
  * ClinicalSource over the resources of a FHIR Bundle file (`analyze --fhir`), answering the same
  * questions with the same meaning as the server searches above.
  */
-export class BundleSource implements ClinicalSource {
+export class BundleSource {
   constructor(private readonly resources: readonly FhirResource[]) {}
 
   async patientsByIdentifier(system: string, value: string): Promise<FhirResource[]> {
@@ -74,8 +73,8 @@ export class BundleSource implements ClinicalSource {
     );
   }
 
-  async serviceRequests(patientRef: string): Promise<FhirResource[]> {
-    return this.resources.filter((r) => r.resourceType === 'ServiceRequest' && refersTo(r, patientRef));
+  async serviceRequests(patientRef: string, max: number): Promise<FhirResource[]> {
+    return this.resources.filter((r) => r.resourceType === 'ServiceRequest' && refersTo(r, patientRef)).slice(0, max);
   }
 
   async reports(patientRef: string, since: string, max: number): Promise<FhirResource[]> {

@@ -4,7 +4,7 @@ import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
 import { readDicom } from '../../dicom/index.ts';
 import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
-import type { StoredResult } from '../../state/store.ts';
+import type { StoredResult } from '../../domain/records.ts';
 
 export interface FileProblem {
   file: string;

@@ -11,7 +11,7 @@ import type { Config } from '../../config/schema.ts';
 import { FolderWatcher, type DicomFile, type FolderFs, type FolderStudy, type ScannedFile } from '../../pipeline/ingest/folder.ts';
 import { readDicomHeader } from '../../dicom/read.ts';
 import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
-import type { StoredResult } from '../../state/store.ts';
+import type { StoredResult } from '../../domain/records.ts';
 import type { FhirClient } from '../fhir/client.ts';
 import { FolderSink } from './folder-io.ts';
 import { isValidUid } from '../../domain/uids.ts';
@@ -168,7 +168,7 @@ export class FolderStudySource implements StudySource {
   constructor(
     private readonly root: string,
     private readonly fallback?: StudySource,
-    private readonly isFolderJob: (studyInstanceUID: string) => boolean = () => true,
+    private readonly isFolderJob: (studyInstanceUID: string) => Promise<boolean> = async () => true,
   ) {}
 
   update(studies: readonly FolderStudy[]): void {
@@ -183,7 +183,7 @@ export class FolderStudySource implements StudySource {
   async instances(studyInstanceUID: string): Promise<InstanceMeta[]> {
     const files = this.index.get(studyInstanceUID);
     if (files) return files.map((f) => f.meta);
-    if (this.fallback && !this.isFolderJob(studyInstanceUID)) return this.fallback.instances(studyInstanceUID);
+    if (this.fallback && !(await this.isFolderJob(studyInstanceUID))) return this.fallback.instances(studyInstanceUID);
     if (!this.scanned) {
       throw new TriageError('UPSTREAM_UNAVAILABLE', 'the watched folder has not been scanned since the start; the study is taken again after the first scan', { where: 'ingest.folder' });
     }
@@ -252,7 +252,7 @@ export function openFolderIngest(
   config: Pick<Config, 'ingest' | 'shadow'>,
   pacsSource: StudySource | undefined,
   fhir: FhirClient | undefined,
-  isFolderJob?: (studyInstanceUID: string) => boolean,
+  isFolderJob?: (studyInstanceUID: string) => Promise<boolean>,
 ): FolderIngest | undefined {
   const f = config.ingest.folder;
   if (!f) return undefined;

@@ -1,25 +1,9 @@
 import type { FhirMapping } from '../../config/mappings.ts';
 import type { Manifest } from '../../config/manifest.ts';
 import type { ClinicalContext, FhirResource, StudyMeta } from '../../domain/types.ts';
+import type { ClinicalSource } from '../ports.ts';
 import { refOf } from './resource-text.ts';
 
-/**
- * Where clinical resources come from: a FHIR server (adapters/fhir) or, offline, a Bundle file.
- * Both answer the same questions, so the context stage is the same code for `serve` and `analyze`.
- */
-export interface ClinicalSource {
-  patientsByIdentifier(system: string, value: string): Promise<FhirResource[]>;
-  serviceRequests(patientRef: string): Promise<FhirResource[]>;
-  /** The patient's reports dated on or after `since`, newest first. */
-  reports(patientRef: string, since: string, max: number): Promise<FhirResource[]>;
-  /** Reports whose basedOn is one of `orderRefs` (`ServiceRequest/<id>`). */
-  reportsBasedOn(orderRefs: readonly string[], max: number): Promise<FhirResource[]>;
-  /** ImagingStudies with the identifier `urn:dicom:uid|urn:oid:<studyInstanceUID>`. */
-  imagingStudies(studyInstanceUID: string): Promise<FhirResource[]>;
-  /** Reports whose imagingStudy is one of `imagingStudyRefs`, by the server's search parameter `searchParam`. */
-  reportsOfImagingStudies(searchParam: string, imagingStudyRefs: readonly string[], max: number): Promise<FhirResource[]>;
-  observations(patientRef: string, codes: readonly { system: string; code: string }[], since: string, max: number): Promise<FhirResource[]>;
-}
 
 /** YYYYMMDD (DICOM DA) → YYYY-MM-DD, minus `days`. Look-back windows count from the study, not from now, so reruns see the same window. */
 export function windowStart(studyDate: string | undefined, days: number, now: Date): string {
@@ -141,7 +125,7 @@ export async function gatherClinicalContext(
     early.set(key, promise);
   };
   const needOrders = kinds.has('orderReason') || lookups.includes('basedOn');
-  if (needOrders) startEarly('orders', () => source.serviceRequests(patientRef));
+  if (needOrders) startEarly('orders', () => source.serviceRequests(patientRef, SERVICE_REQUESTS_MAX));
   if (lookups.includes('imagingStudy')) startEarly('imagingStudies', () => source.imagingStudies(study.StudyInstanceUID));
   if (worstCase < found.room(Number.MAX_SAFE_INTEGER)) {
     if (lookups.includes('patientDate')) startEarly('reports', () => source.reports(patientRef, since.reports, mapping.reports.max));
@@ -154,7 +138,7 @@ export async function gatherClinicalContext(
   // The order for this study is the one carrying its accession number; without one, none is used.
   let orders: FhirResource[] = [];
   if (needOrders) {
-    const all = await fetchOnce('orders', () => source.serviceRequests(patientRef));
+    const all = await fetchOnce('orders', () => source.serviceRequests(patientRef, SERVICE_REQUESTS_MAX));
     orders = study.AccessionNumber ? all.filter((o) => hasAccession(o, study.AccessionNumber as string, mapping.order.accessionType)) : [];
   }
   if (kinds.has('orderReason')) found.add(orders);

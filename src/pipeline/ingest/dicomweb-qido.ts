@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { DicomWebClient } from '../../adapters/dicomweb/client.ts';
 import type { DicomJson } from '../../dicom/json.ts';
 import type { StudyRef } from '../../domain/types.ts';
-import type { JobStore } from '../../state/store.ts';
+import type { Store } from '../../state/ports.ts';
 
 /** Where the end of the last polled window is kept (ms since epoch, as text). */
 export const QIDO_CURSOR = 'dicomweb-qido.until';
@@ -88,13 +88,13 @@ function firstValue(json: DicomJson, tag: string): string | undefined {
  */
 export async function pollDicomWebQido(
   dicomweb: DicomWebClient,
-  store: JobStore,
+  store: Store,
   options: QidoOptions,
   log: Logger,
   now: () => number = Date.now,
 ): Promise<number> {
   const to = now();
-  const cursor = store.getCursor(QIDO_CURSOR);
+  const cursor = await store.getCursor(QIDO_CURSOR);
   const last = cursor === undefined ? undefined : Number(cursor);
   const from = last !== undefined && Number.isFinite(last) ? Math.min(last, to) - options.overlapMinutes * 60_000 : to - options.lookbackHours * 3_600_000;
   const includefield = [...new Set([...QIDO_STUDY_FIELDS, ...options.includefield])];
@@ -110,14 +110,14 @@ export async function pollDicomWebQido(
         studies.push({ ref: { studyInstanceUID: uid, source: 'dicomweb-qido' }, fingerprint: `${firstValue(json, '00201206') ?? '?'}/${firstValue(json, '00201208') ?? '?'}` });
       }
       found += studies.length;
-      const fresh = store.enqueueUnseen(QIDO_SEEN_SET, studies);
+      const fresh = await store.enqueueUnseen(QIDO_SEEN_SET, studies);
       enqueued += fresh.length;
       // A page shorter than the limit is the last one.
       if (page.length < options.pageSize) break;
     }
   }
-  store.enqueueUnseen(QIDO_SEEN_SET, [], { name: QIDO_CURSOR, value: String(to) });
-  store.pruneSeen(QIDO_SEEN_SET, to - options.seenRetentionDays * 86_400_000);
+  await store.enqueueUnseen(QIDO_SEEN_SET, [], { name: QIDO_CURSOR, value: String(to) });
+  await store.pruneSeen(QIDO_SEEN_SET, to - options.seenRetentionDays * 86_400_000);
   if (enqueued > 0) log.info({ event: 'ingest.enqueued', mode: 'dicomweb-qido', count: enqueued, found, from: new Date(from).toISOString(), to: new Date(to).toISOString() }, 'new studies enqueued');
   return enqueued;
 }

@@ -15,7 +15,8 @@
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { InstanceMeta } from '../../domain/types.ts';
-import type { Job, JobStore } from '../../state/store.ts';
+import type { Job } from '../../domain/records.ts';
+import type { Store } from '../../state/ports.ts';
 
 export const FOLDER_SEEN_SET = 'folder';
 
@@ -143,7 +144,7 @@ export interface FolderPass {
  */
 export async function pollFolder(
   fs: FolderFs,
-  store: JobStore,
+  store: Store,
   options: FolderOptions,
   log: Logger,
   now: () => number = Date.now,
@@ -156,17 +157,20 @@ export async function pollFolder(
   // the moment it is enqueued, while this pass is still settling others.
   onPlan?.(plan.studies);
   const stable = plan.studies.filter((s) => s.stable);
-  // enqueueUnseen and the job look-ups below are synchronous: no job can end in between, so a
-  // study is never settled on the strength of a job that ran on other files.
+  // The look-ups come after enqueueUnseen: a study it did not enqueue has the fingerprint its job
+  // saw, so whatever state that job reaches meanwhile is a state of a run on these very files.
   const fresh = new Set(
-    store
-      .enqueueUnseen(
+    (
+      await store.enqueueUnseen(
         FOLDER_SEEN_SET,
         stable.map((s) => ({ ref: { studyInstanceUID: s.studyInstanceUID, source: 'folder' as const }, fingerprint: s.fingerprint })),
       )
-      .map((r) => r.studyInstanceUID),
+    ).map((r) => r.studyInstanceUID),
   );
-  const decisions = stable.filter((s) => !fresh.has(s.studyInstanceUID)).map((s) => ({ study: s, what: settlement(store.get(s.studyInstanceUID), options) }));
+  const decisions: { study: FolderStudy; what: ReturnType<typeof settlement> }[] = [];
+  for (const study of stable) {
+    if (!fresh.has(study.studyInstanceUID)) decisions.push({ study, what: settlement(await store.get(study.studyInstanceUID), options) });
+  }
   let settled = 0;
   for (const { study, what } of decisions) {
     if (what.action === 'wait' || what.action === 'keep') continue;
@@ -196,7 +200,7 @@ export async function pollFolder(
     if (keepAll) log.debug(fields, 'unreadable files in the watched folder');
     else log.warn(fields, 'unreadable files in the watched folder');
   }
-  store.pruneSeen(FOLDER_SEEN_SET, t - options.seenRetentionDays * 86_400_000);
+  await store.pruneSeen(FOLDER_SEEN_SET, t - options.seenRetentionDays * 86_400_000);
   if (fresh.size > 0) log.info({ event: 'ingest.enqueued', mode: 'folder', count: fresh.size, found: plan.studies.length }, 'folder studies enqueued');
   return { enqueued: fresh.size, studies: plan.studies, settled, rejected: keepAll ? 0 : plan.rejected.length };
 }
@@ -215,7 +219,7 @@ export class FolderWatcher {
   ) {}
 
   /** One pass, unless the last one was less than pollIntervalS ago (`force`: regardless). Returns how many studies were enqueued. */
-  async pass(store: JobStore, log: Logger, force = false, now: () => number = Date.now): Promise<number> {
+  async pass(store: Store, log: Logger, force = false, now: () => number = Date.now): Promise<number> {
     const t = now();
     if (!force && this.options.pollIntervalS !== undefined && t - this.lastScanAt < this.options.pollIntervalS * 1000) return 0;
     this.lastScanAt = t;

@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 import type { DicomWebClient } from '../../adapters/dicomweb/client.ts';
 import type { OrthancClient } from '../../adapters/orthanc/client.ts';
 import type { Config, IngestMode } from '../../config/schema.ts';
-import type { JobStore } from '../../state/store.ts';
+import type { Store } from '../../state/ports.ts';
 import { pollDicomWebQido } from './dicomweb-qido.ts';
 import type { FolderWatcher } from './folder.ts';
 import { pollOrthancChanges } from './orthanc-changes.ts';
@@ -23,7 +23,7 @@ export function ingestModes(config: Config): IngestMode[] {
 export async function pollIngest(
   config: Config,
   servers: { dicomweb?: DicomWebClient | undefined; orthanc?: OrthancClient | undefined; folder?: FolderWatcher | undefined },
-  store: JobStore,
+  store: Store,
   log: Logger,
   own?: { isOwnSeries: OwnSeries; ownInstances?: { has(orthancInstanceId: string): boolean } },
 ): Promise<number> {

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { OrthancClient } from '../../adapters/orthanc/client.ts';
 import type { StudyRef } from '../../domain/types.ts';
-import type { JobStore } from '../../state/store.ts';
+import type { Store } from '../../state/ports.ts';
 import type { OwnSeries } from './own-writes.ts';
 
 export const CHANGES_CURSOR = 'orthanc.changes';
@@ -39,8 +39,8 @@ export interface ChangesOptions {
  * an instance up to a poll interval after it arrived, so a study also waits for a pass that
  * started after its due time (CHANGES_SEEN_UNTIL): one arriving just before then still counts.
  */
-export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore, options: ChangesOptions, log: Logger): Promise<number> {
-  let since = Number(store.getCursor(CHANGES_CURSOR) ?? '0');
+export async function pollOrthancChanges(orthanc: OrthancClient, store: Store, options: ChangesOptions, log: Logger): Promise<number> {
+  let since = Number(await store.getCursor(CHANGES_CURSOR) ?? '0');
   let enqueued = 0;
   const perInstance = options.stableAgeMs !== undefined;
   // Taken before the first page: every change logged before this moment is in the pages read.
@@ -72,7 +72,7 @@ export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore
         add(uid, change.orthancId);
       }
     }
-    store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) }, perInstance ? { settleMs: options.stableAgeMs, barrier: CHANGES_SEEN_UNTIL } : {});
+    await store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) }, perInstance ? { settleMs: options.stableAgeMs, barrier: CHANGES_SEEN_UNTIL } : {});
     enqueued += refs.length;
     if (refs.length > 0) {
       log.info({ event: 'ingest.enqueued', count: refs.length, cursor: page.last, ...(perInstance ? { settleMs: options.stableAgeMs } : {}) }, perInstance ? 'studies with new instances enqueued' : 'stable studies enqueued');
@@ -80,6 +80,6 @@ export async function pollOrthancChanges(orthanc: OrthancClient, store: JobStore
     if (page.done || page.last === since) break;
     since = page.last;
   }
-  if (perInstance) store.enqueue([], { name: CHANGES_SEEN_UNTIL, value: String(passStart) });
+  if (perInstance) await store.enqueue([], { name: CHANGES_SEEN_UNTIL, value: String(passStart) });
   return enqueued;
 }

@@ -2,7 +2,7 @@ import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { OrthancClient, orthancInstanceId, orthancStudyId, PRIORITY_METADATA } from '../../../src/adapters/orthanc/client.ts';
 import { RecentIds } from '../../../src/pipeline/ingest/own-writes.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 import { CHANGES_CURSOR, CHANGES_SEEN_UNTIL, pollOrthancChanges } from '../../../src/pipeline/ingest/orthanc-changes.ts';
 import { createLogger } from '../../../src/logging.ts';
 
@@ -17,8 +17,8 @@ afterEach(() => {
 
 describe('Orthanc /changes ingest', () => {
   it('reads from the stored cursor, pages, enqueues StableStudy once per study, and stores the last seq', async () => {
-    const store = new SqliteJobStore(':memory:');
-    store.enqueue([], { name: CHANGES_CURSOR, value: '10' });
+    const store = openSqliteStore(':memory:');
+    await store.enqueue([], { name: CHANGES_CURSOR, value: '10' });
     nock(BASE, { reqheaders: { authorization: 'Bearer tok' } })
       .get('/changes')
       .query({ since: '10', limit: '2' })
@@ -47,13 +47,13 @@ describe('Orthanc /changes ingest', () => {
       .reply(404, {});
     const n = await pollOrthancChanges(orthanc, store, { batch: 2 }, createLogger('silent'));
     expect(n).toBe(2); // one per page: a StableStudy that repeats is enqueued again (new series may have arrived)
-    expect(store.getCursor(CHANGES_CURSOR)).toBe('14');
-    expect(store.jobs().map((j) => [j.studyInstanceUID, j.orthancId, j.state])).toEqual([['1.2.3', 'sA', 'queued']]);
+    expect(await store.getCursor(CHANGES_CURSOR)).toBe('14');
+    expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.orthancId, j.state])).toEqual([['1.2.3', 'sA', 'queued']]);
   });
 
   it('with stableAgeMs: enqueues the study of each NewInstance to settle, looks each study up once, ignores our own series and StableStudy', async () => {
     let now = 5_000;
-    const store = new SqliteJobStore(':memory:', () => now);
+    const store = openSqliteStore(':memory:', { clock:  () => now });
     nock(BASE, { reqheaders: { authorization: 'Bearer tok' } })
       .get('/changes')
       .query({ since: '0', limit: '10' })
@@ -82,27 +82,27 @@ describe('Orthanc /changes ingest', () => {
     const own = (study: string, series: string): boolean => study === '1.2.3' && series === '1.2.3.99';
     const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: own, now: () => now }, createLogger('silent'));
     expect(n).toBe(1);
-    expect(store.getCursor(CHANGES_CURSOR)).toBe('5');
-    expect(store.getCursor(CHANGES_SEEN_UNTIL)).toBe('5000');
-    expect(store.jobs().map((j) => [j.studyInstanceUID, j.orthancId, j.state])).toEqual([['1.2.3', 'sA', 'queued']]);
-    expect(store.nextDueAt()).toBe(6_000);
+    expect(await store.getCursor(CHANGES_CURSOR)).toBe('5');
+    expect(await store.getCursor(CHANGES_SEEN_UNTIL)).toBe('5000');
+    expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.orthancId, j.state])).toEqual([['1.2.3', 'sA', 'queued']]);
+    expect(await store.nextDueAt()).toBe(6_000);
     now = 6_000;
     // Due, but no pass has looked past 6 000 yet: an instance stored at 5 999 would not be seen.
-    expect(store.claim(now)).toBeUndefined();
-    expect(store.nextDueAt()).toBeUndefined(); // waiting for a pass, which wakes the workers
+    expect(await store.claim(now)).toBeUndefined();
+    expect(await store.nextDueAt()).toBeUndefined(); // waiting for a pass, which wakes the workers
     nock(BASE).get('/changes').query({ since: '5', limit: '10' }).reply(200, { Changes: [], Last: 5, Done: true });
     await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: own, now: () => now }, createLogger('silent'));
-    expect(store.claim(now)).toMatchObject({ studyInstanceUID: '1.2.3' });
+    expect(await store.claim(now)).toMatchObject({ studyInstanceUID: '1.2.3' });
   });
 
   it('an SR this process stored (its Orthanc id remembered) is skipped without a request', async () => {
-    const store = new SqliteJobStore(':memory:');
+    const store = openSqliteStore(':memory:');
     nock(BASE).get('/changes').query({ since: '0', limit: '10' }).reply(200, { Changes: [{ Seq: 8, ChangeType: 'NewInstance', ResourceType: 'Instance', ID: 'mine' }], Last: 8, Done: true });
     const recent = new RecentIds(2);
     recent.add('mine');
     const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, ownInstances: recent }, createLogger('silent'));
     expect(n).toBe(0);
-    expect(store.getCursor(CHANGES_CURSOR)).toBe('8');
+    expect(await store.getCursor(CHANGES_CURSOR)).toBe('8');
   });
 
   it('RecentIds keeps the newest ids up to its capacity', () => {
@@ -121,7 +121,7 @@ describe('Orthanc /changes ingest', () => {
   });
 
   it('only our own instance arrived: nothing is enqueued, the cursor still moves', async () => {
-    const store = new SqliteJobStore(':memory:');
+    const store = openSqliteStore(':memory:');
     nock(BASE)
       .get('/changes')
       .query({ since: '0', limit: '10' })
@@ -132,8 +132,8 @@ describe('Orthanc /changes ingest', () => {
       .reply(200, { MainDicomTags: { StudyInstanceUID: '1.2.3' } });
     const n = await pollOrthancChanges(orthanc, store, { batch: 10, stableAgeMs: 1_000, isOwnSeries: (_st, se) => se === '1.2.3.99' }, createLogger('silent'));
     expect(n).toBe(0);
-    expect(store.jobs()).toEqual([]);
-    expect(store.getCursor(CHANGES_CURSOR)).toBe('7');
+    expect(await store.jobs()).toEqual([]);
+    expect(await store.getCursor(CHANGES_CURSOR)).toBe('7');
   });
 
   it('writes the priority as user metadata with PUT', async () => {

@@ -3,7 +3,7 @@ import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../../src/api/app.ts';
 import { openApiDocument } from '../../../src/api/openapi.ts';
-import type { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import type { Store } from '../../../src/state/ports.ts';
 import { SEED_ORDER, TOKEN, seededStore } from './seed.ts';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
@@ -13,7 +13,7 @@ const NO_IMAGES = '1.2.826.0.1.3680043.10.999.6';
 const QUEUED = '1.2.826.0.1.3680043.10.999.7';
 const UNKNOWN = '1.2.3.4.5.6';
 
-let store: SqliteJobStore;
+let store: Store;
 let server: Server;
 let base = '';
 
@@ -73,7 +73,7 @@ describe('API: auth and transport', () => {
       expect(res.headers.get('www-authenticate')).toBe('Bearer');
       expect(await res.json()).toEqual({ error: { code: 'UNAUTHORIZED', message: 'a valid bearer token is required' } });
     }
-    expect(store.get(STAT)?.state).toBe('done'); // the refused reprocess changed nothing
+    expect((await store.get(STAT))?.state).toBe('done'); // the refused reprocess changed nothing
   });
 
   it('sends no CORS headers, even to a cross-origin request or preflight', async () => {
@@ -239,7 +239,7 @@ describe('API: images', () => {
 
 describe('API: reprocess', () => {
   // A store of its own: these tests change job states.
-  let own: SqliteJobStore;
+  let own: Store;
   let ownServer: Server;
   let ownBase = '';
   beforeAll(async () => {
@@ -257,20 +257,20 @@ describe('API: reprocess', () => {
     const res = await reprocess(FAILED);
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ studyInstanceUID: FAILED, state: 'queued', message: 'queued' });
-    expect(own.get(FAILED)).toMatchObject({ state: 'queued', attempts: 0 });
-    expect(own.get(FAILED)?.errorCode).toBeUndefined();
-    expect(own.jobs({ state: 'queued' }).map((j) => j.studyInstanceUID).sort()).toEqual([FAILED, QUEUED].sort());
+    expect(await own.get(FAILED)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect((await own.get(FAILED))?.errorCode).toBeUndefined();
+    expect((await own.jobs({ state: 'queued' })).map((j) => j.studyInstanceUID).sort()).toEqual([FAILED, QUEUED].sort());
   });
 
   it('marks a running study to run again when its run ends', async () => {
-    own.claim(Number.MAX_SAFE_INTEGER);
-    own.claim(Number.MAX_SAFE_INTEGER);
-    expect(own.get(QUEUED)?.state).toBe('running');
+    await own.claim(Number.MAX_SAFE_INTEGER);
+    await own.claim(Number.MAX_SAFE_INTEGER);
+    expect((await own.get(QUEUED))?.state).toBe('running');
     const res = await reprocess(QUEUED);
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ studyInstanceUID: QUEUED, state: 'running', message: 'running now; it runs again when this run ends' });
-    own.finish(QUEUED, 'skipped', 'test');
-    expect(own.get(QUEUED)?.state).toBe('queued');
+    await own.finish(QUEUED, 'skipped', 'test');
+    expect((await own.get(QUEUED))?.state).toBe('queued');
   });
 
   it('queues a done study again; its old priority leaves the ranked part of the worklist until it is done again', async () => {
@@ -307,11 +307,11 @@ describe('API: feedback', () => {
     const list = (await (await get(`/api/studies/${uid}/feedback`)).json()) as { items: { findingCode: string; verdict: string; by: string }[] };
     expect(list.items.map((f) => [f.findingCode, f.verdict, f.by])).toEqual([['pleural_effusion', 'accept', 'AB'], ['pneumothorax', 'reject', 'anonymous']]);
     expect(((await (await get(`/api/studies/${uid}`)).json()) as { feedback: unknown[] }).feedback).toHaveLength(2);
-    expect(store.listFeedback()).toHaveLength(2);
+    expect(await store.listFeedback()).toHaveLength(2);
   });
 
   it('refuses a bad body with a 400 that lists every problem, and stores nothing', async () => {
-    const before = store.listFeedback().length;
+    const before = (await store.listFeedback()).length;
     const res = await post(`/api/studies/${uid}/feedback`, { verdict: 'maybe', note: 'x'.repeat(1001), extra: 1 });
     expect(res.status).toBe(400);
     expect(await res.json()).toEqual({
@@ -333,7 +333,7 @@ describe('API: feedback', () => {
       { path: 'note', message: 'must be a string' },
       { path: 'findingCode', message: '"fracture" is not a finding of this study (one of pneumothorax, pleural_effusion, consolidation, lung_nodule)' },
     ]);
-    expect(store.listFeedback()).toHaveLength(before);
+    expect(await store.listFeedback()).toHaveLength(before);
   });
 
   it('refuses a body that is not JSON, not an object, or too large', async () => {
@@ -362,7 +362,7 @@ describe('API: feedback', () => {
 describe('API: errors and documentation', () => {
   it('turns an unexpected failure into a 500 that tells nothing internal', async () => {
     const broken = createApp({
-      store: { ...store, worklist: () => { throw new Error('SQLITE_CORRUPT: secret detail'); }, countWorklist: () => 0 } as unknown as SqliteJobStore,
+      store: { ...store, worklist: () => { throw new Error('SQLITE_CORRUPT: secret detail'); }, countWorklist: () => 0 } as unknown as Store,
       token: TOKEN,
       shadow: false,
       status: () => ({ provider: 'cpu', model: 'm@1' }),

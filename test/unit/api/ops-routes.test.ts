@@ -2,18 +2,18 @@ import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../../src/api/app.ts';
 import { Metrics } from '../../../src/observability/metrics.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 
 describe('API: /metrics, /readyz, retry', () => {
-  const store = new SqliteJobStore(':memory:');
+  const store = openSqliteStore(':memory:');
   const metrics = new Metrics(store);
   let ready = true;
   let base = '';
   let server: ReturnType<ReturnType<typeof createApp>['listen']>;
   beforeAll(async () => {
-    store.enqueue([{ studyInstanceUID: '1.2.3', source: 'cli' }, { studyInstanceUID: '1.2.4', source: 'cli' }]);
-    const job = store.claim(Date.now())!;
-    store.fail(job.studyInstanceUID, 'UPSTREAM_UNAVAILABLE', 'fhir answered 503', undefined);
+    await store.enqueue([{ studyInstanceUID: '1.2.3', source: 'cli' }, { studyInstanceUID: '1.2.4', source: 'cli' }]);
+    const job = (await store.claim(Date.now()))!;
+    await store.fail(job.studyInstanceUID, 'UPSTREAM_UNAVAILABLE', 'fhir answered 503', undefined);
     metrics.setProvider('cpu', 'm@1');
     metrics.observeTimings({ infer: 12, 'write.pacs': 3 });
     metrics.upstreamError('fhir', 503);
@@ -28,9 +28,9 @@ describe('API: /metrics, /readyz, retry', () => {
     await new Promise((r) => server.once('listening', r));
     base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
   });
-  afterAll(() => {
+  afterAll(async () => {
     server.close();
-    store.close();
+    await store.close();
   });
 
   it('/metrics exposes jobs by state, stage latency, upstream errors and the execution provider', async () => {
@@ -54,11 +54,11 @@ describe('API: /metrics, /readyz, retry', () => {
   });
 
   it('POST /api/studies/:uid/retry queues a failed job (202) and refuses a running one (409)', async () => {
-    const failed = store.jobs({ state: 'failed' })[0]!.studyInstanceUID;
+    const failed = (await store.jobs({ state: 'failed' }))[0]!.studyInstanceUID;
     const res = await fetch(`${base}/api/studies/${failed}/retry`, { method: 'POST' });
     expect(res.status).toBe(202);
-    expect(store.get(failed)).toMatchObject({ state: 'queued', attempts: 0 });
-    const running = store.claim(Date.now())!.studyInstanceUID;
+    expect(await store.get(failed)).toMatchObject({ state: 'queued', attempts: 0 });
+    const running = (await store.claim(Date.now()))!.studyInstanceUID;
     expect((await fetch(`${base}/api/studies/${running}/retry`, { method: 'POST' })).status).toBe(409);
   });
 });

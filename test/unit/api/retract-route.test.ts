@@ -1,9 +1,10 @@
 /** POST /api/studies/{uid}/retract: auth, validation, the durable record, idempotence, and what the worklist and study show. */
+import type { Store } from '../../../src/state/ports.ts';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../../src/api/app.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 import { storedResult } from './seed.ts';
 
 const TOKEN = 'a-token-of-sixteen+';
@@ -11,19 +12,19 @@ const DONE = '1.2.826.0.1.3680043.10.999.11';
 const RUNNING = '1.2.826.0.1.3680043.10.999.12';
 const NO_RESULT = '1.2.826.0.1.3680043.10.999.13';
 
-let store: SqliteJobStore;
+let store: Store;
 let server: Server;
 let base = '';
 
 beforeAll(async () => {
-  store = new SqliteJobStore(':memory:');
+  store = openSqliteStore(':memory:');
   for (const uid of [DONE, RUNNING]) {
-    store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
-    store.claim(Number.MAX_SAFE_INTEGER, { owner: 'w', leaseMs: 60_000 }, uid);
-    store.saveResult(storedResult(uid, 'stat', [0.9]));
+    await store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
+    await store.claim(Number.MAX_SAFE_INTEGER, { owner: 'w', leaseMs: 60_000 }, uid);
+    await store.saveResult(storedResult(uid, 'stat', [0.9]));
   }
-  store.finish(DONE, 'done', undefined);
-  store.enqueue([{ studyInstanceUID: NO_RESULT, source: 'cli' }]);
+  await store.finish(DONE, 'done', undefined);
+  await store.enqueue([{ studyInstanceUID: NO_RESULT, source: 'cli' }]);
   const app = createApp({ store, token: TOKEN, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }) });
   server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -39,7 +40,7 @@ describe('POST /api/studies/{uid}/retract', () => {
   it('needs the bearer token', async () => {
     const res = await retract(DONE, { reason: 'x' }, 'wrong-token-of-16+');
     expect(res.status).toBe(401);
-    expect(store.getRetraction(DONE)).toBeUndefined();
+    expect(await store.getRetraction(DONE)).toBeUndefined();
   });
 
   it('validates the body: every problem with its field', async () => {
@@ -49,7 +50,7 @@ describe('POST /api/studies/{uid}/retract', () => {
     expect(body.error.code).toBe('USAGE');
     expect(body.error.problems.map((p) => p.path).sort()).toEqual(['by', 'extra', 'reason']);
     expect((await retract(DONE, { reason: 'x'.repeat(1001) })).status).toBe(400);
-    expect(store.getRetraction(DONE)).toBeUndefined();
+    expect(await store.getRetraction(DONE)).toBeUndefined();
   });
 
   it('404 for an unknown study or one without a result; 409 while the study runs', async () => {
@@ -64,12 +65,12 @@ describe('POST /api/studies/{uid}/retract', () => {
     const first = await retract(DONE, { reason: 'missed the pneumothorax', by: 'dr a' });
     expect(first.status).toBe(202);
     expect(await first.json()).toEqual({ studyInstanceUID: DONE, state: 'pending', resultKey: `key-${DONE}`, message: 'retraction queued' });
-    const recorded = store.getRetraction(DONE);
+    const recorded = await store.getRetraction(DONE);
     expect(recorded).toMatchObject({ cause: 'marked-wrong', reason: 'missed the pneumothorax', requestedBy: 'dr a', state: 'pending' });
     const again = await retract(DONE, { reason: 'other words' });
     expect(again.status).toBe(200);
     expect(((await again.json()) as { message: string }).message).toBe('already retracted (pending); nothing new is written');
-    expect(store.getRetraction(DONE)).toEqual(recorded);
+    expect(await store.getRetraction(DONE)).toEqual(recorded);
 
     const list = (await (await fetch(`${base}/api/worklist`, { headers: { authorization: `Bearer ${TOKEN}` } })).json()) as { items: { studyInstanceUID: string; priority?: string; retracted?: object }[] };
     const entry = list.items.find((i) => i.studyInstanceUID === DONE)!;
@@ -83,8 +84,8 @@ describe('POST /api/studies/{uid}/retract', () => {
 
 describe('retract without a PACS (the folder mode alone)', () => {
   it('answers 409 with the reason and records nothing', async () => {
-    const local = new SqliteJobStore(':memory:');
-    local.enqueue([{ studyInstanceUID: DONE, source: 'folder' }]);
+    const local = openSqliteStore(':memory:');
+    await local.enqueue([{ studyInstanceUID: DONE, source: 'folder' }]);
     const app = createApp({ store: local, token: TOKEN, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }), retractUnavailable: 'retraction needs a PACS' });
     const s = await new Promise<Server>((resolve) => {
       const x = app.listen(0, '127.0.0.1', () => resolve(x));
@@ -97,10 +98,10 @@ describe('retract without a PACS (the folder mode alone)', () => {
       });
       expect(res.status).toBe(409);
       expect(JSON.stringify(await res.json())).toContain('retraction needs a PACS');
-      expect(local.getRetraction(DONE)).toBeUndefined();
+      expect(await local.getRetraction(DONE)).toBeUndefined();
     } finally {
       await new Promise<void>((resolve) => s.close(() => resolve()));
-      local.close();
+      await local.close();
     }
   });
 });

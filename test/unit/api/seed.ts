@@ -3,10 +3,11 @@
  * and a queued job, rendered thumbnails and saliency overlays of a synthetic radiograph.
  * (Not a test file: vitest collects *.test.ts only.)
  */
+import type { Store } from '../../../src/state/ports.ts';
 import type { Finding, Priority } from '../../../src/domain/types.ts';
 import { renderSaliency, renderThumbnail } from '../../../src/render/images.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
-import type { StoredResult } from '../../../src/state/store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
+import type { StoredResult } from '../../../src/domain/records.ts';
 
 export const TOKEN = 'a-token-of-sixteen+';
 export const FINDINGS = [
@@ -100,26 +101,26 @@ export const SEED: readonly SeededStudy[] = [
 /** SEED's UIDs in the order the worklist must show them. */
 export const SEED_ORDER = ['.2', '.5', '.6', '.1', '.4', '.3', '.7'].map((s) => `1.2.826.0.1.3680043.10.999${s}`);
 
-export async function seededStore(clockStart = 1_700_000_000_000): Promise<SqliteJobStore> {
+export async function seededStore(clockStart = 1_700_000_000_000): Promise<Store> {
   let t = clockStart;
-  const store = new SqliteJobStore(':memory:', () => (t += 60_000));
+  const store = openSqliteStore(':memory:', { clock: () => (t += 60_000) });
   for (const [i, s] of SEED.entries()) {
-    store.enqueue([{ studyInstanceUID: s.uid, source: 'orthanc-changes' }]);
+    await store.enqueue([{ studyInstanceUID: s.uid, source: 'orthanc-changes' }]);
     if (s.queued) continue;
-    store.claim(Number.MAX_SAFE_INTEGER);
+    await store.claim(Number.MAX_SAFE_INTEGER);
     if (s.fail) {
-      store.fail(s.uid, s.fail.code, s.fail.reason, undefined);
+      await store.fail(s.uid, s.fail.code, s.fail.reason, undefined);
       continue;
     }
     const result = storedResult(s.uid, s.priority ?? 'routine', s.probabilities ?? [], s.modality ? { modality: s.modality } : {});
-    store.saveResult(result);
-    store.finish(s.uid, 'done', undefined, { 'context.instances': 12.5, retrieve: 40.1, preprocess: 18.2, infer: 35.7, encode: 9.9 });
+    await store.saveResult(result);
+    await store.finish(s.uid, 'done', undefined, { 'context.instances': 12.5, retrieve: 40.1, preprocess: 18.2, infer: 35.7, encode: 9.9 });
     if (s.images) {
       const tensor = syntheticChest(SIZE, i + 1);
       const maps = FINDINGS.map(() => blob(s.hot?.[0] ?? 0.5, s.hot?.[1] ?? 0.5));
       const which = result.findings.flatMap((f, k) => (f.positive ? [k] : []));
-      store.saveImage(s.uid, 'thumbnail', await renderThumbnail(tensor, SIZE, NORMALIZE), result.resultKey);
-      store.saveImage(s.uid, 'saliency', await renderSaliency(tensor, SIZE, NORMALIZE, maps, which), result.resultKey);
+      await store.saveImage(s.uid, 'thumbnail', await renderThumbnail(tensor, SIZE, NORMALIZE), result.resultKey);
+      await store.saveImage(s.uid, 'saliency', await renderSaliency(tensor, SIZE, NORMALIZE, maps, which), result.resultKey);
     }
   }
   return store;

@@ -4,7 +4,7 @@ import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DicomWebClient } from '../../../src/adapters/dicomweb/client.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { localDateTime, pollDicomWebQido, QIDO_CURSOR, QIDO_STUDY_FIELDS, windowQueries, type QidoOptions } from '../../../src/pipeline/ingest/dicomweb-qido.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 
 const BASE = 'http://pacs.test:8042';
 const log = pino({ level: 'silent' });
@@ -50,7 +50,7 @@ describe('QIDO-RS window in the PACS time zone', () => {
 
 describe('pollDicomWebQido: exact QIDO-RS requests, paging, seen-set, overlap', () => {
   it('first poll: lookback window over two local days, every page by limit/offset, then the overlap on the next poll', async () => {
-    const store = new SqliteJobStore(':memory:');
+    const store = openSqliteStore(':memory:');
     let now = Date.parse('2025-03-10T00:30:00Z'); // 01:30 in Berlin; lookback 2 h → 23:30 the day before
     const pacs = nock(BASE, { reqheaders: { authorization: bearer, accept: 'application/dicom+json' } });
     const q = (extra: Record<string, string>, offset: number) => ({ ModalitiesInStudy: 'CR', ...extra, includefield: INCLUDE, limit: '2', offset: String(offset) });
@@ -58,48 +58,50 @@ describe('pollDicomWebQido: exact QIDO-RS requests, paging, seen-set, overlap', 
     pacs.get('/dicom-web/studies').query(q({ StudyDate: '20250309', StudyTime: '233000-' }, 2)).reply(200, [study('1.3', 2, 2)]);
     pacs.get('/dicom-web/studies').query(q({ StudyDate: '20250310', StudyTime: '-013000' }, 0)).reply(204);
     expect(await pollDicomWebQido(client, store, options(), log, () => now)).toBe(3);
-    expect(store.jobs().map((j) => [j.studyInstanceUID, j.source, j.state]).sort()).toEqual([
+    expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.source, j.state]).sort()).toEqual([
       ['1.1', 'dicomweb-qido', 'queued'],
       ['1.2', 'dicomweb-qido', 'queued'],
       ['1.3', 'dicomweb-qido', 'queued'],
     ]);
-    expect(store.getCursor(QIDO_CURSOR)).toBe(String(now));
+    expect(await store.getCursor(QIDO_CURSOR)).toBe(String(now));
 
     // Next poll, 10 minutes later: from the last end less 15 minutes' overlap. 1.1 is seen and
     // unchanged (not enqueued again); 1.2 gained an instance (enqueued again); 1.4 is new.
-    store.finish('1.1', 'done', undefined);
-    store.finish('1.2', 'done', undefined);
+    for (const uid of ['1.1', '1.2']) {
+      await store.claim(Number.MAX_SAFE_INTEGER, undefined, uid);
+      await store.finish(uid, 'done', undefined);
+    }
     now += 10 * 60_000;
     pacs.get('/dicom-web/studies').query(q({ StudyDate: '20250310', StudyTime: '011500-014000' }, 0)).reply(200, [study('1.1', 1, 1), study('1.2', 1, 3)]);
     pacs.get('/dicom-web/studies').query(q({ StudyDate: '20250310', StudyTime: '011500-014000' }, 2)).reply(200, [study('1.4', 1, 1)]);
     expect(await pollDicomWebQido(client, store, options(), log, () => now)).toBe(2);
-    expect(store.get('1.1')?.state).toBe('done');
-    expect(store.get('1.2')?.state).toBe('queued');
-    expect(store.get('1.4')?.state).toBe('queued');
-    expect(store.getCursor(QIDO_CURSOR)).toBe(String(now));
-    store.close();
+    expect((await store.get('1.1'))?.state).toBe('done');
+    expect((await store.get('1.2'))?.state).toBe('queued');
+    expect((await store.get('1.4'))?.state).toBe('queued');
+    expect(await store.getCursor(QIDO_CURSOR)).toBe(String(now));
+    await store.close();
   });
 
   it('a failing page throws and leaves the cursor where it was (the window is polled again)', async () => {
-    const store = new SqliteJobStore(':memory:');
+    const store = openSqliteStore(':memory:');
     const now = Date.parse('2025-06-01T12:00:00Z');
     nock(BASE).get('/dicom-web/studies').query(true).reply(200, [study('2.1', 1, 1), study('2.2', 1, 1)]);
     nock(BASE).get('/dicom-web/studies').query(true).reply(503, 'busy');
     await expect(pollDicomWebQido(client, store, options({ timeZone: 'UTC', lookbackHours: 1, match: {} }), log, () => now)).rejects.toThrow(/503/);
-    expect(store.getCursor(QIDO_CURSOR)).toBeUndefined();
+    expect(await store.getCursor(QIDO_CURSOR)).toBeUndefined();
     // What the first page found is in the seen-set: the retry does not enqueue it twice.
-    expect(store.jobs()).toHaveLength(2);
-    store.close();
+    expect(await store.jobs()).toHaveLength(2);
+    await store.close();
   });
 
-  it('the seen-set forgets entries older than seenRetentionDays', () => {
+  it('the seen-set forgets entries older than seenRetentionDays', async () => {
     let t = 1_000_000;
-    const store = new SqliteJobStore(':memory:', () => t);
-    expect(store.enqueueUnseen('s', [{ ref: { studyInstanceUID: '3.1', source: 'dicomweb-qido' }, fingerprint: '1/1' }])).toHaveLength(1);
-    expect(store.enqueueUnseen('s', [{ ref: { studyInstanceUID: '3.1', source: 'dicomweb-qido' }, fingerprint: '1/1' }])).toHaveLength(0);
+    const store = openSqliteStore(':memory:', { clock: () => t });
+    expect(await store.enqueueUnseen('s', [{ ref: { studyInstanceUID: '3.1', source: 'dicomweb-qido' }, fingerprint: '1/1' }])).toHaveLength(1);
+    expect(await store.enqueueUnseen('s', [{ ref: { studyInstanceUID: '3.1', source: 'dicomweb-qido' }, fingerprint: '1/1' }])).toHaveLength(0);
     t += 10;
-    expect(store.pruneSeen('s', t)).toBe(1);
-    expect(store.enqueueUnseen('s', [{ ref: { studyInstanceUID: '3.1', source: 'dicomweb-qido' }, fingerprint: '1/1' }])).toHaveLength(1);
-    store.close();
+    expect(await store.pruneSeen('s', t)).toBe(1);
+    expect(await store.enqueueUnseen('s', [{ ref: { studyInstanceUID: '3.1', source: 'dicomweb-qido' }, fingerprint: '1/1' }])).toHaveLength(1);
+    await store.close();
   });
 });

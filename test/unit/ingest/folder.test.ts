@@ -1,3 +1,4 @@
+import type { Store } from '../../../src/state/ports.ts';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import {
@@ -10,7 +11,7 @@ import {
   type FolderOptions,
   type ScannedFile,
 } from '../../../src/pipeline/ingest/folder.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 
 const log = pino({ level: 'silent' });
 const NOW = Date.parse('2026-01-10T12:00:00Z');
@@ -113,19 +114,19 @@ describe('settlement: what happens to a study whose job has ended', () => {
 });
 
 describe('pollFolder with a job store', () => {
-  const finish = (store: SqliteJobStore, uid: string): void => {
-    const job = store.claim(NOW + 1, undefined, uid);
+  const finish = async (store: Store, uid: string): Promise<void> => {
+    const job = await store.claim(NOW + 1, undefined, uid);
     if (!job) throw new Error(`cannot claim ${uid}`);
-    store.finish(uid, 'done', undefined);
+    await store.finish(uid, 'done', undefined);
   };
 
   it('enqueues a stable study once; settles its files into .done/<uid>/ after the job is done; nothing twice', async () => {
     const fs = new MemoryFolder();
-    const store = new SqliteJobStore(':memory:', () => NOW);
+    const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('a/1.dcm', '1.2.3', 10), dicom('a/2.dcm', '1.2.3', 10), dicom('b/1.dcm', '1.2.4', 1));
     const first = await pollFolder(fs, store, OPTIONS, log, () => NOW);
     expect(first).toMatchObject({ enqueued: 1, settled: 0, rejected: 0 });
-    expect(store.jobs().map((j) => [j.studyInstanceUID, j.source, j.state])).toEqual([['1.2.3', 'folder', 'queued']]);
+    expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.source, j.state])).toEqual([['1.2.3', 'folder', 'queued']]);
     // A rescan (or a restart) with the job still queued: nothing enqueued, nothing moved.
     expect(await pollFolder(fs, store, OPTIONS, log, () => NOW)).toMatchObject({ enqueued: 0, settled: 0 });
     expect(fs.files.size).toBe(3);
@@ -139,7 +140,7 @@ describe('pollFolder with a job store', () => {
 
   it('a re-dropped unchanged study is not enqueued again (its files are settled); a changed one is', async () => {
     const fs = new MemoryFolder();
-    const store = new SqliteJobStore(':memory:', () => NOW);
+    const store = openSqliteStore(':memory:', { clock: () => NOW });
     const file = dicom('x.dcm', '1.2.5', 10);
     fs.drop(file);
     await pollFolder(fs, store, OPTIONS, log, () => NOW);
@@ -149,16 +150,16 @@ describe('pollFolder with a job store', () => {
 
     fs.drop(file);
     expect(await pollFolder(fs, store, OPTIONS, log, () => NOW)).toMatchObject({ enqueued: 0, settled: 1 });
-    expect(store.get('1.2.5')?.state).toBe('done');
+    expect((await store.get('1.2.5'))?.state).toBe('done');
 
     fs.drop({ ...file, size: 200 });
     expect(await pollFolder(fs, store, OPTIONS, log, () => NOW)).toMatchObject({ enqueued: 1, settled: 0 });
-    expect(store.get('1.2.5')?.state).toBe('queued');
+    expect((await store.get('1.2.5'))?.state).toBe('queued');
   });
 
   it('a study that gains a file before it is settled is enqueued again rather than settled', async () => {
     const fs = new MemoryFolder();
-    const store = new SqliteJobStore(':memory:', () => NOW);
+    const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('s/1.dcm', '1.2.6', 10));
     await pollFolder(fs, store, OPTIONS, log, () => NOW);
     finish(store, '1.2.6');
@@ -169,14 +170,14 @@ describe('pollFolder with a job store', () => {
 
   it('a failed study goes to the failed folder with its reason; unreadable files each with theirs', async () => {
     const fs = new MemoryFolder();
-    const store = new SqliteJobStore(':memory:', () => NOW);
+    const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('s/1.dcm', '1.2.7', 10), junk('notes/readme.txt', 10));
     expect(await pollFolder(fs, store, { ...OPTIONS, doneAction: 'delete' }, log, () => NOW)).toMatchObject({ enqueued: 1, rejected: 1 });
     expect([...fs.failed.keys()]).toEqual(['unreadable/notes/readme.txt']);
     expect(fs.notes.get('unreadable/notes/readme.txt.reason.txt')).toBe('DICOM_UNREADABLE: not a DICOM Part 10 file\n');
 
-    store.claim(NOW + 1, undefined, '1.2.7');
-    store.fail('1.2.7', 'DICOM_UNSUPPORTED_SYNTAX', 'transfer syntax 1.2.840.10008.1.2.4.100 (MPEG2) is compressed', undefined);
+    await store.claim(NOW + 1, undefined, '1.2.7');
+    await store.fail('1.2.7', 'DICOM_UNSUPPORTED_SYNTAX', 'transfer syntax 1.2.840.10008.1.2.4.100 (MPEG2) is compressed', undefined);
     expect(await pollFolder(fs, store, { ...OPTIONS, doneAction: 'delete' }, log, () => NOW)).toMatchObject({ settled: 1 });
     expect(fs.removed).toEqual([]); // never deleted: it was not processed
     expect(fs.failed.has('1.2.7/s/1.dcm')).toBe(true);
@@ -185,18 +186,18 @@ describe('pollFolder with a job store', () => {
 
   it('a job that will be retried keeps its files in place', async () => {
     const fs = new MemoryFolder();
-    const store = new SqliteJobStore(':memory:', () => NOW);
+    const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('r.dcm', '1.2.8', 10));
     await pollFolder(fs, store, OPTIONS, log, () => NOW);
-    store.claim(NOW + 1, undefined, '1.2.8');
-    store.fail('1.2.8', 'UPSTREAM_UNAVAILABLE', 'fhir down', NOW + 60 * S);
+    await store.claim(NOW + 1, undefined, '1.2.8');
+    await store.fail('1.2.8', 'UPSTREAM_UNAVAILABLE', 'fhir down', NOW + 60 * S);
     expect(await pollFolder(fs, store, OPTIONS, log, () => NOW)).toMatchObject({ enqueued: 0, settled: 0 });
     expect(fs.files.size).toBe(1);
   });
 
   it('doneAction delete removes a done study\'s files; keep and shadow move nothing, not even unreadable files', async () => {
     const fs = new MemoryFolder();
-    const store = new SqliteJobStore(':memory:', () => NOW);
+    const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('d.dcm', '1.2.9', 10));
     await pollFolder(fs, store, { ...OPTIONS, doneAction: 'delete' }, log, () => NOW);
     finish(store, '1.2.9');
@@ -205,7 +206,7 @@ describe('pollFolder with a job store', () => {
 
     for (const options of [{ ...OPTIONS, doneAction: 'keep' as const }, { ...OPTIONS, shadow: true }]) {
       const kept = new MemoryFolder();
-      const s = new SqliteJobStore(':memory:', () => NOW);
+      const s = openSqliteStore(':memory:', { clock: () => NOW });
       kept.drop(dicom('k.dcm', '1.2.10', 10), junk('j.bin', 10));
       expect(await pollFolder(kept, s, options, log, () => NOW)).toMatchObject({ enqueued: 1, rejected: 0 });
       finish(s, '1.2.10');
@@ -217,7 +218,7 @@ describe('pollFolder with a job store', () => {
 
   it('FolderWatcher scans at most every pollIntervalS unless forced, and hands each scan to the source', async () => {
     const fs = new MemoryFolder();
-    const store = new SqliteJobStore(':memory:', () => NOW);
+    const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('w.dcm', '1.2.11', 10));
     const scans: string[][] = [];
     const watcher = new FolderWatcher(fs, { ...OPTIONS, pollIntervalS: 30 }, (studies) => scans.push(studies.map((s) => s.studyInstanceUID)));

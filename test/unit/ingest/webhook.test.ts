@@ -1,20 +1,21 @@
+import type { Store } from '../../../src/state/ports.ts';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../../src/api/app.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import { secretMatches, WEBHOOK_SECRET_HEADER } from '../../../src/pipeline/ingest/webhook.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 
 const SECRET = 'webhook-secret-0123456789';
 const API_TOKEN = 'api-token-0123456789abc';
 const UID = '1.2.826.0.1.3680043.10.999.42';
-let store: SqliteJobStore;
+let store: Store;
 let server: Server;
 let base = '';
 
 beforeAll(async () => {
-  store = new SqliteJobStore(':memory:');
+  store = openSqliteStore(':memory:');
   const app = createApp({ store, token: API_TOKEN, shadow: false, status: () => ({ provider: 'cpu', model: 'm@1' }), webhook: { secret: SECRET, bodyLimit: '1kb' } });
   server = await new Promise<Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -23,7 +24,7 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await new Promise<void>((resolve) => server.close(() => resolve()));
-  store.close();
+  await store.close();
 });
 
 const hook = (body: unknown, headers: Record<string, string>): Promise<Response> =>
@@ -38,14 +39,14 @@ describe('POST /webhooks/orthanc', () => {
     expect((await hook({ StudyInstanceUID: UID }, { [WEBHOOK_SECRET_HEADER]: API_TOKEN })).status).toBe(403);
     expect((await hook({ StudyInstanceUID: UID }, { [WEBHOOK_SECRET_HEADER]: `${SECRET}x` })).status).toBe(403);
     expect((await hook({ StudyInstanceUID: UID }, { [WEBHOOK_SECRET_HEADER]: SECRET.slice(0, -1) })).status).toBe(403);
-    expect(store.jobs()).toEqual([]);
+    expect(await store.jobs()).toEqual([]);
   });
 
   it('202 with the right secret: the study is queued from source webhook, with Orthanc\'s id', async () => {
     const res = await hook({ StudyInstanceUID: UID, OrthancId: '6e2c0ec2-5d99c8ca-c1c21cee-79a09605-68391d12', ChangeType: 'StableStudy' }, { [WEBHOOK_SECRET_HEADER]: SECRET });
     expect(res.status).toBe(202);
     expect(await res.json()).toEqual({ studyInstanceUID: UID, state: 'queued' });
-    expect(store.get(UID)).toMatchObject({ source: 'webhook', state: 'queued', orthancId: '6e2c0ec2-5d99c8ca-c1c21cee-79a09605-68391d12' });
+    expect(await store.get(UID)).toMatchObject({ source: 'webhook', state: 'queued', orthancId: '6e2c0ec2-5d99c8ca-c1c21cee-79a09605-68391d12' });
   });
 
   it('400 for a body without a valid UID, 413 over the body limit, 400 for malformed JSON', async () => {
@@ -60,12 +61,12 @@ describe('POST /webhooks/orthanc', () => {
     const res = await hook({ StudyInstanceUID: '1.2.3.409', SeriesInstanceUID: '1.2.3.409.1', ChangeType: 'NewInstance' }, { [WEBHOOK_SECRET_HEADER]: SECRET });
     expect(res.status).toBe(409);
     expect(((await res.json()) as { error: { message: string } }).error.message).toMatch(/ingest\.stableAgeS/);
-    expect(store.get('1.2.3.409')).toBeUndefined();
+    expect(await store.get('1.2.3.409')).toBeUndefined();
   });
 
   it('NewInstance with stableAgeS: each post pushes the study back to settle; our own series is acknowledged and ignored; a series UID is required', async () => {
     let now = 10_000;
-    const settling = new SqliteJobStore(':memory:', () => now);
+    const settling = openSqliteStore(':memory:', { clock: () => now });
     const app = createApp({
       store: settling,
       shadow: false,
@@ -83,22 +84,22 @@ describe('POST /webhooks/orthanc', () => {
       });
     try {
       expect((await post({ StudyInstanceUID: '1.2.3.7', SeriesInstanceUID: '1.2.3.7.1', ChangeType: 'NewInstance' })).status).toBe(202);
-      expect(settling.nextDueAt()).toBe(11_000);
+      expect(await settling.nextDueAt()).toBe(11_000);
       now = 10_400;
       expect((await post({ StudyInstanceUID: '1.2.3.7', SeriesInstanceUID: '1.2.3.7.2', ChangeType: 'NewInstance' })).status).toBe(202);
-      expect(settling.nextDueAt()).toBe(11_400);
-      expect(settling.claim(11_399)).toBeUndefined();
+      expect(await settling.nextDueAt()).toBe(11_400);
+      expect(await settling.claim(11_399)).toBeUndefined();
       const ours = await post({ StudyInstanceUID: '1.2.3.7', SeriesInstanceUID: '1.2.3.7.99', ChangeType: 'NewInstance' });
       expect(ours.status).toBe(200);
       expect(await ours.json()).toEqual({ studyInstanceUID: '1.2.3.7', ignored: 'our own result' });
-      expect(settling.nextDueAt()).toBe(11_400);
+      expect(await settling.nextDueAt()).toBe(11_400);
       expect((await post({ StudyInstanceUID: '1.2.3.8', ChangeType: 'NewInstance' })).status).toBe(400);
       // A StableStudy post is due at once, as without stableAgeS.
       expect((await post({ StudyInstanceUID: '1.2.3.9', ChangeType: 'StableStudy' })).status).toBe(202);
-      expect(settling.nextDueAt()).toBe(10_400);
+      expect(await settling.nextDueAt()).toBe(10_400);
     } finally {
       await new Promise<void>((resolve) => s.close(() => resolve()));
-      settling.close();
+      await settling.close();
     }
   });
 

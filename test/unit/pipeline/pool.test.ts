@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { WorkerPool } from '../../../src/pipeline/pool.ts';
-import type { Job } from '../../../src/state/store.ts';
+import type { Job } from '../../../src/domain/records.ts';
 
 const job = (uid: string): Job => ({ studyInstanceUID: uid, source: 'cli', state: 'running', attempts: 1, enqueuedAt: 0, updatedAt: 0 }) as Job;
 
@@ -15,7 +15,7 @@ function harness(concurrency: number, idleMs = 60_000) {
   const pool = new WorkerPool<string>({
     concurrency,
     idleMs,
-    claim: () => {
+    claim: async () => {
       const uid = queue.shift();
       return uid === undefined ? undefined : job(uid);
     },
@@ -113,7 +113,7 @@ describe('WorkerPool', () => {
     const pool = new WorkerPool<string>({
       concurrency: 1,
       idleMs: 60_000,
-      claim: () => {
+      claim: async () => {
         const uid = queue.shift();
         return uid === undefined ? undefined : job(uid);
       },
@@ -138,8 +138,8 @@ describe('WorkerPool', () => {
     const pool = new WorkerPool<void>({
       concurrency: 1,
       idleMs: 60_000,
-      nextDue: () => (taken ? undefined : dueAt),
-      claim: () => {
+      nextDue: async () => (taken ? undefined : dueAt),
+      claim: async () => {
         if (taken || Date.now() < dueAt) return undefined;
         taken = true;
         return job('settled');
@@ -159,8 +159,8 @@ describe('WorkerPool', () => {
     const pool = new WorkerPool<void>({
       concurrency: 1,
       idleMs: 50,
-      nextDue: () => Date.now() - 1_000,
-      claim: () => {
+      nextDue: async () => Date.now() - 1_000,
+      claim: async () => {
         claims++;
         throw new Error('SQLITE_IOERR');
       },

@@ -14,7 +14,7 @@ import { serverRetractionPorts } from '../../../src/adapters/retraction-io.ts';
 import { readPart10 } from '../../../src/dicom/part10.ts';
 import { rejectionNoteUids } from '../../../src/pipeline/encode/retraction.ts';
 import { drainRetractions, requestMarkedWrong } from '../../../src/pipeline/retract.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 
 const PACS = 'http://pacs.test:8042';
 const FHIR = 'http://fhir.test';
@@ -37,10 +37,10 @@ afterEach(() => {
 
 describe('a retraction, request by request', () => {
   it('QIDO, STOW-RS of the KOS, Orthanc metadata, FHIR search, If-Match PUT, Provenance transaction — in that order, nothing else', async () => {
-    const store = new SqliteJobStore(':memory:', () => Date.parse('2026-01-02T03:04:05.000Z'));
-    store.enqueue([{ studyInstanceUID: UID, source: 'cli' }]);
-    store.claim(Number.MAX_SAFE_INTEGER, lease, UID);
-    store.saveResult({
+    const store = openSqliteStore(':memory:', { clock: () => Date.parse('2026-01-02T03:04:05.000Z') });
+    await store.enqueue([{ studyInstanceUID: UID, source: 'cli' }]);
+    await store.claim(Number.MAX_SAFE_INTEGER, lease, UID);
+    await store.saveResult({
       resultKey: KEY,
       studyInstanceUID: UID,
       sourceSopInstanceUIDs: [`${UID}.1.1`],
@@ -55,8 +55,8 @@ describe('a retraction, request by request', () => {
       written: { pacs: true, fhir: true, metadata: true },
       notes: [],
     });
-    store.finish(UID, 'done', undefined);
-    requestMarkedWrong(store, UID, 'missed the pneumothorax');
+    await store.finish(UID, 'done', undefined);
+    await requestMarkedWrong(store, UID, 'missed the pneumothorax');
     const auth = { username: 'triage', password: 'pw' };
     const dicomweb = new DicomWebClient({ baseUrl: `${PACS}/dicom-web`, auth, timeoutMs: 1_000 });
     const orthanc = new OrthancClient({ baseUrl: PACS, auth, timeoutMs: 1_000 });

@@ -3,6 +3,7 @@
  * how it resumes after a failure (only what is missing), how it waits for a job still writing,
  * and the deleted-study sweep (bounded, paged, and refusing to act on a PACS that answers empty).
  */
+import type { Store } from '../../../src/state/ports.ts';
 import pino from 'pino';
 import { describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
@@ -22,8 +23,8 @@ import {
   type RetractionDeps,
   type RetractionPorts,
 } from '../../../src/pipeline/retract.ts';
-import { SqliteJobStore } from '../../../src/state/sqlite-store.ts';
-import type { StoredResult } from '../../../src/state/store.ts';
+import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
+import type { StoredResult } from '../../../src/domain/records.ts';
 
 const log = pino({ level: 'silent' });
 const ROOT = '1.2.826.0.1.3680043.10.999';
@@ -105,14 +106,14 @@ class FakeServers implements RetractionPorts {
   };
 }
 
-function setup(options: { jobState?: 'done' | 'queued'; results?: StoredResult[] } = {}): { store: SqliteJobStore; servers: FakeServers; deps: RetractionDeps } {
-  const store = new SqliteJobStore(':memory:');
-  store.enqueue([{ studyInstanceUID: UID, source: 'cli' }]);
-  store.claim(Number.MAX_SAFE_INTEGER, lease, UID);
+async function setup(options: { jobState?: 'done' | 'queued'; results?: StoredResult[] } = {}): Promise<{ store: Store; servers: FakeServers; deps: RetractionDeps }> {
+  const store = openSqliteStore(':memory:');
+  await store.enqueue([{ studyInstanceUID: UID, source: 'cli' }]);
+  await store.claim(Number.MAX_SAFE_INTEGER, lease, UID);
   const results = options.results ?? [result('k1', `${UID}.9.1`), result('k2', `${UID}.9.2`, { createdAt: 2 })];
-  for (const r of results) store.saveResult(r);
-  if ((options.jobState ?? 'done') === 'done') store.finish(UID, 'done', undefined);
-  else store.fail(UID, 'UPSTREAM_UNAVAILABLE', 'waiting for fhir', Date.now() + 60_000);
+  for (const r of results) await store.saveResult(r);
+  if ((options.jobState ?? 'done') === 'done') await store.finish(UID, 'done', undefined);
+  else await store.fail(UID, 'UPSTREAM_UNAVAILABLE', 'waiting for fhir', Date.now() + 60_000);
   const servers = new FakeServers();
   servers.ras.set('k1', { resourceType: 'RiskAssessment', id: 'ra1', meta: { versionId: '1' }, status: 'final' });
   servers.ras.set('k2', { resourceType: 'RiskAssessment', id: 'ra2', meta: { versionId: '3' }, status: 'final' });
@@ -144,8 +145,8 @@ describe('retraction: pure parts', () => {
 
 describe('retraction: what is written', () => {
   it('marked wrong: one rejection note naming both SRs, the Orthanc mark, each RiskAssessment entered-in-error with one Provenance; audited', async () => {
-    const { store, servers, deps } = setup();
-    requestMarkedWrong(store, UID, 'wrong', 'dr a');
+    const { store, servers, deps } = await setup();
+    await requestMarkedWrong(store, UID, 'wrong', 'dr a');
     const outcomes = await drainRetractions(deps, policy, lease);
     expect(outcomes).toEqual([{ status: 'done' }]);
     expect(servers.notes).toHaveLength(1);
@@ -161,8 +162,8 @@ describe('retraction: what is written', () => {
     expect([...servers.provenances.keys()]).toEqual(['_tag=urn:pacs-triage:retraction|k1', '_tag=urn:pacs-triage:retraction|k2']);
     expect(servers.provenances.get('_tag=urn:pacs-triage:retraction|k2')!['target']).toEqual([{ reference: 'RiskAssessment/ra2/_history/4' }]);
     expect(servers.provenances.get('_tag=urn:pacs-triage:retraction|k1')!['reason']).toEqual([{ text: 'The AI result was marked wrong. wrong' }]);
-    expect(store.getRetraction(UID)).toMatchObject({ state: 'done', written: { pacs: true, metadata: true, fhir: true }, notes: [] });
-    expect(store.auditLog({ studyInstanceUID: UID }).map((a) => `${a.target} ${a.action} ${a.resultKey} ${a.outcome}`)).toEqual([
+    expect(await store.getRetraction(UID)).toMatchObject({ state: 'done', written: { pacs: true, metadata: true, fhir: true }, notes: [] });
+    expect((await store.auditLog({ studyInstanceUID: UID })).map((a) => `${a.target} ${a.action} ${a.resultKey} ${a.outcome}`)).toEqual([
       'pacs store-rejection-note k2 ok',
       'pacs mark-retracted k2 ok',
       'fhir retract-risk-assessment k1 ok',
@@ -173,88 +174,88 @@ describe('retraction: what is written', () => {
   });
 
   it('FHIR down: PACS written once, the retraction waits (pending, retryAt), the retry does only the FHIR part; run again: nothing new', async () => {
-    const { store, servers, deps } = setup();
+    const { store, servers, deps } = await setup();
     servers.fail.fhirUpdate = 1;
-    requestMarkedWrong(store, UID, 'wrong');
+    await requestMarkedWrong(store, UID, 'wrong');
     const [first] = await drainRetractions(deps, policy, lease);
     expect(first).toMatchObject({ status: 'failed', code: 'UPSTREAM_UNAVAILABLE', retryAt: expect.any(Number) });
-    expect(store.getRetraction(UID)).toMatchObject({ state: 'pending', errorCode: 'UPSTREAM_UNAVAILABLE', written: { pacs: true, metadata: true, fhir: false } });
+    expect(await store.getRetraction(UID)).toMatchObject({ state: 'pending', errorCode: 'UPSTREAM_UNAVAILABLE', written: { pacs: true, metadata: true, fhir: false } });
     servers.calls.length = 0;
-    const claimed = store.claimRetraction(Number.MAX_SAFE_INTEGER - lease.leaseMs, lease)!;
+    const claimed = (await store.claimRetraction(Number.MAX_SAFE_INTEGER - lease.leaseMs, lease))!;
     expect(await runRetractionJob(claimed, deps, policy, lease)).toEqual({ status: 'done' });
     expect(servers.calls).toEqual(['find k1', 'update ra1', 'provenance _tag=urn:pacs-triage:retraction|k1', 'find k2', 'update ra2', 'provenance _tag=urn:pacs-triage:retraction|k2']);
     expect(servers.notes).toHaveLength(1);
     // A crash after the writes, before "done": the rerun finds everything entered-in-error and the provenances there.
-    store.requestRetraction({ studyInstanceUID: UID, cause: 'marked-wrong' }); // covered: nothing queued
-    expect(store.claimRetraction(Number.MAX_SAFE_INTEGER - lease.leaseMs, lease)).toBeUndefined();
+    await store.requestRetraction({ studyInstanceUID: UID, cause: 'marked-wrong' }); // covered: nothing queued
+    expect(await store.claimRetraction(Number.MAX_SAFE_INTEGER - lease.leaseMs, lease)).toBeUndefined();
     servers.calls.length = 0;
     const updates = servers.updates;
-    await runRetractionJob({ ...store.getRetraction(UID)!, written: { pacs: true, metadata: true, fhir: false } }, deps, policy);
+    await runRetractionJob({ ...(await store.getRetraction(UID))!, written: { pacs: true, metadata: true, fhir: false } }, deps, policy);
     expect(servers.updates).toBe(updates);
     expect(servers.provenances.size).toBe(2);
     expect(servers.calls.filter((c) => c.startsWith('update'))).toEqual([]);
   });
 
   it('a terminal FHIR answer fails the retraction with its reason; asking again queues it again', async () => {
-    const { store, servers, deps } = setup();
+    const { store, servers, deps } = await setup();
     servers.fail.fhirTerminal = 1;
-    requestMarkedWrong(store, UID, 'wrong');
+    await requestMarkedWrong(store, UID, 'wrong');
     const [outcome] = await drainRetractions(deps, policy, lease);
     expect(outcome).toEqual({ status: 'failed', code: 'UPSTREAM_REJECTED', reason: 'fhir 422' });
-    expect(store.getRetraction(UID)).toMatchObject({ state: 'failed', errorCode: 'UPSTREAM_REJECTED', lastError: 'fhir 422' });
-    expect(requestMarkedWrong(store, UID, 'again').created).toBe(true);
+    expect(await store.getRetraction(UID)).toMatchObject({ state: 'failed', errorCode: 'UPSTREAM_REJECTED', lastError: 'fhir 422' });
+    expect((await requestMarkedWrong(store, UID, 'again')).created).toBe(true);
     expect(await drainRetractions(deps, policy, lease)).toEqual([{ status: 'done' }]);
   });
 
   it('the study was deleted: no PACS write, a note; only FHIR and the store change', async () => {
-    const { store, servers, deps } = setup();
+    const { store, servers, deps } = await setup();
     servers.instances = [];
-    store.requestRetraction({ studyInstanceUID: UID, cause: 'study-deleted' });
+    await store.requestRetraction({ studyInstanceUID: UID, cause: 'study-deleted' });
     expect(await drainRetractions(deps, policy, lease)).toEqual([{ status: 'done' }]);
     expect(servers.notes).toEqual([]);
     expect(servers.marks).toEqual([]);
     expect([...servers.ras.values()].map((r) => r['status'])).toEqual(['entered-in-error', 'entered-in-error']);
     expect(servers.provenances.get('_tag=urn:pacs-triage:retraction|k1')!['reason']).toEqual([{ text: 'The imaging study was deleted from the PACS.' }]);
-    expect(store.getRetraction(UID)?.notes).toEqual(['the study is no longer in the PACS: its SRs went with it']);
+    expect((await store.getRetraction(UID))?.notes).toEqual(['the study is no longer in the PACS: its SRs went with it']);
   });
 
   it('waits (without counting an attempt) while the study’s job still has a result to write', async () => {
-    const { store, servers, deps } = setup({ jobState: 'queued', results: [result('k1', `${UID}.9.1`, { written: { pacs: true, metadata: true, fhir: false } })] });
-    requestMarkedWrong(store, UID, 'wrong');
+    const { store, servers, deps } = await setup({ jobState: 'queued', results: [result('k1', `${UID}.9.1`, { written: { pacs: true, metadata: true, fhir: false } })] });
+    await requestMarkedWrong(store, UID, 'wrong');
     const [outcome] = await drainRetractions(deps, policy, lease);
     expect(outcome).toMatchObject({ status: 'failed', code: 'CONFLICT', retryAt: expect.any(Number) });
-    expect(store.getRetraction(UID)).toMatchObject({ state: 'pending', attempts: 0 });
+    expect(await store.getRetraction(UID)).toMatchObject({ state: 'pending', attempts: 0 });
     expect(servers.calls).toEqual([]);
   });
 
   it('shadow mode: nothing was written back, nothing is retracted outside the store', async () => {
-    const { store, servers, deps } = setup();
-    requestMarkedWrong(store, UID, 'wrong');
+    const { store, servers, deps } = await setup();
+    await requestMarkedWrong(store, UID, 'wrong');
     expect(await drainRetractions({ ...deps, shadow: true }, policy, lease)).toEqual([{ status: 'done' }]);
     expect(servers.calls).toEqual([]);
-    expect(store.getRetraction(UID)?.notes).toEqual(['shadow mode: nothing was written back, so nothing is retracted outside the store']);
+    expect((await store.getRetraction(UID))?.notes).toEqual(['shadow mode: nothing was written back, so nothing is retracted outside the store']);
   });
 
-  it('requestMarkedWrong refuses an unknown study, a running one, one without a result, and an empty reason', () => {
-    const { store } = setup();
-    expect(() => requestMarkedWrong(store, '1.2.3', 'x')).toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
-    expect(() => requestMarkedWrong(store, UID, '   ')).toThrow(expect.objectContaining({ code: 'USAGE' }));
-    store.enqueue([{ studyInstanceUID: '1.2.4', source: 'cli' }]);
-    expect(() => requestMarkedWrong(store, '1.2.4', 'x')).toThrow(expect.objectContaining({ code: 'NOT_FOUND', message: 'study 1.2.4 has no result to retract' }));
-    store.claim(Number.MAX_SAFE_INTEGER, lease, '1.2.4');
-    expect(() => requestMarkedWrong(store, '1.2.4', 'x')).toThrow(expect.objectContaining({ code: 'CONFLICT' }));
+  it('requestMarkedWrong refuses an unknown study, a running one, one without a result, and an empty reason', async () => {
+    const { store } = await setup();
+    await expect(requestMarkedWrong(store, '1.2.3', 'x')).rejects.toThrow(expect.objectContaining({ code: 'NOT_FOUND' }));
+    await expect(requestMarkedWrong(store, UID, '   ')).rejects.toThrow(expect.objectContaining({ code: 'USAGE' }));
+    await store.enqueue([{ studyInstanceUID: '1.2.4', source: 'cli' }]);
+    await expect(requestMarkedWrong(store, '1.2.4', 'x')).rejects.toThrow(expect.objectContaining({ code: 'NOT_FOUND', message: 'study 1.2.4 has no result to retract' }));
+    await store.claim(Number.MAX_SAFE_INTEGER, lease, '1.2.4');
+    await expect(requestMarkedWrong(store, '1.2.4', 'x')).rejects.toThrow(expect.objectContaining({ code: 'CONFLICT' }));
   });
 });
 
 describe('deleted-study sweep', () => {
-  function doneStudies(n: number): SqliteJobStore {
-    const store = new SqliteJobStore(':memory:');
+  async function doneStudies(n: number): Promise<Store> {
+    const store = openSqliteStore(':memory:');
     for (let i = 1; i <= n; i++) {
       const uid = `${ROOT}.${String(i).padStart(2, '0')}`;
-      store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
-      store.claim(Number.MAX_SAFE_INTEGER, lease, uid);
-      store.saveResult({ ...result(`k${i}`, `${uid}.9`), studyInstanceUID: uid });
-      store.finish(uid, 'done', undefined);
+      await store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
+      await store.claim(Number.MAX_SAFE_INTEGER, lease, uid);
+      await store.saveResult({ ...result(`k${i}`, `${uid}.9`), studyInstanceUID: uid });
+      await store.finish(uid, 'done', undefined);
     }
     return store;
   }
@@ -262,7 +263,7 @@ describe('deleted-study sweep', () => {
   const window = { now: Date.now(), lookbackMs: 86_400_000 };
 
   it('a missing study gets a study-deleted retraction; pages of maxStudies go on from the cursor and wrap', async () => {
-    const store = doneStudies(5);
+    const store = await doneStudies(5);
     const checked: string[] = [];
     const exists = async (u: string): Promise<boolean> => {
       checked.push(u);
@@ -270,12 +271,12 @@ describe('deleted-study sweep', () => {
     };
     const a = await sweepDeletedStudies(store, exists, { ...window, maxStudies: 3 }, log);
     expect(a).toEqual({ checked: 3, missing: [uid(2)], retracted: [uid(2)], suspicious: false });
-    expect(store.getCursor(SWEEP_CURSOR)).toBe(uid(3));
+    expect(await store.getCursor(SWEEP_CURSOR)).toBe(uid(3));
     const b = await sweepDeletedStudies(store, exists, { ...window, maxStudies: 3 }, log);
     expect(b).toEqual({ checked: 2, missing: [uid(5)], retracted: [uid(5)], suspicious: false });
-    expect(store.getCursor(SWEEP_CURSOR)).toBe('');
+    expect(await store.getCursor(SWEEP_CURSOR)).toBe('');
     expect(checked).toEqual([uid(1), uid(2), uid(3), uid(4), uid(5)]);
-    expect(store.retractions().map((r) => [r.studyInstanceUID, r.cause, r.state]).sort()).toEqual([
+    expect((await store.retractions()).map((r) => [r.studyInstanceUID, r.cause, r.state]).sort()).toEqual([
       [uid(2), 'study-deleted', 'pending'],
       [uid(5), 'study-deleted', 'pending'],
     ]);
@@ -284,25 +285,25 @@ describe('deleted-study sweep', () => {
   });
 
   it('most studies missing at once looks like a PACS answering empty: nothing is retracted', async () => {
-    const store = doneStudies(SUSPICIOUS_MIN_CHECKED);
+    const store = await doneStudies(SUSPICIOUS_MIN_CHECKED);
     const out = await sweepDeletedStudies(store, async () => false, { ...window, maxStudies: 100 }, log);
     expect(out).toMatchObject({ checked: SUSPICIOUS_MIN_CHECKED, suspicious: true, retracted: [] });
-    expect(store.retractions()).toEqual([]);
+    expect(await store.retractions()).toEqual([]);
   });
 
   it('a PACS error ends the pass: nothing retracted, the cursor unchanged', async () => {
-    const store = doneStudies(3);
+    const store = await doneStudies(3);
     const failing = async (u: string): Promise<boolean> => {
       if (u === uid(2)) throw new TriageError('UPSTREAM_UNAVAILABLE', 'down');
       return false;
     };
     await expect(sweepDeletedStudies(store, failing, { ...window, maxStudies: 10 }, log)).rejects.toMatchObject({ code: 'UPSTREAM_UNAVAILABLE' });
-    expect(store.retractions()).toEqual([]);
-    expect(store.getCursor(SWEEP_CURSOR)).toBeUndefined();
+    expect(await store.retractions()).toEqual([]);
+    expect(await store.getCursor(SWEEP_CURSOR)).toBeUndefined();
   });
 
   it('runs when its interval has passed since the last pass (kept in the store)', async () => {
-    const store = doneStudies(1);
+    const store = await doneStudies(1);
     const exists = async (): Promise<boolean> => true;
     expect(await sweepIfDue(store, exists, 60_000, { now: 100_000, lookbackMs: 1e12, maxStudies: 10 }, log)).toMatchObject({ checked: 1 });
     expect(await sweepIfDue(store, exists, 60_000, { now: 159_999, lookbackMs: 1e12, maxStudies: 10 }, log)).toBeUndefined();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { studyMetaOf } from '../../../src/pipeline/process-study.ts';
+import { studyMetaOf } from '../../../src/pipeline/encode/study-modules.ts';
 
 describe('studyMetaOf (regression: ExplVR_BigEnd.dcm\'s StudyDate "1997.04.24" made the SR writer fail)', () => {
   it('leaves out dates and times that are not valid DICOM DA/TM, keeps the rest', () => {

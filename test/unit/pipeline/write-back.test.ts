@@ -16,7 +16,7 @@ import { resourcesOf } from '../../../src/evaluate/evalset.ts';
 import { openRuntime, SOFTWARE, type Runtime } from '../../../src/main.ts';
 import { processStudy, WriteBackPending, type PipelineDeps, type ResultSink } from '../../../src/pipeline/process-study.ts';
 import { runJob } from '../../../src/pipeline/worker.ts';
-import type { StoredResult } from '../../../src/state/store.ts';
+import type { StoredResult } from '../../../src/domain/records.ts';
 
 const DEMO = 'test/fixtures/demo';
 const log = pino({ level: 'silent' });
@@ -87,7 +87,7 @@ describe('write-back waits for its upstream and never re-runs the model', () => 
     expect(infer).toHaveBeenCalledTimes(1);
     expect(sink.srs).toHaveLength(1);
     expect(sink.priorities).toHaveLength(1);
-    expect(runtime.store.latestResult(uid)?.written).toEqual({ pacs: true, metadata: true, fhir: false });
+    expect((await runtime.store.latestResult(uid))?.written).toEqual({ pacs: true, metadata: true, fhir: false });
 
     const second = await processStudy(uid, deps(sink));
     expect(second.status).toBe('done');
@@ -95,9 +95,9 @@ describe('write-back waits for its upstream and never re-runs the model', () => 
     expect(sink.srs).toHaveLength(1);
     expect(sink.priorities).toHaveLength(1);
     expect(sink.bundles).toHaveLength(1);
-    expect(runtime.store.latestResult(uid)).toMatchObject({ written: { pacs: true, metadata: true, fhir: true }, riskAssessmentRef: 'RiskAssessment/1' });
+    expect(await runtime.store.latestResult(uid)).toMatchObject({ written: { pacs: true, metadata: true, fhir: true }, riskAssessmentRef: 'RiskAssessment/1' });
     // The PACS chain and the FHIR chain run side by side: order within each chain, not across.
-    const audit = runtime.store.auditLog({ studyInstanceUID: uid }).map((a) => [a.target, a.action, a.outcome]);
+    const audit = (await runtime.store.auditLog({ studyInstanceUID: uid })).map((a) => [a.target, a.action, a.outcome]);
     expect(audit.filter(([target]) => target === 'pacs')).toEqual([
       ['pacs', 'store-sr', 'ok'],
       ['pacs', 'set-priority', 'ok'],
@@ -122,14 +122,14 @@ describe('write-back waits for its upstream and never re-runs the model', () => 
     const infer = vi.spyOn(runtime.model, 'infer');
     await expect(processStudy(uid, deps(sink))).rejects.toBeInstanceOf(WriteBackPending);
     // A PACS outage does not hold back the FHIR write (and the priority waits for its SR).
-    expect(runtime.store.latestResult(uid)?.written).toEqual({ pacs: false, metadata: false, fhir: true });
+    expect((await runtime.store.latestResult(uid))?.written).toEqual({ pacs: false, metadata: false, fhir: true });
     expect(sink.bundles).toHaveLength(1);
     await processStudy(uid, deps(sink));
     expect(sink.bundles).toHaveLength(1);
     expect(infer).toHaveBeenCalledTimes(1);
     expect(captured).toHaveLength(2);
     expect(Buffer.from(captured[1]!).equals(Buffer.from(captured[0]!))).toBe(true);
-    expect(runtime.store.latestResult(uid)?.written).toEqual({ pacs: true, metadata: true, fhir: true });
+    expect((await runtime.store.latestResult(uid))?.written).toEqual({ pacs: true, metadata: true, fhir: true });
     spy.mockRestore();
     infer.mockRestore();
   });
@@ -138,17 +138,17 @@ describe('write-back waits for its upstream and never re-runs the model', () => 
     const uid = studies[2]!;
     const sink = new FlakySink();
     sink.fail.fhir = 100;
-    runtime.store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
+    await runtime.store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
     const policy = { maxAttempts: 1, baseDelayMs: 10, maxDelayMs: 20 };
     for (let i = 0; i < 3; i++) {
-      const job = runtime.store.claim(Date.now() + 60_000)!;
+      const job = (await runtime.store.claim(Date.now() + 60_000))!;
       const outcome = await runJob(job, deps(sink), policy, log);
       expect(outcome).toMatchObject({ status: 'failed', code: 'UPSTREAM_UNAVAILABLE', retryAt: expect.any(Number) });
-      expect(runtime.store.get(uid)).toMatchObject({ state: 'queued', reason: expect.stringMatching(/^waiting for fhir/) });
+      expect(await runtime.store.get(uid)).toMatchObject({ state: 'queued', reason: expect.stringMatching(/^waiting for fhir/) });
     }
     vi.spyOn(sink, 'writeFhir').mockRejectedValueOnce(new TriageError('UPSTREAM_REJECTED', 'fhir answered 400'));
-    const job = runtime.store.claim(Date.now() + 60_000)!;
+    const job = (await runtime.store.claim(Date.now() + 60_000))!;
     expect(await runJob(job, deps(sink), policy, log)).toMatchObject({ status: 'failed', code: 'UPSTREAM_REJECTED' });
-    expect(runtime.store.get(uid)?.state).toBe('failed');
+    expect((await runtime.store.get(uid))?.state).toBe('failed');
   });
 });

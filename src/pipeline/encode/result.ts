@@ -1,0 +1,99 @@
+/**
+ * The encode stage: the findings of one study as the result record, the SR (TID 1500) and the
+ * FHIR transaction (RiskAssessment, Device, Provenance) — all derived from the result key, so
+ * the same inputs always give the same bytes.
+ */
+import type { ClinicalContext, FhirResource, Finding, InstanceMeta, Priority, StudyMeta } from '../../domain/types.ts';
+import type { StoredResult } from '../../domain/records.ts';
+import type { PipelineDeps } from '../ports.ts';
+import type { Timed } from '../timing.ts';
+import { encodeSr } from './sr.ts';
+import { encodeFhirResults } from './fhir.ts';
+
+export interface EncodeInput {
+  key: string;
+  study: StudyMeta;
+  instance: InstanceMeta;
+  findings: Finding[];
+  priority: Priority;
+  clinical: ClinicalContext;
+  usedVersions: { ref: string; versionId?: string }[];
+  /** The stored result with this very key, when one exists (a resume): its time and flags are kept. */
+  sameKey: StoredResult | undefined;
+  /** The study's latest result before this run. */
+  previous: StoredResult | undefined;
+  /** Whether the order's priority is to be written (a ServiceRequest was found and the sink can). */
+  writesOrder: boolean;
+}
+
+export interface Encoded {
+  result: StoredResult;
+  sr: { part10: Uint8Array; seriesInstanceUID: string; sopInstanceUID: string };
+  fhir: FhirResource | undefined;
+}
+
+export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed: Timed): Promise<Encoded> {
+  const { key, study, instance, findings, priority, clinical, sameKey, previous } = input;
+  const manifest = deps.model.manifest;
+  const now = deps.now ?? (() => new Date());
+  // A rerun of the same key reproduces the same SR byte for byte: its time is the stored one.
+  const producedAt = sameKey ? new Date(sameKey.createdAt).toISOString() : now().toISOString();
+  const predecessor = sameKey
+    ? sameKey.predecessor
+    : previous && previous.resultKey !== key && previous.written.pacs
+      ? { seriesInstanceUID: previous.srSeriesInstanceUID, sopInstanceUID: previous.srSopInstanceUID }
+      : undefined;
+  const inference = { modelId: manifest.id, modelVersion: manifest.version, deviceUid: manifest.deviceUid, sourceInstance: instance, findings };
+  const sr = await timed('encode', async () =>
+    encodeSr({
+      uidRoot: deps.uidRoot,
+      resultKey: key,
+      study,
+      inference,
+      model: { name: manifest.name, manufacturer: manifest.manufacturer },
+      mappings: deps.mappings.findings,
+      producedAt,
+      software: deps.software,
+      ...(predecessor ? { predecessor: { studyInstanceUID: study.StudyInstanceUID, ...predecessor } } : {}),
+    }),
+  );
+  const bundle = clinical.patientRef
+    ? encodeFhirResults({
+        resultKey: key,
+        patientRef: clinical.patientRef,
+        studyInstanceUID: study.StudyInstanceUID,
+        inference,
+        model: { name: manifest.name, manufacturer: manifest.manufacturer, notForClinicalUse: manifest.notForClinicalUse },
+        service: deps.software,
+        mappings: deps.mappings.findings,
+        producedAt,
+        fhirResources: input.usedVersions,
+        srSopInstanceUID: sr.sopInstanceUID,
+      })
+    : undefined;
+  const result: StoredResult = {
+    resultKey: key,
+    studyInstanceUID: study.StudyInstanceUID,
+    sourceSopInstanceUIDs: [instance.SOPInstanceUID],
+    srSopInstanceUID: sr.sopInstanceUID,
+    srSeriesInstanceUID: sr.seriesInstanceUID,
+    priority,
+    findings,
+    modelId: manifest.id,
+    modelVersion: manifest.version,
+    executionProvider: deps.model.provider,
+    ...(instance.Modality ? { modality: instance.Modality } : {}),
+    createdAt: Date.parse(producedAt),
+    written: {
+      ...(sameKey?.written ?? { pacs: false, fhir: false, metadata: false }),
+      ...(input.writesOrder ? { order: sameKey?.written.order ?? false } : {}),
+    },
+    notes: [],
+    // Carried forward until we write the order again, so our last write keeps not counting as a change.
+    ...(previous?.orderPriority ? { orderPriority: previous.orderPriority } : {}),
+    ...(sameKey?.riskAssessmentRef ? { riskAssessmentRef: sameKey.riskAssessmentRef } : {}),
+    ...(predecessor ? { predecessor } : {}),
+  };
+  if (!clinical.patientRef) result.notes.push(`fhir skipped: ${clinical.patientProblem?.message ?? 'no FHIR server configured'}`);
+  return { result, sr, fhir: bundle as unknown as FhirResource | undefined };
+}
