@@ -67,6 +67,7 @@ const PAGE: Record<string, { type: string; body: Buffer }> = Object.fromEntries(
     [
       ['/', 'index.html', 'text/html; charset=utf-8'],
       ['/app.js', 'app.js', 'text/javascript; charset=utf-8'],
+      ['/view.js', 'view.js', 'text/javascript; charset=utf-8'],
       ['/app.css', 'app.css', 'text/css; charset=utf-8'],
     ] as const
   ).map(([route, file, type]) => [route, { type, body: readFileSync(new URL(`./page/${file}`, import.meta.url)) }]),

@@ -146,7 +146,7 @@ export const configSchema = z
       .optional(),
     ingest: z
       .object({
-        pollIntervalS: z.number().int().min(1).max(59).default(5),
+        pollIntervalS: z.number().int().min(1).max(86_400).default(5),
         changesBatch: z.number().int().min(1).max(10_000).default(200),
         /**
          * Set: pacs-triage decides itself when an Orthanc study is complete — this many seconds

@@ -7,7 +7,7 @@
  * Without a codec an encapsulated syntax is refused with DICOM_UNSUPPORTED_SYNTAX.
  */
 import { BUILT_IN_CODECS } from './codecs/index.ts';
-import type { PixelDescription } from './pixels.ts';
+import type { PixelCodec } from './codec.ts';
 
 export type SyntaxEncoding =
   /** Pixel Data is a plain value in the data set (little or big endian samples). */
@@ -74,28 +74,7 @@ export function transferSyntaxName(uid: string): string {
 }
 
 /** What a codec gives back for one frame. */
-export interface DecodedFrame {
-  /**
-   * The frame in native layout, exactly as it would be stored under Explicit VR Little Endian:
-   * little-endian samples of `bitsAllocated` bits, pixel-interleaved unless
-   * `planarConfiguration` says 1.
-   */
-  data: Uint8Array;
-  /** When the codec changed the colour space (e.g. YBR_FULL_422 JPEG decoded to RGB). */
-  photometricInterpretation?: string;
-  planarConfiguration?: 0 | 1;
-}
-
-/**
- * Decodes the encapsulated frames of one transfer syntax. Synchronous on purpose: a codec that
- * needs asynchronous set-up (WebAssembly) finishes it before it registers.
- */
-export interface PixelCodec {
-  /** For messages, e.g. "openjpeg 2.5 (wasm)". */
-  readonly name: string;
-  /** `encoded`: one frame's bytes, fragments already joined. */
-  decodeFrame(encoded: Uint8Array, pixel: PixelDescription, frameIndex: number): DecodedFrame;
-}
+export type { DecodedFrame, PixelCodec } from './codec.ts';
 
 const codecs = new Map<string, PixelCodec>();
 

@@ -10,7 +10,7 @@ import type { FhirResource } from '../domain/types.ts';
 import type { StoredResult } from '../domain/records.ts';
 import { priorityOf } from '../domain/priority.ts';
 import { resultKey } from '../domain/uids.ts';
-import { renderSaliency, renderThumbnail } from '../render/images.ts';
+import { renderSaliency, renderThumbnail } from './render/images.ts';
 import { clinicalStage, selectStage } from './context/study-context.ts';
 import { encodeStage } from './encode/result.ts';
 import { findingsOf } from './inference/findings.ts';

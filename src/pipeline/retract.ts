@@ -31,24 +31,9 @@ import { resultIdentifier } from './encode/fhir.ts';
 import { encodeRejectionNote, enteredInError, encodeRetractionProvenance, type RejectedSr } from './encode/retraction.ts';
 import { studyMetaOf } from './encode/study-modules.ts';
 import { nextAttemptDelay, type Lease, type RetryPolicy } from './worker.ts';
+import type { RetractionPorts } from './ports.ts';
 
-/** What a retraction needs from the outside (adapters/retraction-io.ts implements it on the servers). */
-export interface RetractionPorts {
-  /** The study's instances in the PACS; none when it is gone. */
-  studyInstances(studyInstanceUID: string): Promise<InstanceMeta[]>;
-  /** Whether the study is still in the PACS (the sweep: one cheap QIDO-RS query). */
-  studyExists(studyInstanceUID: string): Promise<boolean>;
-  storeRejectionNote(studyInstanceUID: string, part10: Uint8Array): Promise<void>;
-  /** Marks the study retracted where the PACS keeps our priority (Orthanc metadata). Absent: it keeps none. */
-  markRetracted?(studyInstanceUID: string, detail: { rejectionNote?: string; srs: string[]; cause: Retraction['cause'] }): Promise<void>;
-  /** Absent when no FHIR server is configured. */
-  fhir?: {
-    findRiskAssessments(resultKey: string): Promise<FhirResource[]>;
-    /** Update with If-Match on the version read. */
-    update(resource: FhirResource): Promise<FhirResource>;
-    transaction(bundle: FhirResource): Promise<FhirResource>;
-  };
-}
+export type { RetractionPorts } from './ports.ts';
 
 export interface RetractionDeps {
   store: Store;

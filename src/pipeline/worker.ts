@@ -1,7 +1,10 @@
 import type { Logger } from 'pino';
 import { asTriageError } from '../domain/errors.ts';
 import type { Job } from '../domain/records.ts';
-import { processStudy, WriteBackPending, type PipelineDeps, type StudyOutcome } from './process-study.ts';
+import type { Lease } from '../state/ports.ts';
+import type { PipelineDeps } from './ports.ts';
+import { processStudy, type StudyOutcome } from './process-study.ts';
+import { WriteBackPending } from './writeback/write-back.ts';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -20,10 +23,7 @@ export function nextAttemptDelay(attempt: number, policy: RetryPolicy, retryAfte
 
 export type JobOutcome = StudyOutcome | { status: 'failed'; code: string; reason: string; retryAt?: number };
 
-export interface Lease {
-  owner: string;
-  leaseMs: number;
-}
+export type { Lease } from '../state/ports.ts';
 
 /**
  * Runs one claimed job and records how it ended. Terminal errors fail the job at once with

@@ -12,7 +12,7 @@ import { readEvalIndex, resourcesOf } from '../../src/evaluate/evalset.ts';
 import { renderClinicalText } from '../../src/pipeline/context/text-template.ts';
 import { imageToTensor } from '../../src/pipeline/preprocess/index.ts';
 import { readDicom } from '../../src/dicom/index.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createLogger } from '../../src/observability/logging.ts';
 
 const { values } = parseArgs({ options: { providers: { type: 'string', default: 'cuda' }, data: { type: 'string', default: 'models/testset' }, runs: { type: 'string', default: '20' } } });
 const log = createLogger('info');

@@ -39,7 +39,7 @@ import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { loadMappings } from '../../src/config/mappings.ts';
 import { deriveUid } from '../../src/domain/uids.ts';
 import type { InstanceMeta } from '../../src/domain/types.ts';
-import { createLogger } from '../../src/logging.ts';
+import { createLogger } from '../../src/observability/logging.ts';
 import { gatherClinicalContext } from '../../src/pipeline/context/fhir-context.ts';
 import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { encodeFhirResults } from '../../src/pipeline/encode/fhir.ts';

@@ -104,7 +104,7 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
 
   afterAll(async () => {
     await new Promise<void>((resolve) => (api ? api.close(() => resolve()) : resolve()));
-    apiStore?.close();
+    await apiStore?.close();
     await rig?.close();
   });
 

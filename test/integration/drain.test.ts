@@ -15,7 +15,7 @@ import type { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import type { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import { freePorts, type OrthancServer } from '../../src/sandbox/orthanc.ts';
+import { freePorts } from '../../src/sandbox/orthanc.ts';
 import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import type { Job } from '../../src/domain/records.ts';
 import { cli } from '../harness/cli.ts';
@@ -38,7 +38,6 @@ async function poll<T>(what: string, probe: () => Promise<T | undefined>, timeou
 
 describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
   let rig: Rig;
-  let orthanc: OrthancServer;
   let fhir: RunningFhirServer;
   let dicomweb: DicomWebClient;
   let rest: OrthancClient;
@@ -109,7 +108,7 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
 
   beforeAll(async () => {
     rig = await startRig('drain');
-    ({ orthanc, fhir, dicomweb, rest, dir, storePath } = rig);
+    ({ fhir, dicomweb, rest, dir, storePath } = rig);
   }, 60_000);
 
   afterAll(async () => {
@@ -135,7 +134,7 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
     expect(exit.at - sentAt).toBeGreaterThan(500); // it waited for the held FHIR write
     expect(fhir.faults.pending).toBe(0);
     expect([await srCount(first.uid), await riskCount(first.uid)]).toEqual([1, 1]);
-    expect((await await job(first.uid))?.state).toBe('done');
+    expect((await job(first.uid))?.state).toBe('done');
     // Nothing was started after SIGTERM: the second study is still queued, untried, unwritten.
     expect(await job(second.uid)).toMatchObject({ state: 'queued', attempts: 0 });
     expect(await srCount(second.uid)).toBe(0);
@@ -168,14 +167,14 @@ describe.skipIf(!requireOrthanc())('serve drains on SIGTERM', () => {
     expect(left.leaseUntil).toBeGreaterThan(sentAt);
     expect(await riskCount(inFlight)).toBe(0);
     const other = [c.uid, leftQueued].find((u) => u !== inFlight)!;
-    expect((await await job(other))?.state).toBe('queued');
+    expect((await job(other))?.state).toBe('queued');
     // Once the lease has expired, any worker takes it again; only the missing writes are done.
     await sleep(Math.max(0, (left.leaseUntil ?? 0) - Date.now() + 50));
     const run = await cli(['run-once', '--config', path.join(dir, readdirSync(dir).filter((f) => f.startsWith('serve-')).sort()[0]!), '--json']);
     expect(run.code, run.stdout + run.stderr).toBe(0);
     for (const uid of [c.uid, leftQueued]) {
       expect([await srCount(uid), await riskCount(uid)], uid).toEqual([1, 1]);
-      expect((await await job(uid))?.state).toBe('done');
+      expect((await job(uid))?.state).toBe('done');
     }
   }, 120_000);
 });

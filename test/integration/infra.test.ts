@@ -131,7 +131,7 @@ describe.skipIf(!requireOrthanc())('docker/orthanc/orthanc.json', () => {
   });
 
   it('is accepted by the real Orthanc (paths, ports and users replaced by the harness)', async () => {
-    const { StorageDirectory, IndexDirectory, HttpPort, DicomPort, RegisteredUsers, Plugins, LuaScripts, ...rest } = file;
+    const { StorageDirectory: _storage, IndexDirectory: _index, HttpPort: _http, DicomPort: _dicom, RegisteredUsers: _users, Plugins: _plugins, LuaScripts, ...rest } = file;
     // The image's Lua scripts live under /etc in the container; here they are read from the repo.
     const lua = ((LuaScripts as string[] | undefined) ?? []).map((p) => fileURLToPath(new URL(`../../docker/orthanc/${path.basename(p)}`, import.meta.url)));
     const server = new OrthancServer({ dicomServer: false, extraConfig: { ...rest, ...(lua.length > 0 ? { LuaScripts: lua } : {}) } });

@@ -12,7 +12,6 @@ import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { readSr } from '../../src/pipeline/encode/sr-read.ts';
 import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import type { RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
 import { cli, waitFor } from '../harness/cli.ts';
 import { startRig, type Rig } from '../harness/rig.ts';
@@ -24,7 +23,6 @@ const CT = 'test/fixtures/pydicom/CT_small.dcm';
 
 describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-once → SR, RiskAssessment, priority', () => {
   let rig: Rig;
-  let orthanc: OrthancServer;
   let fhir: RunningFhirServer;
   let dicomweb: DicomWebClient;
   let rest: OrthancClient;
@@ -49,7 +47,7 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
 
   beforeAll(async () => {
     rig = await startRig('e2e');
-    ({ orthanc, fhir, dicomweb, rest, storePath } = rig);
+    ({ fhir, dicomweb, rest, storePath } = rig);
     await dicomweb.store(undefined, [...demoFiles, CT].map((f) => readFileSync(f)));
     await waitFor('StableStudy for every study', async () => ((await stableStudies()) >= demoFiles.length + 1 ? true : undefined));
     configFile = rig.config('config.json');

@@ -3,7 +3,6 @@ import path from 'node:path';
 import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
 import { readDicom } from '../../dicom/index.ts';
-import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
 import type { StoredResult } from '../../domain/records.ts';
 
 export interface FileProblem {
@@ -30,7 +29,7 @@ async function listFiles(input: string): Promise<string[]> {
  * Study instances from files on disk (`analyze`, offline and edge use). Files that are not
  * readable DICOM are reported, each with its named error, and do not stop the others.
  */
-export class FileStudySource implements StudySource {
+export class FileStudySource {
   private readonly byStudy = new Map<string, { meta: InstanceMeta; file: string }[]>();
   readonly problems: FileProblem[] = [];
 
@@ -69,7 +68,7 @@ export class FileStudySource implements StudySource {
 }
 
 /** Results as files: `<out>/<StudyInstanceUID>/sr.dcm`, `risk-assessment.json`, `fhir-transaction.json`. */
-export class FolderSink implements ResultSink {
+export class FolderSink {
   readonly written = new Map<string, { sr?: string; riskAssessment?: string }>();
 
   constructor(private readonly outDir: string) {}

@@ -7,10 +7,8 @@ import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'nod
 import path from 'node:path';
 import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
-import type { Config } from '../../config/schema.ts';
-import { FolderWatcher, type DicomFile, type FolderFs, type FolderStudy, type ScannedFile } from '../../pipeline/ingest/folder.ts';
+import type { DicomFile, FolderStudy, ScannedFile } from '../../domain/folder.ts';
 import { readDicomHeader } from '../../dicom/read.ts';
-import type { ResultSink, StudySource } from '../../pipeline/process-study.ts';
 import type { StoredResult } from '../../domain/records.ts';
 import type { FhirClient } from '../fhir/client.ts';
 import { FolderSink } from './folder-io.ts';
@@ -42,8 +40,8 @@ export interface FolderDirs {
   outDir?: string;
 }
 
-/** FolderFs on the local file system (or a mounted share). */
-export class LocalFolder implements FolderFs {
+/** The folder ingest's FolderFs port on the local file system (or a mounted share). */
+export class LocalFolder {
   /** Headers already read, by path: a file is read again only when its size or mtime changes. */
   private readonly headers = new Map<string, { size: number; mtimeMs: number; file: ScannedFile }>();
 
@@ -151,11 +149,17 @@ export class LocalFolder implements FolderFs {
   }
 }
 
+/** Where instances come from when the folder does not have them (the PACS): the pipeline's StudySource shape. */
+export interface InstanceSource {
+  instances(studyInstanceUID: string): Promise<InstanceMeta[]>;
+  retrieve(instance: InstanceMeta): Promise<Uint8Array>;
+}
+
 /**
  * Instances from the watched folder's files; any other study from `fallback` (the PACS, when
  * one is configured beside the folder). The index is the latest scan's.
  */
-export class FolderStudySource implements StudySource {
+export class FolderStudySource {
   private index = new Map<string, DicomFile[]>();
   private scanned = false;
 
@@ -167,7 +171,7 @@ export class FolderStudySource implements StudySource {
    */
   constructor(
     private readonly root: string,
-    private readonly fallback?: StudySource,
+    private readonly fallback?: InstanceSource,
     private readonly isFolderJob: (studyInstanceUID: string) => Promise<boolean> = async () => true,
   ) {}
 
@@ -212,7 +216,7 @@ export class FolderStudySource implements StudySource {
  * (as `analyze --out`), the FHIR transaction to the FHIR server when one is configured, else
  * beside the SR as JSON. The priority has no file of its own (the store and the API have it).
  */
-export class FolderResultSink implements ResultSink {
+export class FolderResultSink {
   private readonly files: FolderSink;
 
   constructor(
@@ -237,43 +241,4 @@ export class FolderResultSink implements ResultSink {
   setPriority(study: InstanceMeta, result: StoredResult): Promise<void> {
     return this.files.setPriority(study, result);
   }
-}
-
-export interface FolderIngest {
-  watcher: FolderWatcher;
-  /** The study source for every job: the folder's files, else `pacsSource`. */
-  source: FolderStudySource;
-  /** Where results go when there is no PACS; undefined with a PACS (results go there as usual). */
-  sink: FolderResultSink | undefined;
-}
-
-/** The folder mode's parts from `ingest.folder`; `pacsSource` when a PACS is configured too. */
-export function openFolderIngest(
-  config: Pick<Config, 'ingest' | 'shadow'>,
-  pacsSource: StudySource | undefined,
-  fhir: FhirClient | undefined,
-  isFolderJob?: (studyInstanceUID: string) => Promise<boolean>,
-): FolderIngest | undefined {
-  const f = config.ingest.folder;
-  if (!f) return undefined;
-  const root = path.resolve(f.path);
-  const dirs: FolderDirs = {
-    root,
-    doneDir: path.join(root, '.done'),
-    failedDir: path.resolve(f.failedDir ?? path.join(root, '.failed')),
-    outDir: path.resolve(f.outDir ?? path.join(root, '.out')),
-  };
-  const source = new FolderStudySource(root, pacsSource, isFolderJob);
-  const watcher = new FolderWatcher(
-    new LocalFolder(dirs),
-    {
-      stableAgeS: f.stableAgeS,
-      doneAction: f.doneAction,
-      seenRetentionDays: f.seenRetentionDays,
-      shadow: config.shadow,
-      ...(f.pollIntervalS === undefined ? {} : { pollIntervalS: f.pollIntervalS }),
-    },
-    (studies) => source.update(studies),
-  );
-  return { watcher, source, sink: pacsSource ? undefined : new FolderResultSink(dirs.outDir ?? root, fhir) };
 }

@@ -4,7 +4,7 @@
  */
 import { inflateRawSync } from 'node:zlib';
 import { frameBitLength } from '../pixels.ts';
-import type { PixelCodec } from '../transfer-syntax.ts';
+import type { PixelCodec } from '../codec.ts';
 
 export const deflatedFrameCodec: PixelCodec = {
   name: 'Deflate (node:zlib)',

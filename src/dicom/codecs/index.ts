@@ -10,7 +10,7 @@
  *
  * Not decoded (DICOM_UNSUPPORTED_SYNTAX): JPEG 2000 Part 2, HTJ2K, JPEG XL, MPEG-2/4, HEVC, JPIP.
  */
-import type { PixelCodec } from '../transfer-syntax.ts';
+import type { PixelCodec } from '../codec.ts';
 import { deflatedFrameCodec } from './deflate.ts';
 import { jpegCodec } from './jpeg.ts';
 import { jpegLsCodec } from './jpeg-ls.ts';

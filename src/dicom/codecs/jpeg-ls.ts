@@ -2,7 +2,7 @@
  * JPEG-LS Lossless (1.2.840.10008.1.2.4.80) and Near-Lossless (.81), ISO/IEC 14495-1, through
  * CharLS (WebAssembly build from @cornerstonejs/codec-charls).
  */
-import type { PixelCodec } from '../transfer-syntax.ts';
+import type { PixelCodec } from '../codec.ts';
 import { checkEndsWithEoi } from './jpeg-markers.ts';
 import { type DecodedSamples, fullResolution, toNative } from './samples.ts';
 import { type EmbindDecoder, WasmCodec } from './wasm.ts';

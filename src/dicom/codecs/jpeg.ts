@@ -9,7 +9,7 @@
  */
 import { createRequire } from 'node:module';
 import type { PixelDescription } from '../pixels.ts';
-import type { DecodedFrame, PixelCodec } from '../transfer-syntax.ts';
+import type { DecodedFrame, PixelCodec } from '../codec.ts';
 import { decodeJpegDct } from './jpeg-dct.ts';
 import { type JpegHeader, checkEndsWithEoi, jpegColourSpace, readJpegHeader, sofName, withoutColourTransform } from './jpeg-markers.ts';
 import { type DecodedSamples, checkGeometry, fullResolution, toNative } from './samples.ts';

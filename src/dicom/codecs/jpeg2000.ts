@@ -3,7 +3,7 @@
  * (WebAssembly build from @cornerstonejs/codec-openjpeg). OpenJPEG applies the inverse
  * multiple-component transform itself, so YBR_RCT / YBR_ICT data come back as RGB.
  */
-import type { PixelCodec } from '../transfer-syntax.ts';
+import type { PixelCodec } from '../codec.ts';
 import { type DecodedSamples, fullResolution, toNative } from './samples.ts';
 import { type EmbindDecoder, WasmCodec, lastErrors } from './wasm.ts';
 

@@ -3,7 +3,7 @@
  * offsets, then one PackBits segment per byte plane: for each sample, its bytes from most to
  * least significant. Decoded to pixel-interleaved little-endian samples.
  */
-import type { DecodedFrame, PixelCodec } from '../transfer-syntax.ts';
+import type { DecodedFrame, PixelCodec } from '../codec.ts';
 import type { PixelDescription } from '../pixels.ts';
 
 const HEADER = 64;

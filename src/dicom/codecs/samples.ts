@@ -4,7 +4,7 @@
  * precision needs); DICOM may allocate more (8-bit JPEG in 16-bit Pixel Data) or, wrongly, fewer.
  */
 import type { PixelDescription } from '../pixels.ts';
-import type { DecodedFrame } from '../transfer-syntax.ts';
+import type { DecodedFrame } from '../codec.ts';
 
 export interface DecodedSamples {
   /** Little-endian samples, row-major, pixel-interleaved unless the codec says planar. */

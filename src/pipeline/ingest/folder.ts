@@ -14,31 +14,13 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { InstanceMeta } from '../../domain/types.ts';
+import type { DicomFile, FolderStudy, ScannedFile, UnreadableFile } from '../../domain/folder.ts';
 import type { Job } from '../../domain/records.ts';
 import type { Store } from '../../state/ports.ts';
 
 export const FOLDER_SEEN_SET = 'folder';
 
-/** One file found under the folder, with what its header said (or why it could not be read). */
-export type ScannedFile = {
-  /** Relative to the watched folder, '/'-separated. */
-  path: string;
-  size: number;
-  mtimeMs: number;
-} & ({ kind: 'dicom'; meta: InstanceMeta } | { kind: 'unreadable'; code: string; message: string });
-
-export type DicomFile = Extract<ScannedFile, { kind: 'dicom' }>;
-export type UnreadableFile = Extract<ScannedFile, { kind: 'unreadable' }>;
-
-export interface FolderStudy {
-  studyInstanceUID: string;
-  /** Sorted by path. */
-  files: DicomFile[];
-  fingerprint: string;
-  /** No file of it changed for stableAgeS, and no unreadable file still being written beside it. */
-  stable: boolean;
-}
+export type { DicomFile, FolderStudy, ScannedFile, UnreadableFile } from '../../domain/folder.ts';
 
 export interface FolderPlan {
   studies: FolderStudy[];

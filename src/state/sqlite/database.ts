@@ -38,14 +38,3 @@ export function openDatabase(file: string): Database.Database {
   // store): its lease expires and claim() takes it again.
   return db;
 }
-
-/** `(?, ?, ?)` for an IN list. */
-export function placeholders(n: number): string {
-  return `(${Array.from({ length: n }, () => '?').join(', ')})`;
-}
-
-/** Runs `fn` in a write transaction taken at once (BEGIN IMMEDIATE): a read-modify-write that two processes cannot interleave. */
-export function writeTransaction<T>(db: Database.Database, fn: () => T): T {
-  return db.transaction(fn).immediate();
-}
-

@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { StudyRef } from '../../domain/types.ts';
 import type { IngestState } from '../ports.ts';
-import { writeTransaction } from './database.ts';
+import { writeTransaction } from './sql.ts';
 import { enqueueRows, setCursor } from './jobs.ts';
 
 export function sqliteIngestState(db: Database.Database, clock: () => number): IngestState {

@@ -7,7 +7,7 @@ import type { JobState } from '../../domain/records.ts';
 import type { StudyRef } from '../../domain/types.ts';
 import { claimable, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
 import { DEFAULT_LEASE, type Cursor, type EnqueueOptions, type JobQueue, type Lease } from '../ports.ts';
-import { writeTransaction } from './database.ts';
+import { writeTransaction } from './sql.ts';
 
 interface SqlJob {
   study_uid: string;

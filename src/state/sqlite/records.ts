@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import type { Feedback, FeedbackVerdict } from '../../domain/records.ts';
 import type { AuditLog, FeedbackStore, Retention } from '../ports.ts';
-import { writeTransaction } from './database.ts';
+import { writeTransaction } from './sql.ts';
 
 interface FeedbackRow {
   id: string;

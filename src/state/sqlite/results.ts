@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import type { ImageKind, JobState, Retraction, RetractionState, StoredResult, WorklistEntry, WorklistFilter } from '../../domain/records.ts';
 import { PRIORITY_ORDER } from '../../domain/priority.ts';
 import type { ResultStore } from '../ports.ts';
-import { placeholders, writeTransaction } from './database.ts';
+import { placeholders, writeTransaction } from './sql.ts';
 
 const NO_PRIORITY_RANK = PRIORITY_ORDER.length;
 const DEFAULT_LIMIT = 50;

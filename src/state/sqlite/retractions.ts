@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import type { Retraction, RetractionState } from '../../domain/records.ts';
 import type { Lease, RetractionQueue } from '../ports.ts';
-import { writeTransaction } from './database.ts';
+import { writeTransaction } from './sql.ts';
 import { latestResultSync, resultsOfSync, WORKLIST_FROM } from './results.ts';
 
 interface RetractionRow {

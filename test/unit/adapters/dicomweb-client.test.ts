@@ -2,7 +2,7 @@ import nock from 'nock';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { DicomWebClient, INSTANCE_FIELDS, partSyntax } from '../../../src/adapters/dicomweb/client.ts';
 import { buildMultipart, parseMultipart } from '../../../src/adapters/dicomweb/multipart.ts';
-import { TriageError } from '../../../src/domain/errors.ts';
+import { type TriageError } from '../../../src/domain/errors.ts';
 
 const BASE = 'http://pacs.test:8042';
 const client = new DicomWebClient({ baseUrl: `${BASE}/dicom-web`, auth: { username: 'triage', password: 's3cret' }, timeoutMs: 500 });
@@ -164,7 +164,7 @@ describe('DicomWebClient', () => {
   });
 
   it('STOW-RS: posts one multipart/related part per file to the study, and fails when the PACS lists a failed SOP', async () => {
-    let seen: { type?: string; parts?: number } = {};
+    const seen: { type?: string; parts?: number } = {};
     nock(BASE)
       .post('/dicom-web/studies/1.2', (raw: string) => {
         seen.parts = (raw.match(/Content-Type: application\/dicom\r\n/g) ?? []).length;

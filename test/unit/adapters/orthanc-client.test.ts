@@ -4,7 +4,7 @@ import { OrthancClient, orthancInstanceId, orthancStudyId, PRIORITY_METADATA } f
 import { RecentIds } from '../../../src/pipeline/ingest/own-writes.ts';
 import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 import { CHANGES_CURSOR, CHANGES_SEEN_UNTIL, pollOrthancChanges } from '../../../src/pipeline/ingest/orthanc-changes.ts';
-import { createLogger } from '../../../src/logging.ts';
+import { createLogger } from '../../../src/observability/logging.ts';
 
 const BASE = 'http://orthanc.test:8042';
 const orthanc = new OrthancClient({ baseUrl: BASE, auth: { token: 'tok' }, timeoutMs: 500 });

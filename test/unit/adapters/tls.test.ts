@@ -159,7 +159,7 @@ describe('TLS to an upstream', () => {
     expect(problems).toHaveLength(3);
     expect(problems[0]).toMatch(new RegExp(`^  - fhir\\.tls\\.caFile: cannot read ${f('missing.crt')}: ENOENT`));
     expect(problems[1]).toBe(`  - fhir.tls.certFile: ${f('client.key')} holds no PEM certificate`);
-    expect(problems[2]).toMatch(/^  - fhir\.tls\.keyFile: .* is not a private key that the passphrase opens/);
+    expect(problems[2]).toMatch(/^ {2}- fhir\.tls\.keyFile: .* is not a private key that the passphrase opens/);
     expect(problems.join('\n')).not.toContain('wrong');
   });
 });

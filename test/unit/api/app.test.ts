@@ -408,7 +408,7 @@ describe('API: errors and documentation', () => {
     const router = (app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router;
     const registered = router.stack
       .flatMap((layer) => (layer.route ? Object.keys(layer.route.methods).map((m) => `${m} ${layer.route?.path.replace(/:uid/g, '{uid}')}`) : []))
-      .filter((r) => !/ \/(app\.(js|css))?$/.test(r))
+      .filter((r) => !/ \/((app|view)\.(js|css))?$/.test(r))
       .sort();
     const documented = Object.entries(openApiDocument.paths)
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`))
@@ -421,6 +421,7 @@ describe('the worklist page', () => {
   it.each([
     ['/', 'text/html; charset=utf-8'],
     ['/app.js', 'text/javascript; charset=utf-8'],
+    ['/view.js', 'text/javascript; charset=utf-8'],
     ['/app.css', 'text/css; charset=utf-8'],
   ])('%s is served without a token, with a strict Content-Security-Policy', async (path, type) => {
     const res = await fetch(`${base}${path}`);
@@ -434,7 +435,7 @@ describe('the worklist page', () => {
 
   it('loads nothing from another origin, keeps the token out of URLs and localStorage, and writes no HTML from data', async () => {
     const html = await (await fetch(`${base}/`)).text();
-    const js = await (await fetch(`${base}/app.js`)).text();
+    const js = (await (await fetch(`${base}/app.js`)).text()) + (await (await fetch(`${base}/view.js`)).text());
     const css = await (await fetch(`${base}/app.css`)).text();
     for (const text of [html, js, css]) expect(text).not.toMatch(/(https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}\//i);
     expect(js).toContain('sessionStorage');

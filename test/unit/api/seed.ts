@@ -5,7 +5,7 @@
  */
 import type { Store } from '../../../src/state/ports.ts';
 import type { Finding, Priority } from '../../../src/domain/types.ts';
-import { renderSaliency, renderThumbnail } from '../../../src/render/images.ts';
+import { renderSaliency, renderThumbnail } from '../../../src/pipeline/render/images.ts';
 import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
 import type { StoredResult } from '../../../src/domain/records.ts';
 

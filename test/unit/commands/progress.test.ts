@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { progressReporter } from '../../../src/cli.ts';
+import { progressReporter } from '../../../src/commands/service.ts';
 
 describe('progressReporter', () => {
   it('on a terminal redraws one line with rate and ETA, ending with a newline', () => {

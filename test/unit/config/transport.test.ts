@@ -1,11 +1,11 @@
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../../src/config/load.ts';
 import { readSmartKey } from '../../../src/adapters/fhir/smart-auth.ts';
-import { connectServers } from '../../../src/main.ts';
+import { connectServers } from '../../../src/compose/servers.ts';
 import { TriageError } from '../../../src/domain/errors.ts';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'pacs-triage-transport-'));
@@ -21,7 +21,6 @@ const rsaKey = file('rsa.pem', rsaPem);
 const p384Key = file('p384.pem', ecPem('P-384'));
 const p256Key = file('p256.pem', ecPem('P-256'));
 
-const ecPemOf = (p: string): string => readFileSync(p, 'utf8').trimEnd();
 
 function problemsOf(run: () => unknown): string {
   try {

@@ -13,7 +13,7 @@ import path from 'node:path';
 import type { Copy } from 'dockerfile-ast';
 import { validate } from 'dockerfile-utils';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { DOCKERFILE, ROOT, byKeyword, dockerfileText, execForm, globalArgs, stage, stageEnv, stages } from './docker-files.ts';
+import { DOCKERFILE, ROOT, byKeyword, execForm, globalArgs, stage, stageEnv, stages } from './docker-files.ts';
 
 const all = stages();
 const runtime = all.at(-1);
@@ -59,7 +59,7 @@ describe('docker/Dockerfile', () => {
     const ok = spawnSync(process.execPath, [script!, ...args, '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(ok.stderr).toBe('');
     expect(ok.status).toBe(0);
-    expect(ok.stdout).toMatch(/^\s+serve\s+watch the PACS/m);
+    expect(ok.stdout).toMatch(/^Usage: pacs-triage serve\n\nWatch the PACS/);
     const unknown = spawnSync(process.execPath, [script!, 'no-such-command', '--help'], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
     expect(unknown.status).toBe(2);
   });

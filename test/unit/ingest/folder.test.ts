@@ -131,7 +131,7 @@ describe('pollFolder with a job store', () => {
     expect(await pollFolder(fs, store, OPTIONS, log, () => NOW)).toMatchObject({ enqueued: 0, settled: 0 });
     expect(fs.files.size).toBe(3);
 
-    finish(store, '1.2.3');
+    await finish(store, '1.2.3');
     const after = await pollFolder(fs, store, OPTIONS, log, () => NOW + 10 * S);
     expect(after).toMatchObject({ enqueued: 1, settled: 1 }); // 1.2.4 became stable meanwhile
     expect([...fs.done.keys()]).toEqual(['1.2.3/a/1.dcm', '1.2.3/a/2.dcm']);
@@ -144,7 +144,7 @@ describe('pollFolder with a job store', () => {
     const file = dicom('x.dcm', '1.2.5', 10);
     fs.drop(file);
     await pollFolder(fs, store, OPTIONS, log, () => NOW);
-    finish(store, '1.2.5');
+    await finish(store, '1.2.5');
     await pollFolder(fs, store, OPTIONS, log, () => NOW);
     expect(fs.files.size).toBe(0);
 
@@ -162,7 +162,7 @@ describe('pollFolder with a job store', () => {
     const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('s/1.dcm', '1.2.6', 10));
     await pollFolder(fs, store, OPTIONS, log, () => NOW);
-    finish(store, '1.2.6');
+    await finish(store, '1.2.6');
     fs.drop(dicom('s/2.dcm', '1.2.6', 10));
     expect(await pollFolder(fs, store, OPTIONS, log, () => NOW)).toMatchObject({ enqueued: 1, settled: 0 });
     expect(fs.files.size).toBe(2);
@@ -200,7 +200,7 @@ describe('pollFolder with a job store', () => {
     const store = openSqliteStore(':memory:', { clock: () => NOW });
     fs.drop(dicom('d.dcm', '1.2.9', 10));
     await pollFolder(fs, store, { ...OPTIONS, doneAction: 'delete' }, log, () => NOW);
-    finish(store, '1.2.9');
+    await finish(store, '1.2.9');
     await pollFolder(fs, store, { ...OPTIONS, doneAction: 'delete' }, log, () => NOW);
     expect(fs.removed).toEqual(['d.dcm']);
 
@@ -209,7 +209,7 @@ describe('pollFolder with a job store', () => {
       const s = openSqliteStore(':memory:', { clock: () => NOW });
       kept.drop(dicom('k.dcm', '1.2.10', 10), junk('j.bin', 10));
       expect(await pollFolder(kept, s, options, log, () => NOW)).toMatchObject({ enqueued: 1, rejected: 0 });
-      finish(s, '1.2.10');
+      await finish(s, '1.2.10');
       expect(await pollFolder(kept, s, options, log, () => NOW)).toMatchObject({ enqueued: 0, settled: 0 });
       expect([...kept.files.keys()]).toEqual(['k.dcm', 'j.bin']);
       expect(kept.notes.size + kept.failed.size + kept.done.size).toBe(0);

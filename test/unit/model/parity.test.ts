@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TriageModel } from '../../../src/adapters/model/index.ts';
 import { readEvalIndex, resourcesOf } from '../../../src/evaluate/evalset.ts';
 import { renderClinicalText } from '../../../src/pipeline/context/text-template.ts';
-import { createLogger } from '../../../src/logging.ts';
+import { createLogger } from '../../../src/observability/logging.ts';
 
 const MODEL = 'models/cxr-triage';
 const REF = path.join(MODEL, 'reference');

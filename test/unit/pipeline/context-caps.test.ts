@@ -11,7 +11,8 @@ import { FileStudySource } from '../../../src/adapters/files/folder-io.ts';
 import { configSchema } from '../../../src/config/schema.ts';
 import type { FhirResource } from '../../../src/domain/types.ts';
 import { resourcesOf } from '../../../src/evaluate/evalset.ts';
-import { openRuntime, SOFTWARE, type Runtime } from '../../../src/main.ts';
+import { openRuntime, type Runtime } from '../../../src/compose/runtime.ts';
+import { SOFTWARE } from '../../../src/compose/software.ts';
 import { processStudy, type ResultSink } from '../../../src/pipeline/process-study.ts';
 
 const DEMO = 'test/fixtures/demo';

@@ -10,7 +10,7 @@ import { DicomWebClient, INSTANCE_FIELDS } from '../../../src/adapters/dicomweb/
 import { parseMultipart } from '../../../src/adapters/dicomweb/multipart.ts';
 import { FhirClient } from '../../../src/adapters/fhir/client.ts';
 import { OrthancClient } from '../../../src/adapters/orthanc/client.ts';
-import { serverRetractionPorts } from '../../../src/adapters/retraction-io.ts';
+import { serverRetractionPorts } from '../../../src/compose/retraction-ports.ts';
 import { readPart10 } from '../../../src/dicom/part10.ts';
 import { rejectionNoteUids } from '../../../src/pipeline/encode/retraction.ts';
 import { drainRetractions, requestMarkedWrong } from '../../../src/pipeline/retract.ts';

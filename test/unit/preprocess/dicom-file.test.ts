@@ -4,7 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
 import { readDicom } from '../../../src/dicom/read.ts';
 import { instanceMeta } from '../../../src/dicom/instance-meta.ts';
-import { type ImageSpec, imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
+import { imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
 import { BT601 } from '../../../src/dicom/pixels.ts';
 import { registerCodec } from '../../../src/dicom/transfer-syntax.ts';
 import { TS, imageFile, packSamples, part10, MANIFEST_IMAGE_SPEC } from './dicom-builder.ts';

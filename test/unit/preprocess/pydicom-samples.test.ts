@@ -20,7 +20,7 @@ import { deflateRawSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { ERROR_CODES, TriageError } from '../../../src/domain/errors.ts';
 import { type DicomImage, readDicom } from '../../../src/dicom/read.ts';
-import { type ImageSpec, imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
+import { imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
 import { BT601, type PixelDescription, readStoredSamples, toGrey } from '../../../src/dicom/pixels.ts';
 import { codecFor } from '../../../src/dicom/transfer-syntax.ts';
 import { TS, imageFile, packSamples, MANIFEST_IMAGE_SPEC } from './dicom-builder.ts';

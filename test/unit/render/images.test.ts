@@ -1,7 +1,7 @@
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
-import { heatColour, overlayHeat, renderSaliency, renderThumbnail, tensorToGrey } from '../../../src/render/images.ts';
+import { heatColour, overlayHeat, renderSaliency, renderThumbnail, tensorToGrey } from '../../../src/pipeline/render/images.ts';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 const normalize = { mean: 0.5, std: 0.25 };

@@ -7,7 +7,7 @@
  * its maximum: they show where the model looked, not a validated localisation.
  */
 import sharp from 'sharp';
-import { TriageError } from '../domain/errors.ts';
+import { TriageError } from '../../domain/errors.ts';
 
 export interface Normalize {
   mean: number;

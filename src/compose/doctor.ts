@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { asTriageError } from '../domain/errors.ts';
-import { connectServers } from '../main.ts';
+import { connectServers, requirePacs } from './servers.ts';
 import { TriageModel } from '../adapters/model/index.ts';
 import { loadMappings } from '../config/mappings.ts';
 import { describeTls } from '../adapters/http/tls.ts';
@@ -46,8 +46,9 @@ export async function doctor(config: Config, log: Logger): Promise<Check[]> {
       }
       checks.push(
         await check('pacs (DICOMweb QIDO-RS)', async () => {
-          const res = await servers.dicomweb.ping();
-          return `answers ${res.status} at ${servers.dicomweb.http.url('studies')}${transport(pacsAuthKind(config.pacs?.auth), config.pacs?.tls)}`;
+          const dicomweb = requirePacs(servers);
+          const res = await dicomweb.ping();
+          return `answers ${res.status} at ${dicomweb.http.url('studies')}${transport(pacsAuthKind(config.pacs?.auth), config.pacs?.tls)}`;
         }),
       );
       const fhir = servers.fhir;

@@ -1,9 +1,9 @@
-import type { DicomWebClient } from './dicomweb/client.ts';
-import type { FhirClient } from './fhir/client.ts';
-import { PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
+import type { DicomWebClient } from '../adapters/dicomweb/client.ts';
+import type { FhirClient } from '../adapters/fhir/client.ts';
+import { PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from '../adapters/orthanc/client.ts';
 import type { FhirResource } from '../domain/types.ts';
 import { RESULT_SYSTEM } from '../pipeline/encode/fhir.ts';
-import type { RetractionPorts } from '../pipeline/retract.ts';
+import type { RetractionPorts } from '../pipeline/ports.ts';
 
 /** The value our priority metadata takes on Orthanc once the result is retracted. */
 export const RETRACTED_PRIORITY = 'retracted';

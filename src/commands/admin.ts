@@ -1,0 +1,84 @@
+/** The commands that look at things: jobs (list, retry), doctor, evaluate. */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { TriageError } from '../domain/errors.ts';
+import type { JobState } from '../domain/records.ts';
+import { PACKAGE_ROOT } from '../config/load.ts';
+import { TriageModel } from '../adapters/model/index.ts';
+import { evaluate, formatReport } from '../evaluate/evaluate.ts';
+import { doctor } from '../compose/doctor.ts';
+import { openStore } from '../compose/runtime.ts';
+import { configFor, loggerFor, type Command } from './command.ts';
+
+const JOB_STATES = ['queued', 'running', 'done', 'failed', 'skipped'];
+
+export const jobsCommand: Command = {
+  name: 'jobs',
+  synopsis: 'jobs [list] [--state S] [--json]  |  jobs retry <StudyInstanceUID>',
+  description: `list: the job list from the store (failed ones with their reasons), newest first.
+retry: queue a failed (or finished) study again, attempts reset.`,
+  options: { state: { type: 'string' }, json: { type: 'boolean', default: false } },
+  async run(values, positionals, out) {
+    const [sub = 'list', ...rest] = positionals;
+    const state = values['state'] as string | undefined;
+    if (sub !== 'list' && sub !== 'retry') throw new TriageError('USAGE', `jobs: unknown subcommand "${sub}" (list, retry)`);
+    if (state !== undefined && !JOB_STATES.includes(state)) throw new TriageError('USAGE', `--state must be one of ${JOB_STATES.join(', ')}`);
+    const store = await openStore(configFor(values));
+    try {
+      if (sub === 'retry') {
+        const uid = rest[0];
+        if (uid === undefined || rest.length > 1) throw new TriageError('USAGE', 'jobs retry takes exactly one StudyInstanceUID');
+        const job = await store.requeue(uid);
+        if (!job) throw new TriageError('NOT_FOUND', `no job for study ${uid} in the store`);
+        out.stdout(values['json'] ? JSON.stringify({ job }) : `${uid}: ${job.state}`);
+        return 0;
+      }
+      const jobs = await store.jobs(state === undefined ? {} : { state: state as JobState });
+      if (values['json']) {
+        out.stdout(JSON.stringify({ jobs }));
+      } else {
+        out.stdout(`${'state'.padEnd(8)} ${'study'.padEnd(64)} ${'tries'.padStart(5)}  reason`);
+        for (const j of jobs) {
+          out.stdout(`${j.state.padEnd(8)} ${j.studyInstanceUID.padEnd(64)} ${String(j.attempts).padStart(5)}  ${j.reason ? `${j.errorCode ? `${j.errorCode}: ` : ''}${j.reason}` : ''}`);
+        }
+        out.stdout(`${jobs.length} job${jobs.length === 1 ? '' : 's'}`);
+      }
+      return 0;
+    } finally {
+      await store.close();
+    }
+  },
+};
+
+export const doctorCommand: Command = {
+  name: 'doctor',
+  synopsis: 'doctor',
+  description: 'Check the model, the mappings, the PACS and the FHIR server; exit 1 when a check fails.',
+  options: {},
+  async run(values, _positionals, out) {
+    const checks = await doctor(configFor(values), loggerFor(values));
+    for (const c of checks) out.stdout(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(26)} ${c.detail}`);
+    return checks.every((c) => c.ok) ? 0 : 1;
+  },
+};
+
+export const evaluateCommand: Command = {
+  name: 'evaluate',
+  synopsis: 'evaluate [--data DIR] [--json]',
+  description: `Run an evaluation set (default: the model's held-out set) through the production path, with the two
+ablations (text masked, image blanked).`,
+  options: { data: { type: 'string' }, json: { type: 'boolean', default: false } },
+  async run(values, _positionals, out) {
+    const config = configFor(values);
+    const model = await TriageModel.load(config.model, loggerFor(values));
+    try {
+      const given = values['data'] as string | undefined;
+      const data = given ?? (existsSync('models/testset') ? 'models/testset' : path.join(PACKAGE_ROOT, 'models/testset'));
+      const report = await evaluate(model, data);
+      out.stdout(values['json'] ? JSON.stringify(report) : formatReport(report));
+      return 0;
+    } finally {
+      await model.close();
+    }
+  },
+};

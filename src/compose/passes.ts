@@ -1,0 +1,77 @@
+/** What `serve` and `run-once` do each pass: claim and run due jobs, poll the ingest modes, corrections and retention. */
+import { asTriageError } from '../domain/errors.ts';
+import { pollIngest } from '../pipeline/ingest/modes.ts';
+import { drainRetractions, sweepIfDue } from '../pipeline/retract.ts';
+import { runJob, type JobOutcome } from '../pipeline/worker.ts';
+import type { Service } from './service.ts';
+
+/** Runs due jobs, `concurrency` at a time, until none is due (or the service stops). */
+export async function drainQueue(service: Service, concurrency: number, onOutcome?: (outcome: JobOutcome) => void): Promise<JobOutcome[]> {
+  const outcomes: JobOutcome[] = [];
+  const worker = async (): Promise<void> => {
+    while (!service.stopping) {
+      const job = await service.runtime.store.claim(Date.now(), service.lease);
+      if (!job) return;
+      const outcome = await runJob(job, service.deps, service.retry, service.log, service.lease);
+      outcomes.push(outcome);
+      onOutcome?.(outcome);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return outcomes;
+}
+
+/** One pass of the polling ingest modes on this service's servers; returns how many studies were enqueued. */
+export function ingestPass(service: Service): Promise<number> {
+  return pollIngest(service.config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, service.log, service.own);
+}
+
+export function ingestFailed(service: Service, err: unknown): void {
+  const e = asTriageError(err, 'ingest');
+  service.log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');
+}
+
+/** Retention of images (serve's pass). */
+export async function retentionPass(service: Service): Promise<void> {
+  const { retention } = service.config;
+  if (retention.imagesMaxAgeH === undefined) return;
+  const purged = await service.runtime.store.purgeImages(Date.now() - retention.imagesMaxAgeH * 3_600_000);
+  if (purged > 0) service.log.info({ event: 'retention.purged', images: purged }, 'old images purged');
+}
+
+/**
+ * Corrections and retention, once per pass of `serve` and `run-once`: stored free text past
+ * retention.reportTextMaxAgeH cleared, the deleted-study sweep when due, then every due
+ * retraction. Never throws: a failing part is logged and tried again next pass.
+ */
+export async function correctionsPass(service: Service): Promise<void> {
+  const { config, log } = service;
+  const store = service.runtime.store;
+  try {
+    if (config.retention.reportTextMaxAgeH !== undefined) {
+      const purged = await store.purgeText(Date.now() - config.retention.reportTextMaxAgeH * 3_600_000);
+      if (purged.feedbackNotes + purged.retractionReasons > 0) log.info({ event: 'retention.purged', ...purged }, 'old stored text cleared');
+    }
+  } catch (err) {
+    const e = asTriageError(err, 'retention');
+    log.warn({ event: 'retention.error', code: e.code, err: e.message }, 'retention pass failed; will try again');
+  }
+  const deps = service.retractions;
+  if (!deps) return;
+  const c = config.corrections;
+  if (c.deletedSweep && !service.stopping) {
+    try {
+      const options = { now: Date.now(), lookbackMs: c.deletedSweepLookbackDays * 86_400_000, maxStudies: c.deletedSweepMaxStudies };
+      await sweepIfDue(store, (uid) => deps.ports.studyExists(uid), c.deletedSweepIntervalMin * 60_000, options, log);
+    } catch (err) {
+      const e = asTriageError(err, 'corrections.sweep');
+      log.warn({ event: 'corrections.sweep.error', code: e.code, err: e.message }, 'deleted-study sweep failed; will try again');
+    }
+  }
+  try {
+    await drainRetractions(deps, service.retry, service.lease, () => service.stopping);
+  } catch (err) {
+    const e = asTriageError(err, 'retract');
+    log.warn({ event: 'retraction.error', code: e.code, err: e.message }, 'retractions pass failed; will try again');
+  }
+}

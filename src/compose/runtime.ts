@@ -1,0 +1,41 @@
+/** What every mode that runs the pipeline opens: the model, the mappings checked against it, and the store. */
+import type { Logger } from 'pino';
+import type { Config } from '../config/schema.ts';
+import { loadMappings, type Mappings } from '../config/mappings.ts';
+import { TriageModel } from '../adapters/model/index.ts';
+import type { Store } from '../state/ports.ts';
+import { openSqliteStore } from '../state/sqlite/index.ts';
+
+export interface Runtime {
+  model: TriageModel;
+  mappings: Mappings;
+  store: Store;
+  close(): Promise<void>;
+}
+
+/** The store `config.store` names (`:memory:` for `analyze`). */
+export async function openStore(config: Config, path: string = config.store.path): Promise<Store> {
+  return openSqliteStore(path);
+}
+
+export async function openRuntime(config: Config, log: Logger, storePath?: string): Promise<Runtime> {
+  const model = await TriageModel.load(config.model, log);
+  let mappings: Mappings;
+  let store: Store;
+  try {
+    mappings = loadMappings(config.mappings.dir, model.manifest.findings.map((f) => f.code));
+    store = await openStore(config, storePath);
+  } catch (err) {
+    await model.close();
+    throw err;
+  }
+  return {
+    model,
+    mappings,
+    store,
+    close: async () => {
+      await store.close();
+      await model.close();
+    },
+  };
+}

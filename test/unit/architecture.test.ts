@@ -1,0 +1,38 @@
+/**
+ * The layout's rules, checked by the test command: imports point down the layers
+ * (.dependency-cruiser.cjs says which), no cycles, and no hand-written source file in src/ over
+ * 400 lines (a file that long is two modules).
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { cruise, type IReporterOutput } from 'dependency-cruiser';
+import { describe, expect, it } from 'vitest';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+
+function sources(dir: string): string[] {
+  return readdirSync(path.join(ROOT, dir), { recursive: true, withFileTypes: true })
+    .filter((e) => e.isFile() && /\.(ts|mjs|js)$/.test(e.name))
+    .map((e) => path.relative(ROOT, path.join(e.parentPath, e.name)));
+}
+
+describe('architecture', () => {
+  it('every import in src/ points down the layers, and there is no cycle (dependency-cruiser)', async () => {
+    const options = (await import(path.join(ROOT, '.dependency-cruiser.cjs'))) as { default: { forbidden: unknown[]; options: Record<string, unknown> } };
+    const result: IReporterOutput = await cruise(['src'], { ...options.default.options, ruleSet: { forbidden: options.default.forbidden } } as never, undefined, {
+      tsConfig: { fileName: path.join(ROOT, 'tsconfig.json') },
+    } as never);
+    const output = result.output as { summary: { violations: { rule: { name: string }; from: string; to: string }[]; totalCruised: number } };
+    const violations = output.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
+    expect(violations).toEqual([]);
+    expect(output.summary.totalCruised).toBeGreaterThan(100);
+  });
+
+  it('no source file in src/ has more than 400 lines', () => {
+    const long = sources('src')
+      .map((file) => ({ file, lines: readFileSync(path.join(ROOT, file), 'utf8').split('\n').length }))
+      .filter((f) => f.lines > 400)
+      .map((f) => `${f.file}: ${f.lines}`);
+    expect(long).toEqual([]);
+  });
+});
