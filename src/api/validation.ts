@@ -2,16 +2,13 @@
  * Request validation for the API: zod schemas for bodies and query strings, and the error that
  * carries every problem found (one per field), so a client can fix them all at once.
  */
-import { z } from 'zod';
+import type { z } from 'zod';
 import { TriageError } from '../domain/errors.ts';
 import type { Priority } from '../domain/types.ts';
 import type { JobState } from '../domain/records.ts';
+import { DEFAULT_PAGE, feedbackSchema, jobsQuerySchema, UID_PATTERN, worklistQuerySchema } from './schemas.ts';
 
-export const PRIORITIES: readonly Priority[] = ['stat', 'asap', 'urgent', 'routine'];
-export const JOB_STATES: readonly JobState[] = ['queued', 'running', 'done', 'failed', 'skipped'];
-export const MAX_NOTE = 1000;
-export const MAX_PAGE = 200;
-export const DEFAULT_PAGE = 50;
+export { DEFAULT_PAGE, JOB_STATES, MAX_NOTE, MAX_PAGE, PRIORITIES } from './schemas.ts';
 
 export interface Problem {
   /** The field (body) or query parameter the problem is about; '' for the whole body. */
@@ -38,30 +35,12 @@ export function problemsOf(issues: readonly z.core.$ZodIssue[]): Problem[] {
   );
 }
 
-/** A DICOM UID: digits and dots, at most 64 characters (PS3.5 9.1). */
-const UID = /^[0-9]+(\.[0-9]+)*$/;
-
 export function checkStudyUid(uid: string): string {
-  if (uid.length > 64 || !UID.test(uid)) {
+  if (uid.length > 64 || !UID_PATTERN.test(uid)) {
     throw new RequestInvalid('invalid study', [{ path: 'uid', message: 'must be a DICOM UID (digits and dots, at most 64 characters)' }]);
   }
   return uid;
 }
-
-export const feedbackSchema = z.strictObject({
-  findingCode: z
-    .string({ error: (i) => (i.input === undefined ? 'is required (the code of a finding of this study, e.g. pneumothorax)' : 'must be a string') })
-    .min(1, 'must not be empty')
-    .max(64, 'must be at most 64 characters'),
-  verdict: z.enum(['accept', 'reject'], { error: 'must be "accept" or "reject"' }),
-  note: z.string({ error: 'must be a string' }).max(MAX_NOTE, `must be at most ${MAX_NOTE} characters`).optional(),
-  by: z
-    .string({ error: 'must be a string' })
-    .trim()
-    .min(1, 'must not be empty')
-    .max(100, 'must be at most 100 characters')
-    .optional(),
-});
 
 export type FeedbackBody = z.infer<typeof feedbackSchema>;
 
@@ -79,48 +58,6 @@ export function parseFeedback(body: unknown, findingCodes: readonly string[]): F
   if (!parsed.success || problems.length > 0) throw new RequestInvalid('invalid feedback', problems);
   return parsed.data;
 }
-
-/** A comma-separated list (or a repeated parameter) of values from `allowed`. */
-function listOf<T extends string>(allowed: readonly T[], name: string) {
-  return z
-    .union([z.string(), z.array(z.string())])
-    .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim()).filter((s) => s.length > 0))
-    .pipe(z.array(z.enum(allowed as [T, ...T[]], { error: (i) => `"${String(i.input)}" is not a ${name} (one of ${allowed.join(', ')})` })));
-}
-
-const DAY = /^\d{4}-\d{2}-\d{2}$/;
-
-/** An ISO 8601 date (YYYY-MM-DD, UTC midnight) or date-time with an offset → ms since epoch. */
-const instant = z.string().transform((s, ctx) => {
-  const ms = DAY.test(s) ? Date.parse(`${s}T00:00:00Z`) : /^\d{4}-\d{2}-\d{2}T.+(Z|[+-]\d{2}:\d{2})$/.test(s) ? Date.parse(s) : Number.NaN;
-  if (!Number.isFinite(ms)) {
-    ctx.addIssue({ code: 'custom', message: `"${s.slice(0, 40)}" is not an ISO 8601 date (YYYY-MM-DD) or date-time with a time zone` });
-    return z.NEVER;
-  }
-  return ms;
-});
-
-const count = (min: number, max: number) =>
-  z
-    .string()
-    .regex(/^\d+$/, 'must be a whole number')
-    .transform(Number)
-    .pipe(z.number().min(min, `must be at least ${min}`).max(max, `must be at most ${max}`));
-
-export const worklistQuerySchema = z.strictObject({
-  priority: listOf(PRIORITIES, 'priority').optional(),
-  status: listOf(JOB_STATES, 'status').optional(),
-  modality: z
-    .union([z.string(), z.array(z.string())])
-    .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim().toUpperCase()).filter((s) => s.length > 0))
-    .pipe(z.array(z.string().regex(/^[A-Z0-9]{1,16}$/, 'must be a DICOM modality code such as CR or DX')))
-    .optional(),
-  date: z.string().regex(DAY, 'must be a day, YYYY-MM-DD (UTC)').optional(),
-  since: instant.optional(),
-  until: instant.optional(),
-  limit: count(1, MAX_PAGE).optional(),
-  offset: count(0, 1_000_000).optional(),
-});
 
 export interface WorklistParams {
   priority?: Priority[];
@@ -156,4 +93,14 @@ export function parseWorklistQuery(query: unknown): WorklistParams {
   };
 }
 
-export const jobsQuerySchema = z.strictObject({ state: z.enum(JOB_STATES as [JobState, ...JobState[]], { error: `must be one of ${JOB_STATES.join(', ')}` }).optional() });
+export interface JobsParams {
+  state?: JobState;
+  limit: number;
+  offset: number;
+}
+
+export function parseJobsQuery(query: unknown): JobsParams {
+  const parsed = jobsQuerySchema.safeParse(query ?? {});
+  if (!parsed.success) throw new RequestInvalid('invalid jobs query', problemsOf(parsed.error.issues));
+  return { ...(parsed.data.state ? { state: parsed.data.state } : {}), limit: parsed.data.limit ?? DEFAULT_PAGE, offset: parsed.data.offset ?? 0 };
+}

@@ -7,7 +7,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { createApp } from '../api/app.ts';
-import { asTriageError } from '../domain/errors.ts';
+import { asTriageError, TriageError } from '../domain/errors.ts';
 import { ingestModes } from '../pipeline/ingest/modes.ts';
 import { WorkerPool } from '../pipeline/pool.ts';
 import { runJob, type JobOutcome } from '../pipeline/worker.ts';
@@ -75,7 +75,19 @@ export class Ticker {
   }
 }
 
+/** Refused before anything opens: an API without a token is an explicit, loopback-only choice. */
+export function checkApiAuth(config: Config): void {
+  if (config.api.auth === 'token' && config.api.token === undefined) {
+    throw new TriageError(
+      'CONFIG_INVALID',
+      'configuration is invalid:\n  - api.token: serve needs a token for its API: set api.token (or PACS_TRIAGE_API__TOKEN, or PACS_TRIAGE_API__TOKEN_FILE=<file>) ' +
+        'to a random string of at least 16 characters, e.g. `openssl rand -hex 32`; or, on a loopback api.host only, set api.auth: none',
+    );
+  }
+}
+
 export async function serve(config: Config, log: Logger): Promise<void> {
+  checkApiAuth(config);
   const service = await openService(config, log);
   const store = service.runtime.store;
   const model = service.runtime.model;
@@ -86,6 +98,8 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     store,
     shadow: config.shadow,
     ...(config.api.token ? { token: config.api.token } : {}),
+    ...(config.api.metricsToken ? { metricsToken: config.api.metricsToken } : {}),
+    hosts: { host: config.api.host, allowed: config.api.allowedHosts },
     status: () => ({ provider: model.provider, model: `${model.manifest.id}@${model.manifest.version}` }),
     metrics: { contentType: service.metrics.contentType, text: () => service.metrics.text() },
     ready: () => readiness(service),

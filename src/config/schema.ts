@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { isLoopbackHost } from '../domain/hosts.ts';
 
 const uid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))*$/, 'must be a DICOM UID root (digits and dots, no leading zeros)').max(40);
 const url = z.url({ protocol: /^https?$/ });
@@ -229,12 +230,26 @@ export const configSchema = z
     store: z.object({ path: z.string().min(1).default('.state/pacs-triage.sqlite') }).strict().default({ path: '.state/pacs-triage.sqlite' }),
     api: z
       .object({
+        /** The address `serve` listens on. Anything but loopback needs api.token (and api.allowedHosts for the names clients use). */
         host: z.string().min(1).default('127.0.0.1'),
         port: z.number().int().min(0).max(65535).default(8080),
-        token: z.string().min(16, 'must be at least 16 characters').optional(),
+        /** Bearer token for /api and /metrics (PACS_TRIAGE_API__TOKEN_FILE for a file). `serve` refuses to start without it unless auth is none. */
+        token: z.string().min(16, 'must be at least 16 characters (e.g. `openssl rand -hex 32`)').optional(),
+        /** `none`: no token at all — an explicit choice, refused on a host that is not loopback. */
+        auth: z.enum(['token', 'none']).default('token'),
+        /** A token that reads /metrics and /readyz details and nothing else (for a scraper). */
+        metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
+        /** Host names clients use (besides loopback names and api.host); any other Host header is answered 421. */
+        allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or address, without port')).default([]),
       })
       .strict()
-      .default({ host: '127.0.0.1', port: 8080 }),
+      .superRefine((api, ctx) => {
+        if (api.auth === 'none' && !isLoopbackHost(api.host)) {
+          ctx.addIssue({ code: 'custom', path: ['auth'], message: `none is allowed only on a loopback host (api.host is ${api.host}); set api.token instead` });
+        }
+        if (api.auth === 'none' && api.token !== undefined) ctx.addIssue({ code: 'custom', path: ['auth'], message: 'set api.token or api.auth none, not both' });
+      })
+      .prefault({}),
     worker: z
       .object({
         concurrency: z.number().int().min(1).max(64).default(2),

@@ -50,6 +50,12 @@ export interface Lease {
   leaseMs: number;
 }
 
+export interface JobFilter {
+  state?: JobState;
+  limit?: number;
+  offset?: number;
+}
+
 export interface Cursor {
   name: string;
   value: string;
@@ -84,8 +90,10 @@ export interface JobQueue {
   fail(studyInstanceUID: string, errorCode: string, message: string, retryAt: number | undefined, owner?: string): Promise<boolean>;
   /** Queues a known study again (attempts reset); a running one runs again when it finishes. */
   requeue(studyInstanceUID: string): Promise<Job | undefined>;
-  /** Newest first. */
-  jobs(filter?: { state?: JobState }): Promise<Job[]>;
+  /** Most recently updated first; a page of `limit` (default all) from `offset`. */
+  jobs(filter?: JobFilter): Promise<Job[]>;
+  /** How many jobs the filter matches (for paging). */
+  countJobs(filter?: Pick<JobFilter, 'state'>): Promise<number>;
   countByState(): Promise<Record<JobState, number>>;
 }
 
@@ -165,6 +173,11 @@ export interface Retention {
    * `before`; the rows stay. Returns how many texts were cleared.
    */
   purgeText(before: number): Promise<{ feedbackNotes: number; retractionReasons: number }>;
+  /**
+   * Deletes jobs that ended (done, failed, skipped) and were last updated before `before`; their
+   * results, feedback and audit entries stay. Returns how many.
+   */
+  pruneJobs(before: number): Promise<number>;
 }
 
 /** Everything an engine provides. */

@@ -107,6 +107,8 @@ const rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, t
 const work = mkdtempSync(path.join(tmpdir(), 'pacs-triage-bench-'));
 say(`Orthanc ${orthanc.baseUrl}, FHIR ${fhir.url}, work dir ${work}`);
 
+const BENCH_API_TOKEN = 'bench-api-token-0123456789abcdef';
+
 function config(name: string, over: Record<string, unknown>): string {
   const file = path.join(work, `${name}.json`);
   writeFileSync(
@@ -117,6 +119,8 @@ function config(name: string, over: Record<string, unknown>): string {
       store: { path: path.join(work, `${name}.sqlite`) },
       ingest: { pollIntervalS: 1 },
       ...over,
+      // serve refuses to start without an API token.
+      api: { token: BENCH_API_TOKEN, ...(over['api'] as Record<string, unknown> | undefined) },
     }),
   );
   return file;

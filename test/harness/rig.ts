@@ -13,6 +13,8 @@ import { startOrthanc, type OrthancOptions, type OrthancServer } from '../../src
 
 const DEMO_BUNDLE = 'test/fixtures/demo/fhir-bundle.json';
 export const RIG_UID_ROOT = '1.2.826.0.1.3680043.10.999';
+/** The API token every rig configuration carries (serve refuses to start without one). */
+export const RIG_API_TOKEN = 'rig-api-token-0123456789abcdef';
 
 export interface Rig {
   orthanc: OrthancServer;
@@ -24,10 +26,10 @@ export interface Rig {
   /** The job store every configuration written here uses. */
   storePath: string;
   /**
-   * Writes `<dir>/<name>` pointing at these servers and this store; `pacs` and `fhir` in `extra`
-   * are merged into theirs, every other key is set as given. Returns the file's path.
+   * Writes `<dir>/<name>` pointing at these servers and this store; `pacs`, `fhir` and `api` in
+   * `extra` are merged into theirs, every other key is set as given. Returns the file's path.
    */
-  config(name: string, extra?: { pacs?: Record<string, unknown>; fhir?: Record<string, unknown>; [key: string]: unknown }): string;
+  config(name: string, extra?: { pacs?: Record<string, unknown>; fhir?: Record<string, unknown>; api?: Record<string, unknown>; [key: string]: unknown }): string;
   close(): Promise<void>;
 }
 
@@ -47,7 +49,7 @@ export async function startRig(name: string, orthancOptions: Omit<OrthancOptions
     dir,
     storePath,
     config(file, extra = {}) {
-      const { pacs, fhir: fhirExtra, ...rest } = extra;
+      const { pacs, fhir: fhirExtra, api, ...rest } = extra;
       const target = path.join(dir, file);
       writeFileSync(
         target,
@@ -55,6 +57,7 @@ export async function startRig(name: string, orthancOptions: Omit<OrthancOptions
           pacs: { baseUrl: orthanc.baseUrl, auth: orthanc.auth, ...pacs },
           fhir: { baseUrl: fhir.url, ...fhirExtra },
           store: { path: storePath },
+          api: { token: RIG_API_TOKEN, ...api },
           uidRoot: RIG_UID_ROOT,
           ...rest,
         }),

@@ -175,12 +175,21 @@ export function sqliteJobQueue(db: Database.Database, clock: () => number): JobQ
     },
 
     async jobs(filter = {}) {
+      const limit = filter.limit === undefined ? -1 : Math.max(0, Math.floor(filter.limit));
+      const offset = Math.max(0, Math.floor(filter.offset ?? 0));
       const rows = (
         filter.state === undefined
-          ? db.prepare(`SELECT * FROM jobs ORDER BY updated_at DESC`).all()
-          : db.prepare(`SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC`).all(filter.state)
+          ? db.prepare(`SELECT * FROM jobs ORDER BY updated_at DESC, study_uid LIMIT ? OFFSET ?`).all(limit, offset)
+          : db.prepare(`SELECT * FROM jobs WHERE state = ? ORDER BY updated_at DESC, study_uid LIMIT ? OFFSET ?`).all(filter.state, limit, offset)
       ) as SqlJob[];
       return rows.map((r) => publicJob(toJobRow(r)));
+    },
+
+    async countJobs(filter = {}) {
+      const row = (
+        filter.state === undefined ? db.prepare(`SELECT COUNT(*) AS n FROM jobs`).get() : db.prepare(`SELECT COUNT(*) AS n FROM jobs WHERE state = ?`).get(filter.state)
+      ) as { n: number };
+      return row.n;
     },
 
     async countByState() {

@@ -117,6 +117,10 @@ export function sqliteAudit(db: Database.Database, clock: () => number): AuditLo
 
 export function sqliteRetention(db: Database.Database): Retention {
   return {
+    async pruneJobs(before) {
+      return db.prepare(`DELETE FROM jobs WHERE state IN ('done', 'failed', 'skipped') AND updated_at < ?`).run(before).changes;
+    },
+
     async purgeImages(before) {
       return db.prepare(`DELETE FROM images WHERE created_at < ?`).run(before).changes;
     },

@@ -386,6 +386,11 @@ describe('API: errors and documentation', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(
       [
+        '/',
+        '/app.js',
+        '/view.js',
+        '/app.css',
+        '/metrics',
         '/healthz',
         '/openapi.json',
         '/api/worklist',
@@ -404,11 +409,16 @@ describe('API: errors and documentation', () => {
   });
 
   it('every route the app registers is in the OpenAPI document (same method and path)', () => {
-    const app = createApp({ store, shadow: false, status: () => ({ provider: 'cpu', model: 'm' }), webhook: { secret: 'a-webhook-secret-of-16+' } });
+    const app = createApp({
+      store,
+      shadow: false,
+      status: () => ({ provider: 'cpu', model: 'm' }),
+      webhook: { secret: 'a-webhook-secret-of-16+' },
+      metrics: { contentType: 'text/plain', text: async () => '' },
+    });
     const router = (app as unknown as { router: { stack: { route?: { path: string; methods: Record<string, boolean> } }[] } }).router;
     const registered = router.stack
       .flatMap((layer) => (layer.route ? Object.keys(layer.route.methods).map((m) => `${m} ${layer.route?.path.replace(/:uid/g, '{uid}')}`) : []))
-      .filter((r) => !/ \/((app|view)\.(js|css))?$/.test(r))
       .sort();
     const documented = Object.entries(openApiDocument.paths)
       .flatMap(([p, ops]) => Object.keys(ops).map((m) => `${m} ${p}`))

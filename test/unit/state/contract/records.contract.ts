@@ -48,6 +48,31 @@ export function recordsContract(engine: StoreEngine): void {
       expect(await store.countByState()).toEqual({ queued: 1, running: 1, done: 0, failed: 1, skipped: 0 });
       expect((await store.jobs()).map((j) => j.studyInstanceUID)).toEqual(['1.3', '1.2', '1.1']);
       expect((await store.jobs({ state: 'failed' })).map((j) => [j.studyInstanceUID, j.errorCode])).toEqual([['1.2', 'DICOM_UNREADABLE']]);
+      // Pages, as the worklist's: the same order, a count for the filter.
+      expect((await store.jobs({ limit: 2 })).map((j) => j.studyInstanceUID)).toEqual(['1.3', '1.2']);
+      expect((await store.jobs({ limit: 2, offset: 2 })).map((j) => j.studyInstanceUID)).toEqual(['1.1']);
+      expect(await store.countJobs()).toBe(3);
+      expect(await store.countJobs({ state: 'queued' })).toBe(1);
+      await store.close();
+    });
+
+    it('prunes ended jobs older than the cut; running and queued ones, results and the audit log stay', async () => {
+      let now = 1_000;
+      const store = await engine.open(() => now);
+      await store.enqueue([ref('1.1'), ref('1.2'), ref('1.3'), ref('1.4')]);
+      await store.claim(now, undefined, '1.1');
+      await store.saveResult({ resultKey: 'k1', studyInstanceUID: '1.1', createdAt: 1, priority: 'stat' } as never);
+      await store.finish('1.1', 'done', undefined);
+      await store.claim(now, undefined, '1.2');
+      await store.fail('1.2', 'NOT_FOUND', 'gone', undefined);
+      await store.claim(now, undefined, '1.3');
+      await store.audit({ target: 'pacs', action: 'store-sr', studyInstanceUID: '1.1', resource: 'SR', resultKey: 'k1', modelVersion: 'm@1', outcome: 'ok' });
+      now = 5_000;
+      expect(await store.pruneJobs(1_001)).toBe(2);
+      expect((await store.jobs()).map((j) => j.studyInstanceUID).sort()).toEqual(['1.3', '1.4']);
+      expect((await store.latestResult('1.1'))?.resultKey).toBe('k1');
+      expect(await store.auditLog()).toHaveLength(1);
+      expect(await store.pruneJobs(1_001)).toBe(0);
       await store.close();
     });
 
