@@ -1,4 +1,5 @@
-import { createPrivateKey, randomUUID, sign, type KeyObject } from 'node:crypto';
+import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
+import { SignJWT } from 'jose';
 import { readFileSync } from 'node:fs';
 import { TriageError, codeForHttpStatus } from '../../domain/errors.ts';
 import { HttpClient, retryAfterSeconds, type HttpResponse, type TlsOptions } from '../http/client.ts';
@@ -77,9 +78,6 @@ export function readSmartKey(config: SmartConfig, at: string, problems: string[]
   return { key, alg: fits };
 }
 
-function base64url(data: string | Buffer): string {
-  return Buffer.from(data).toString('base64url');
-}
 
 /**
  * Lifetime of an assertion. The spec allows at most five minutes; four leave room for our clock
@@ -98,17 +96,15 @@ export interface AssertionInput {
   jti: string;
 }
 
-/** The signed client assertion (a compact JWS): iss = sub = client id, aud = the token endpoint. */
-export function clientAssertion(input: AssertionInput): string {
-  const header = { alg: input.key.alg, kid: input.keyId, typ: 'JWT' };
-  const claims = { iss: input.clientId, sub: input.clientId, aud: input.tokenUrl, exp: input.nowS + ASSERTION_LIFETIME_S, jti: input.jti };
-  const signingInput = `${base64url(JSON.stringify(header))}.${base64url(JSON.stringify(claims))}`;
-  // JWS wants the raw r||s pair for ECDSA (RFC 7518 §3.4), not OpenSSL's DER.
-  const signature =
-    input.key.alg === 'ES384'
-      ? sign('sha384', Buffer.from(signingInput), { key: input.key.key, dsaEncoding: 'ieee-p1363' })
-      : sign('sha384', Buffer.from(signingInput), input.key.key);
-  return `${signingInput}.${base64url(signature)}`;
+/** The signed client assertion (a compact JWS, signed by jose): iss = sub = client id, aud = the token endpoint. */
+export function clientAssertion(input: AssertionInput): Promise<string> {
+  return new SignJWT({ jti: input.jti })
+    .setProtectedHeader({ alg: input.key.alg, kid: input.keyId, typ: 'JWT' })
+    .setIssuer(input.clientId)
+    .setSubject(input.clientId)
+    .setAudience(input.tokenUrl)
+    .setExpirationTime(input.nowS + ASSERTION_LIFETIME_S)
+    .sign(input.key.key);
 }
 
 /** The form the token endpoint gets (application/x-www-form-urlencoded). */
@@ -200,7 +196,7 @@ export class SmartAuth {
 
   private async fetchToken(): Promise<Held> {
     const { tokenUrl, clientId, keyId, key, scope } = this.options;
-    const assertion = clientAssertion({ clientId, tokenUrl, keyId, key, nowS: Math.floor(this.now() / 1000), jti: randomUUID() });
+    const assertion = await clientAssertion({ clientId, tokenUrl, keyId, key, nowS: Math.floor(this.now() / 1000), jti: randomUUID() });
     this.requests++;
     const res = await this.http.request({
       method: 'POST',

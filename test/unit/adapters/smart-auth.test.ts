@@ -67,8 +67,8 @@ describe('SMART Backend Services: the client assertion', () => {
   it.each([
     ['RS384', { key: rsa.privateKey, alg: 'RS384' as const }, rsa.publicKey],
     ['ES384', { key: ec.privateKey, alg: 'ES384' as const }, ec.publicKey],
-  ])('%s: header alg/kid/typ, iss = sub = client id, aud = token URL, exp within 5 minutes, jti; signature verifies', (_name, key, publicKey) => {
-    const jwt = decode(clientAssertion({ clientId: 'pacs-triage', tokenUrl: TOKEN_URL, keyId: 'key-1', key, nowS: 1_772_359_200, jti: 'j-1' }));
+  ])('%s: header alg/kid/typ, iss = sub = client id, aud = token URL, exp within 5 minutes, jti; signature verifies', async (_name, key, publicKey) => {
+    const jwt = decode(await clientAssertion({ clientId: 'pacs-triage', tokenUrl: TOKEN_URL, keyId: 'key-1', key, nowS: 1_772_359_200, jti: 'j-1' }));
     expect(jwt.header).toEqual({ alg: key.alg, kid: 'key-1', typ: 'JWT' });
     expect(jwt.claims).toEqual({ iss: 'pacs-triage', sub: 'pacs-triage', aud: TOKEN_URL, exp: 1_772_359_200 + ASSERTION_LIFETIME_S, jti: 'j-1' });
     expect(ASSERTION_LIFETIME_S).toBeLessThanOrEqual(300);

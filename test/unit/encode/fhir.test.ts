@@ -126,20 +126,20 @@ describe('encodeFhirResults', () => {
       { reference: 'ImagingStudy/is-1' },
       { reference: 'Observation/spo2-1/_history/1' },
     ]);
-    expect(ra.note[0]!.text).toMatch(/AI model.*Not for diagnostic use/);
+    expect(ra.note![0]!.text).toMatch(/AI model.*Not for diagnostic use/);
   });
 
   it('one prediction per finding: coded outcome, probabilityDecimal and qualitativeRisk by band', () => {
     expect(
-      ra.prediction.map((p) => [p.outcome.coding!.map((c) => `${c.system}|${c.code}`), p.probabilityDecimal, p.qualitativeRisk.coding![0]!.code]),
+      ra.prediction!.map((p) => [p.outcome!.coding!.map((c) => `${c.system}|${c.code}`), p.probabilityDecimal, p.qualitativeRisk!.coding![0]!.code]),
     ).toEqual([
       [['http://snomed.info/sct|36118008', 'http://radlex.org|RID5352'], 0.912345, 'high'],
       [['http://snomed.info/sct|60046008', 'http://radlex.org|RID34539'], 0.31, 'moderate'],
       [['http://snomed.info/sct|95436008', 'http://radlex.org|RID43255'], 0.02, 'negligible'],
       [['http://snomed.info/sct|786838002', 'http://radlex.org|RID50149'], 0.999, 'certain'],
     ]);
-    for (const p of ra.prediction) {
-      expect(p.qualitativeRisk.coding![0]!.system).toBe('http://terminology.hl7.org/CodeSystem/risk-probability');
+    for (const p of ra.prediction!) {
+      expect(p.qualitativeRisk!.coding![0]!.system).toBe('http://terminology.hl7.org/CodeSystem/risk-probability');
     }
   });
 
@@ -147,8 +147,8 @@ describe('encodeFhirResults', () => {
     const prov = byType('Provenance')[0]!.resource as Extract<typeof bundle.entry[number]['resource'], { resourceType: 'Provenance' }>;
     expect(prov.target).toEqual([{ reference: bundle.entry[2]!.fullUrl, type: 'RiskAssessment' }]);
     expect(prov.recorded).toBe('2024-05-01T10:20:30.456Z');
-    expect(prov.meta.tag).toEqual([{ system: 'urn:pacs-triage:result', code: keyFor() }]);
-    expect(prov.agent.map((a) => [a.type.coding![0]!.code, a.who.reference])).toEqual([
+    expect(prov.meta!.tag).toEqual([{ system: 'urn:pacs-triage:result', code: keyFor() }]);
+    expect(prov.agent.map((a) => [a.type!.coding![0]!.code, a.who.reference])).toEqual([
       ['performer', bundle.entry[0]!.fullUrl],
       ['assembler', bundle.entry[1]!.fullUrl],
     ]);
