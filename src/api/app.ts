@@ -4,6 +4,7 @@
  * /api route and /metrics need a token, every request's Host is checked, and error answers carry
  * codes and our own messages, never an upstream body.
  */
+import { logEvent } from '../domain/log-events.ts';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
@@ -106,7 +107,7 @@ export function createApp(options: AppOptions): express.Express {
     // DNS rebinding: a page elsewhere that points its own name at this address still sends that name.
     const name = hostName(req.headers.host);
     if (name === undefined || !hosts.has(name)) {
-      options.log?.warn({ event: 'api.host_refused', method: req.method }, 'request with a Host not in api.allowedHosts refused');
+      logEvent(options.log, 'api.host_refused', { method: req.method });
       res.status(421).json({ error: { code: 'MISDIRECTED', message: 'this service does not answer to that host name (api.allowedHosts)' } });
       return;
     }
@@ -178,8 +179,8 @@ export function createApp(options: AppOptions): express.Express {
     const e = parser ? new TriageError('USAGE', parser.message, { where: 'api' }) : asTriageError(err, 'api');
     const status = parser?.status ?? e.httpStatus;
     const route = typeof req.route?.path === 'string' ? req.route.path : req.baseUrl || 'unrouted';
-    if (status >= 500) options.log?.error({ event: 'api.error', code: e.code, method: req.method, route, status }, 'request failed');
-    else options.log?.debug({ event: 'api.rejected', code: e.code, method: req.method, route, status }, 'request rejected');
+    if (status >= 500) logEvent(options.log, 'api.error', { code: e.code, method: req.method, route, status });
+    else logEvent(options.log, 'api.rejected', { code: e.code, method: req.method, route, status });
     res.status(status).json({
       error: {
         code: e.code,
@@ -203,7 +204,7 @@ function webhookSecretGuard(options: AppOptions) {
       return;
     }
     if (!secretMatches(given, hook.secret)) {
-      options.log?.warn({ event: 'webhook.forbidden' }, 'webhook call with a wrong secret');
+      logEvent(options.log, 'webhook.forbidden', {});
       res.status(403).json({ error: { code: 'FORBIDDEN', message: 'wrong secret' } });
       return;
     }

@@ -1,4 +1,5 @@
 /** The handlers of the token-protected routes: the worklist, jobs, one study, its images, reprocess, retry, retract, feedback. */
+import { logEvent } from '../domain/log-events.ts';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { TriageError } from '../domain/errors.ts';
@@ -98,7 +99,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
       const uid = await knownStudy(req);
       const job = await store.requeue(uid);
       if (!job) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
-      log?.info({ event: 'api.reprocess', study: uid, state: job.state }, 'study queued again');
+      logEvent(log, 'api.reprocess', { study: uid, state: job.state });
       res.status(202).json({ studyInstanceUID: uid, state: job.state, message: job.state === 'running' ? 'running now; it runs again when this run ends' : 'queued' });
     },
 
@@ -110,7 +111,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
       if (!parsed.success) throw new RequestInvalid('invalid retract body', problemsOf(parsed.error.issues));
       if (options.retractUnavailable !== undefined) throw new TriageError('CONFLICT', options.retractUnavailable, { where: 'api' });
       const { retraction, created } = await requestMarkedWrong(store, uid, parsed.data.reason, parsed.data.by);
-      log?.info({ event: 'api.retract', study: uid, created }, created ? 'retraction queued' : 'already retracted');
+      logEvent(log, 'api.retract', { study: uid, created });
       res.status(created ? 202 : 200).json({
         studyInstanceUID: uid,
         state: retraction.state,
@@ -129,7 +130,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
       }
       const job = await store.requeue(uid);
       if (!job) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
-      log?.info({ event: 'api.retry', study: uid }, 'failed study queued again');
+      logEvent(log, 'api.retry', { study: uid });
       res.status(202).json({ studyInstanceUID: uid, state: job.state, message: 'queued' });
     },
 
@@ -151,7 +152,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
         resultKey: result.resultKey,
       });
       // The note and the reviewer stay in the store: free text may name a patient.
-      log?.info({ event: 'api.feedback', study: uid, finding: stored.findingCode, verdict: stored.verdict }, 'feedback stored');
+      logEvent(log, 'api.feedback', { study: uid, finding: stored.findingCode, verdict: stored.verdict });
       res.status(201).json(stored);
     },
   };

@@ -3,6 +3,7 @@
  * before the body is read, in app.ts): when it is stable (OnStableStudy), or each instance
  * (OnStoredInstance) with ingest.stableAgeS. The body is small and validated.
  */
+import { logEvent } from '../domain/log-events.ts';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import type { Store } from '../state/ports.ts';
@@ -32,7 +33,7 @@ export function webhookHandler(
       }
       if (hook.isOwnSeries?.(body.StudyInstanceUID, body.SeriesInstanceUID ?? '')) {
         // Our own SR (or rejection note) arriving: nothing new to read.
-        log?.debug({ event: 'webhook.own_instance', study: body.StudyInstanceUID }, 'our own result arrived; not enqueued');
+        logEvent(log, 'webhook.own_instance', { study: body.StudyInstanceUID });
         res.status(200).json({ studyInstanceUID: ref.studyInstanceUID, ignored: 'our own result' });
         return;
       }
@@ -41,9 +42,9 @@ export function webhookHandler(
     await store.enqueue([ref], undefined, settleMs !== undefined ? { settleMs } : {});
     options.onEnqueued?.();
     // Per instance: debug, or a 500-image CT writes 500 lines.
-    const line = { event: 'ingest.enqueued', mode: 'webhook', study: ref.studyInstanceUID, change: body.ChangeType };
-    if (settleMs === undefined) log?.info(line, 'study enqueued by webhook');
-    else log?.debug({ ...line, settleMs }, 'study enqueued by webhook (settling)');
+    const line = { mode: 'webhook', study: ref.studyInstanceUID, change: body.ChangeType };
+    if (settleMs === undefined) logEvent(log, 'ingest.enqueued', line);
+    else logEvent(log, 'ingest.settling', { ...line, settleMs });
     res.status(202).json({ studyInstanceUID: ref.studyInstanceUID, state: (await store.get(ref.studyInstanceUID))?.state ?? 'queued' });
   };
 }

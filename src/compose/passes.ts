@@ -1,4 +1,5 @@
 /** What `serve` and `run-once` do each pass: claim and run due jobs, poll the ingest modes, corrections and retention. */
+import { logEvent } from '../domain/log-events.ts';
 import { asTriageError } from '../domain/errors.ts';
 import { pollIngest } from '../pipeline/ingest/modes.ts';
 import { drainRetractions, sweepIfDue } from '../pipeline/retract.ts';
@@ -28,7 +29,7 @@ export function ingestPass(service: Service): Promise<number> {
 
 export function ingestFailed(service: Service, err: unknown): void {
   const e = asTriageError(err, 'ingest');
-  service.log.warn({ event: 'ingest.error', code: e.code, err: e.message }, 'ingest pass failed; will try again');
+  logEvent(service.log, 'ingest.error', { code: e.code, err: e.message });
 }
 
 /** Retention of images (serve's pass). */
@@ -36,7 +37,7 @@ export async function retentionPass(service: Service): Promise<void> {
   const { retention } = service.config;
   if (retention.imagesMaxAgeH === undefined) return;
   const purged = await service.runtime.store.purgeImages(Date.now() - retention.imagesMaxAgeH * 3_600_000);
-  if (purged > 0) service.log.info({ event: 'retention.purged', images: purged }, 'old images purged');
+  if (purged > 0) logEvent(service.log, 'retention.purged', { images: purged });
 }
 
 /**
@@ -50,11 +51,11 @@ export async function correctionsPass(service: Service): Promise<void> {
   try {
     if (config.retention.reportTextMaxAgeH !== undefined) {
       const purged = await store.purgeText(Date.now() - config.retention.reportTextMaxAgeH * 3_600_000);
-      if (purged.feedbackNotes + purged.retractionReasons > 0) log.info({ event: 'retention.purged', ...purged }, 'old stored text cleared');
+      if (purged.feedbackNotes + purged.retractionReasons > 0) logEvent(log, 'retention.purged', { ...purged });
     }
   } catch (err) {
     const e = asTriageError(err, 'retention');
-    log.warn({ event: 'retention.error', code: e.code, err: e.message }, 'retention pass failed; will try again');
+    logEvent(log, 'retention.error', { code: e.code, err: e.message });
   }
   const deps = service.retractions;
   if (!deps) return;
@@ -65,13 +66,13 @@ export async function correctionsPass(service: Service): Promise<void> {
       await sweepIfDue(store, (uid) => deps.ports.studyExists(uid), c.deletedSweepIntervalMin * 60_000, options, log);
     } catch (err) {
       const e = asTriageError(err, 'corrections.sweep');
-      log.warn({ event: 'corrections.sweep.error', code: e.code, err: e.message }, 'deleted-study sweep failed; will try again');
+      logEvent(log, 'corrections.sweep.error', { code: e.code, err: e.message });
     }
   }
   try {
     await drainRetractions(deps, service.retry, service.lease, () => service.stopping);
   } catch (err) {
     const e = asTriageError(err, 'retract');
-    log.warn({ event: 'retraction.error', code: e.code, err: e.message }, 'retractions pass failed; will try again');
+    logEvent(log, 'retraction.error', { code: e.code, err: e.message });
   }
 }

@@ -3,6 +3,7 @@
  * stops ingest and claims, lets in-flight jobs finish for up to worker.drainTimeoutMs, then
  * exits; a job still running then keeps its lease and is reclaimed by the next worker.
  */
+import { logEvent } from '../domain/log-events.ts';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
@@ -120,7 +121,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     const s = app.listen(config.api.port, config.api.host, () => resolve(s));
     s.on('error', reject);
   });
-  log.info({ event: 'api.listening', address: server.address() }, 'API listening');
+  logEvent(log, 'api.listening', { address: server.address() });
   // Workers run apart from ingest: a burst being worked through does not hold back polling,
   // and a study enqueued by any mode is claimed as soon as a worker is free.
   const pool = new WorkerPool<JobOutcome>({
@@ -129,7 +130,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     run: (job) => runJob(job, service.deps, service.retry, log, service.lease),
     idleMs: Math.min(1_000, config.ingest.pollIntervalS * 1_000),
     nextDue: () => store.nextDueAt(),
-    onError: (err) => log.error({ event: 'worker.error', err: (err as Error).message }, 'worker loop error'),
+    onError: (err) => logEvent(log, 'worker.error', { err: (err as Error).message }),
   });
   wakeWorkers = () => pool.wake();
   pool.start();
@@ -172,7 +173,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     try {
       await retentionPass(service);
     } catch (err) {
-      log.warn({ event: 'retention.error', err: (err as Error).message }, 'image retention failed; will try again');
+      logEvent(log, 'retention.error', { err: (err as Error).message });
     }
     await pass();
     await correctionsPass(service);
@@ -182,7 +183,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
-      log.info({ event: 'service.stopping', signal, drainTimeoutMs: config.worker.drainTimeoutMs }, 'stopping: draining in-flight jobs');
+      logEvent(log, 'service.stopping', { signal, drainTimeoutMs: config.worker.drainTimeoutMs });
       resolve();
     };
     process.once('SIGINT', () => stop('SIGINT'));
@@ -206,9 +207,9 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   if (!drained || !ingestEnded) {
     // Exit without closing the store under the running jobs: their leases expire and the next
     // worker takes them (write-back is idempotent), exactly as after a crash.
-    log.warn({ event: 'service.drain.timeout', inFlight: pool.inFlight }, 'in-flight jobs did not finish in time; their leases expire and another run takes them');
+    logEvent(log, 'service.drain.timeout', { inFlight: pool.inFlight });
     process.exit(0);
   }
-  log.info({ event: 'service.drained' }, 'in-flight jobs finished');
+  logEvent(log, 'service.drained', {});
   await service.close();
 }

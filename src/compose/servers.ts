@@ -3,6 +3,7 @@
  * with its auth and TLS. Certificates and keys are read once, here, and every unreadable one is
  * listed at once.
  */
+import { logEvent } from '../domain/log-events.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { TriageError } from '../domain/errors.ts';
@@ -96,7 +97,7 @@ export function instrument(servers: Servers, config: Config, metrics: Metrics, l
     const b = new CircuitBreaker(name, config.breaker);
     b.onChange = (state) => {
       metrics.breakerChanged(name, state);
-      log.warn({ event: `upstream.circuit.${state}`, target: name }, `circuit to ${name} ${state}`);
+      logEvent(log, `upstream.circuit.${state}`, { target: name });
     };
     return b;
   };

@@ -6,6 +6,7 @@
  *
  * Throws a TriageError for failures; the worker decides from its code whether to retry.
  */
+import { logEvent } from '../domain/log-events.ts';
 import type { FhirResource } from '../domain/types.ts';
 import type { StoredResult } from '../domain/records.ts';
 import { priorityOf } from '../domain/priority.ts';
@@ -53,7 +54,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   });
   const sameKey = previous?.resultKey === key ? previous : undefined;
   if (sameKey && fullyWritten(sameKey, deps.shadow)) {
-    log.info({ event: 'study.unchanged', study: studyInstanceUID, resultKey: key }, 'same inputs as the stored result; nothing new to write');
+    logEvent(log, 'study.unchanged', { study: studyInstanceUID, resultKey: key });
     return { status: 'done', result: sameKey, sr: new Uint8Array(), fhir: undefined, unchanged: true };
   }
 
@@ -62,7 +63,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   let findings = sameKey?.findings;
   let pictures: (() => Promise<void>) | undefined;
   if (findings) {
-    log.info({ event: 'study.resume', study: studyInstanceUID, resultKey: key, written: sameKey?.written }, 'writing the stored result; no inference');
+    logEvent(log, 'study.resume', { study: studyInstanceUID, resultKey: key, written: sameKey?.written });
   } else {
     const tensor = await (early ?? imageStage(instance, deps, timed));
     const output = await timed('infer', () => model.infer({ image: tensor.tensor, text: model.tokenizer.encode(context.text) }));
@@ -93,7 +94,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
         try {
           await draw();
         } catch (err) {
-          log.warn({ event: 'render.failed', study: studyInstanceUID, err: (err as Error).message }, 'images not rendered');
+          logEvent(log, 'render.failed', { study: studyInstanceUID, err: (err as Error).message });
         }
       })
     : Promise.resolve();
@@ -103,7 +104,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     await deps.store.saveResult(result);
   } else {
     await writeBack({ result, instance, sr: encoded.sr, fhir: encoded.fhir, ...(writesOrder && context.order ? { order: context.order } : {}) }, deps, timed, drawing);
-    log.info({ event: 'study.done', study: studyInstanceUID, priority, provider: model.provider, timings }, 'study processed');
+    logEvent(log, 'study.done', { study: studyInstanceUID, priority, provider: model.provider, timings });
   }
   return { status: 'done', result, sr: encoded.sr.part10, fhir: encoded.fhir, unchanged: false };
 }

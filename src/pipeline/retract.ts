@@ -21,6 +21,7 @@
  * PACS has no feed at all. So a sweep checks done studies by QIDO-RS (one cheap query each),
  * bounded per pass and paged by a cursor across passes; see sweepDeletedStudies.
  */
+import { logEvent } from '../domain/log-events.ts';
 import type { Logger } from 'pino';
 import { TriageError, asTriageError } from '../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../domain/types.ts';
@@ -184,7 +185,7 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
     progress.written.fhir = true;
     await save();
   }
-  log.info({ event: 'retraction.done', study: uid, cause: retraction.cause, results: retraction.resultKeys.length }, 'result retracted');
+  logEvent(log, 'retraction.done', { study: uid, cause: retraction.cause, results: retraction.resultKeys.length });
 }
 
 /**
@@ -226,7 +227,7 @@ export async function runRetractionJob(retraction: Retraction, deps: RetractionD
   const heartbeat = lease
     ? setInterval(() => {
         deps.store.renewRetractionLease(uid, lease.owner, Date.now() + lease.leaseMs).catch((err: unknown) => {
-          deps.log.warn({ event: 'retraction.lease.error', study: uid, err: (err as Error).message }, 'lease renewal failed; the lease may expire');
+          logEvent(deps.log, 'retraction.lease.error', { study: uid, err: (err as Error).message });
         });
       }, Math.max(50, Math.floor(lease.leaseMs / 3)))
     : undefined;
@@ -240,15 +241,12 @@ export async function runRetractionJob(retraction: Retraction, deps: RetractionD
     if (e instanceof RetractionDeferred) {
       const retryAt = Date.now() + Math.min(policy.maxDelayMs, policy.baseDelayMs);
       await deps.store.failRetraction(uid, e.code, e.message, retryAt, false);
-      deps.log.info({ event: 'retraction.deferred', study: uid }, e.message);
+      logEvent(deps.log, 'retraction.deferred', { study: uid });
       return { status: 'failed', code: e.code, reason: e.message, retryAt };
     }
     const retryAt = e.retryable ? Date.now() + nextAttemptDelay(retraction.attempts, policy, e.retryAfterS) : undefined;
     await deps.store.failRetraction(uid, e.code, e.message, retryAt);
-    deps.log.warn(
-      { event: e.retryable ? 'retraction.retry' : 'retraction.failed', study: uid, code: e.code, attempt: retraction.attempts, retryAt, err: e.message },
-      e.retryable ? 'retraction will be retried' : 'retraction failed',
-    );
+    logEvent(deps.log, e.retryable ? 'retraction.retry' : 'retraction.failed', { study: uid, code: e.code, attempt: retraction.attempts, retryAt, err: e.message });
     return { status: 'failed', code: e.code, reason: e.message, ...(retryAt === undefined ? {} : { retryAt }) };
   } finally {
     if (heartbeat) clearInterval(heartbeat);
@@ -305,12 +303,12 @@ export async function sweepDeletedStudies(
   const suspicious = page.length >= SUSPICIOUS_MIN_CHECKED && missing.length * 2 > page.length;
   const retracted: string[] = [];
   if (suspicious) {
-    log.error({ event: 'corrections.sweep.suspicious', checked: page.length, missing: missing.length }, 'most checked studies are missing from the PACS; nothing retracted (check the PACS and its permissions)');
+    logEvent(log, 'corrections.sweep.suspicious', { checked: page.length, missing: missing.length });
   } else {
     for (const uid of missing) if ((await store.requestRetraction({ studyInstanceUID: uid, cause: 'study-deleted' }))?.created) retracted.push(uid);
   }
   await store.enqueue([], { name: SWEEP_CURSOR, value: next });
-  if (retracted.length > 0) log.info({ event: 'corrections.sweep.deleted', count: retracted.length }, 'studies deleted in the PACS: results retracted');
+  if (retracted.length > 0) logEvent(log, 'corrections.sweep.deleted', { count: retracted.length });
   return { checked: page.length, missing, retracted, suspicious };
 }
 

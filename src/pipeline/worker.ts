@@ -1,3 +1,4 @@
+import { logEvent } from '../domain/log-events.ts';
 import type { Logger } from 'pino';
 import { asTriageError } from '../domain/errors.ts';
 import type { Job } from '../domain/records.ts';
@@ -39,9 +40,9 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
     ? setInterval(() => {
         deps.store.renewLease(job.studyInstanceUID, lease.owner, Date.now() + lease.leaseMs).then(
           (held) => {
-            if (!held) log.warn({ event: 'job.lease.lost', study: job.studyInstanceUID }, 'lease lost; another worker may have reclaimed the job');
+            if (!held) logEvent(log, 'job.lease.lost', { study: job.studyInstanceUID });
           },
-          (err: unknown) => log.warn({ event: 'job.lease.error', study: job.studyInstanceUID, err: (err as Error).message }, 'lease renewal failed; the lease may expire'),
+          (err: unknown) => logEvent(log, 'job.lease.error', { study: job.studyInstanceUID, err: (err as Error).message }),
         );
       }, Math.max(50, Math.floor(lease.leaseMs / 3)))
     : undefined;
@@ -52,7 +53,7 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
     await deps.store.finish(job.studyInstanceUID, outcome.status, outcome.status === 'skipped' ? outcome.reason : undefined, timings, lease?.owner);
     deps.metrics?.observeTimings(timings);
     deps.metrics?.jobOutcomes.inc({ outcome: outcome.status === 'done' && outcome.unchanged ? 'unchanged' : outcome.status, code: '' });
-    if (outcome.status === 'skipped') log.info({ event: 'study.skipped', study: job.studyInstanceUID, reason: outcome.reason }, 'study skipped');
+    if (outcome.status === 'skipped') logEvent(log, 'study.skipped', { study: job.studyInstanceUID, reason: outcome.reason });
     return outcome;
   } catch (err) {
     const e = asTriageError(err, 'pipeline');
@@ -62,10 +63,7 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
     await deps.store.fail(job.studyInstanceUID, e.code, e.message, retryAt, lease?.owner);
     deps.metrics?.observeTimings(timings);
     deps.metrics?.jobOutcomes.inc({ outcome: giveUp ? 'failed' : waiting ? 'waiting' : 'retry', code: e.code });
-    log.warn(
-      { event: giveUp ? 'study.failed' : waiting ? 'study.waiting' : 'study.retry', study: job.studyInstanceUID, code: e.code, attempt: job.attempts, retryAt, err: e.message },
-      giveUp ? 'study failed' : waiting ? 'result stored; waiting for the upstream to write it' : 'study will be retried',
-    );
+    logEvent(log, giveUp ? 'study.failed' : waiting ? 'study.waiting' : 'study.retry', { study: job.studyInstanceUID, code: e.code, attempt: job.attempts, retryAt, err: e.message });
     return { status: 'failed', code: e.code, reason: e.message, ...(retryAt === undefined ? {} : { retryAt }) };
   } finally {
     if (heartbeat) clearInterval(heartbeat);

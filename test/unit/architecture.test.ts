@@ -36,3 +36,18 @@ describe('architecture', () => {
     expect(long).toEqual([]);
   });
 });
+
+describe('log events', () => {
+  it('every log line in src/ goes through the catalogue (logEvent); no direct logger call names its own event', () => {
+    const direct = sources('src')
+      .filter((f) => f.endsWith('.ts') && !f.endsWith('domain/log-events.ts'))
+      .flatMap((file) =>
+        readFileSync(path.join(ROOT, file), 'utf8')
+          .split('\n')
+          .map((line, i) => ({ file, line: i + 1, text: line }))
+          .filter((l) => /\blog\w*\??\.(info|warn|error|debug|fatal|trace)\(/.test(l.text) || /\bevent:\s*['`]/.test(l.text)),
+      )
+      .map((l) => `${l.file}:${l.line}: ${l.text.trim()}`);
+    expect(direct).toEqual([]);
+  });
+});

@@ -1,13 +1,11 @@
+import { logEvent, type EventLogger } from '../../domain/log-events.ts';
 import * as ort from 'onnxruntime-node';
 import { TriageError } from '../../domain/errors.ts';
 import type { Manifest } from '../../config/manifest.ts';
 
 export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
 
-export interface SessionLogger {
-  info(obj: object, msg: string): void;
-  warn(obj: object, msg: string): void;
-}
+export type SessionLogger = EventLogger;
 
 export interface OpenedSession {
   session: ort.InferenceSession;
@@ -65,12 +63,12 @@ export async function openSession(
   for (const provider of providers) {
     try {
       const session = await factory(onnxPath, provider);
-      log.info({ event: 'model.provider.selected', provider, skipped: skipped.map((s) => s.provider) }, `model runs on ${provider}`);
+      logEvent(log, 'model.provider.selected', { provider, skipped: skipped.map((s) => s.provider) });
       return { session, provider, skipped };
     } catch (err) {
       const reason = (err as Error).message.split('\n')[0] ?? String(err);
       skipped.push({ provider, reason });
-      log.warn({ event: 'model.provider.unavailable', provider, reason }, `execution provider ${provider} could not load; trying the next`);
+      logEvent(log, 'model.provider.unavailable', { provider, reason });
     }
   }
   throw new TriageError(

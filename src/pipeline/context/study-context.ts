@@ -3,6 +3,7 @@
  * clinical text that goes with it (FHIR look-ups rendered by the manifest's template), with the
  * exact resource versions that text came from — they go into the result key.
  */
+import { logEvent } from '../../domain/log-events.ts';
 import type { ClinicalContext, FhirResource, InstanceMeta, StudyMeta } from '../../domain/types.ts';
 import type { StoredResult } from '../../domain/records.ts';
 import type { PipelineDeps } from '../ports.ts';
@@ -56,9 +57,9 @@ export async function clinicalStage(study: StudyMeta, deps: PipelineDeps, timed:
     clinical = await timed('context.fhir', () => gatherClinicalContext(study, source, mappings.fhir, manifest.text, now()));
   }
   const rendered = renderClinicalText(clinical.resources, manifest.text, mappings.fhir);
-  for (const hit of rendered.capsHit) log.warn({ event: 'context.cap_hit', study: study.StudyInstanceUID, ...hit }, 'a clinical context cap was hit; the text was cut');
+  for (const hit of rendered.capsHit) logEvent(log, 'context.cap_hit', { study: study.StudyInstanceUID, ...hit });
   // Why a report's attachment gave no text (its content type, charset or encoding): never the text.
-  for (const u of rendered.unread) log.info({ event: 'context.text_unread', study: study.StudyInstanceUID, resource: u.resource, reason: u.reason }, 'a report attachment was not read');
+  for (const u of rendered.unread) logEvent(log, 'context.text_unread', { study: study.StudyInstanceUID, resource: u.resource, reason: u.reason });
   const order = deps.writeOrderPriority && clinical.patientRef ? clinical.resources.find((r) => r.resourceType === 'ServiceRequest') : undefined;
   const fromVersion = order ? versionsOf([order], previous?.orderPriority)[0]?.versionId : undefined;
   return {

@@ -1,3 +1,4 @@
+import { logEvent } from '../../domain/log-events.ts';
 import type { Logger } from 'pino';
 import type { DicomWebClient } from '../../adapters/dicomweb/client.ts';
 import type { DicomJson } from '../../dicom/json.ts';
@@ -118,6 +119,6 @@ export async function pollDicomWebQido(
   }
   await store.enqueueUnseen(QIDO_SEEN_SET, [], { name: QIDO_CURSOR, value: String(to) });
   await store.pruneSeen(QIDO_SEEN_SET, to - options.seenRetentionDays * 86_400_000);
-  if (enqueued > 0) log.info({ event: 'ingest.enqueued', mode: 'dicomweb-qido', count: enqueued, found, from: new Date(from).toISOString(), to: new Date(to).toISOString() }, 'new studies enqueued');
+  if (enqueued > 0) logEvent(log, 'ingest.enqueued', { mode: 'dicomweb-qido', count: enqueued, found, from: new Date(from).toISOString(), to: new Date(to).toISOString() });
   return enqueued;
 }

@@ -12,6 +12,7 @@
  * study's fingerprint (its files' paths, sizes and mtimes), so a rescan after a restart enqueues
  * nothing already enqueued, while a study dropped again with changed files is enqueued again.
  */
+import { logEvent } from '../../domain/log-events.ts';
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { DicomFile, FolderStudy, ScannedFile, UnreadableFile } from '../../domain/folder.ts';
@@ -165,7 +166,7 @@ export async function pollFolder(
       for (const f of study.files) await (what.how === 'delete' ? fs.remove(f.path) : fs.move(f.path, 'done', `${uid}/${f.path}`));
     }
     settled++;
-    log.info({ event: 'ingest.folder.settled', study: uid, files: study.files.length, outcome: what.action }, 'folder study settled');
+    logEvent(log, 'ingest.folder.settled', { study: uid, files: study.files.length, outcome: what.action });
   }
   const keepAll = options.shadow || options.doneAction === 'keep';
   if (!keepAll) {
@@ -178,12 +179,10 @@ export async function pollFolder(
   if (plan.rejected.length > 0) {
     const codes = [...new Set(plan.rejected.map((f) => f.code))];
     // Kept files are found again on every pass: not a warning each time.
-    const fields = { event: 'ingest.folder.rejected', count: plan.rejected.length, codes, movedAside: !keepAll };
-    if (keepAll) log.debug(fields, 'unreadable files in the watched folder');
-    else log.warn(fields, 'unreadable files in the watched folder');
+    logEvent(log, 'ingest.folder.rejected', { count: plan.rejected.length, codes, movedAside: !keepAll }, keepAll ? 'debug' : undefined);
   }
   await store.pruneSeen(FOLDER_SEEN_SET, t - options.seenRetentionDays * 86_400_000);
-  if (fresh.size > 0) log.info({ event: 'ingest.enqueued', mode: 'folder', count: fresh.size, found: plan.studies.length }, 'folder studies enqueued');
+  if (fresh.size > 0) logEvent(log, 'ingest.enqueued', { mode: 'folder', count: fresh.size, found: plan.studies.length });
   return { enqueued: fresh.size, studies: plan.studies, settled, rejected: keepAll ? 0 : plan.rejected.length };
 }
 

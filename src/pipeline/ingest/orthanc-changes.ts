@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import { logEvent } from '../../domain/log-events.ts';
 import type { OrthancClient } from '../../adapters/orthanc/client.ts';
 import type { StudyRef } from '../../domain/types.ts';
 import type { Store } from '../../state/ports.ts';
@@ -75,7 +76,7 @@ export async function pollOrthancChanges(orthanc: OrthancClient, store: Store, o
     await store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) }, perInstance ? { settleMs: options.stableAgeMs, barrier: CHANGES_SEEN_UNTIL } : {});
     enqueued += refs.length;
     if (refs.length > 0) {
-      log.info({ event: 'ingest.enqueued', count: refs.length, cursor: page.last, ...(perInstance ? { settleMs: options.stableAgeMs } : {}) }, perInstance ? 'studies with new instances enqueued' : 'stable studies enqueued');
+      logEvent(log, 'ingest.enqueued', { mode: 'orthanc-changes', change: perInstance ? 'NewInstance' : 'StableStudy', count: refs.length, cursor: page.last, ...(perInstance ? { settleMs: options.stableAgeMs } : {}) });
     }
     if (page.done || page.last === since) break;
     since = page.last;

@@ -10,6 +10,8 @@ function recorder() {
     log: {
       info: (obj: object) => lines.push({ level: 'info', obj: obj as Record<string, unknown> }),
       warn: (obj: object) => lines.push({ level: 'warn', obj: obj as Record<string, unknown> }),
+      error: (obj: object) => lines.push({ level: 'error', obj: obj as Record<string, unknown> }),
+      debug: (obj: object) => lines.push({ level: 'debug', obj: obj as Record<string, unknown> }),
     },
   };
 }
