@@ -44,7 +44,7 @@ export function webhookHandler(
     // Per instance: debug, or a 500-image CT writes 500 lines.
     const line = { mode: 'webhook', study: ref.studyInstanceUID, change: body.ChangeType };
     if (settleMs === undefined) logEvent(log, 'ingest.enqueued', line);
-    else logEvent(log, 'ingest.settling', { ...line, settleMs });
+    else logEvent(log, 'ingest.enqueued', { ...line, settleMs }, 'debug');
     res.status(202).json({ studyInstanceUID: ref.studyInstanceUID, state: (await store.get(ref.studyInstanceUID))?.state ?? 'queued' });
   };
 }

@@ -32,7 +32,6 @@ export const LOG_EVENTS = {
   'upstream.circuit.closed': e('warn', 'circuit to an upstream closed again', ['target']),
   // ingest
   'ingest.enqueued': e('info', 'studies enqueued', ['mode', 'study', 'change', 'count', 'found', 'cursor', 'settleMs', 'from', 'to']),
-  'ingest.settling': e('debug', 'study enqueued to start once its instances settle', ['mode', 'study', 'change', 'settleMs']),
   'ingest.error': e('warn', 'ingest pass failed; will try again', ERR),
   'ingest.folder.settled': e('info', 'folder study settled', ['study', 'files', 'outcome']),
   'ingest.folder.rejected': e('warn', 'unreadable files in the watched folder', ['count', 'codes', 'movedAside']),
