@@ -5,7 +5,7 @@
  * element and copies each one into its parent, so a 10 KB TID 1500 SR took ~20 ms to write, the
  * largest CPU cost per study in `serve` (profiled: 40 ms of 140 ms per study under load). This
  * writer produces the same bytes as dcmjs for what it accepts — dcmjs's own dictionary gives
- * tags and VRs, and its VR objects give padding and length limits; test/unit/encode/dicom-writer
+ * tags and VRs, and its VR objects give padding and length limits; test/unit/dicom/writer
  * .test.ts compares the two byte for byte — and throws `Unsupported` for anything else (unknown
  * keywords, `_vrMap`, pixel data, values dcmjs would truncate), which the caller hands to dcmjs.
  */

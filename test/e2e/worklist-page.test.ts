@@ -14,7 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createApp } from '../../src/api/app.ts';
 import type { Store } from '../../src/state/ports.ts';
-import { SEED_ORDER, TOKEN, seededStore } from '../unit/api/seed.ts';
+import { SEED_ORDER, TOKEN, seededStore } from '../harness/api-seed.ts';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const SCREENSHOT = process.env['PACS_TRIAGE_SCREENSHOT'] ?? '/tmp/pacs-triage-worklist.png';

@@ -23,7 +23,7 @@ import type { OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import { cli, waitFor } from '../harness/cli.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
-import { dciodvfy, fhirProblems } from '../unit/encode/validators.ts';
+import { dciodvfy, fhirProblems } from '../harness/validators.ts';
 import { startRig, type Rig } from '../harness/rig.ts';
 
 const DEMO = 'test/fixtures/demo';

@@ -27,7 +27,7 @@ import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-
 import { startOrthanc, type OrthancServer } from '../../src/sandbox/orthanc.ts';
 import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import { requireOrthanc } from '../harness/require-servers.ts';
-import { ACCEPTED_DCIODVFY_WARNING, dciodvfy, dsrdump, fhirProblems } from '../unit/encode/validators.ts';
+import { ACCEPTED_DCIODVFY_WARNING, dciodvfy, dsrdump, fhirProblems } from '../harness/validators.ts';
 import { cli, waitFor } from '../harness/cli.ts';
 
 const DEMO = 'test/fixtures/demo';

@@ -1,7 +1,7 @@
 /**
  * Grey pixel values → the model's image tensor, exactly as models/MANIFEST.md "Image
  * preprocessing" says (models/training/preprocess.py does the same in Python;
- * test/unit/preprocess/golden.test.ts compares the two):
+ * test/unit/pipeline/preprocess/golden.test.ts compares the two):
  *
  *   1. modality LUT  v = stored * RescaleSlope + RescaleIntercept        (float64)
  *   2. VOI window    dataset first window, else percentiles of v; linear VOI function of

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../../src/api/app.ts';
 import { openApiDocument } from '../../../src/api/openapi.ts';
 import type { Store } from '../../../src/state/ports.ts';
-import { SEED_ORDER, TOKEN, seededStore } from './seed.ts';
+import { SEED_ORDER, TOKEN, seededStore } from '../../harness/api-seed.ts';
 
 const PNG_SIGNATURE = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a];
 const STAT = '1.2.826.0.1.3680043.10.999.2';

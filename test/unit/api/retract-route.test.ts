@@ -5,7 +5,7 @@ import type { Server } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApp } from '../../../src/api/app.ts';
 import { openSqliteStore } from '../../../src/state/sqlite/index.ts';
-import { storedResult } from './seed.ts';
+import { storedResult } from '../../harness/api-seed.ts';
 
 const TOKEN = 'a-token-of-sixteen+';
 const DONE = '1.2.826.0.1.3680043.10.999.11';

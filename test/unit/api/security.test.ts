@@ -17,7 +17,7 @@ import { bearerMatches } from '../../../src/api/auth.ts';
 import { main } from '../../../src/cli.ts';
 import { loadConfig } from '../../../src/config/load.ts';
 import type { Store } from '../../../src/state/ports.ts';
-import { seededStore, TOKEN } from './seed.ts';
+import { seededStore, TOKEN } from '../../harness/api-seed.ts';
 
 const METRICS_TOKEN = 'metrics-only-token-0123456789';
 const UID = '1.2.826.0.1.3680043.10.999.2';

@@ -16,7 +16,7 @@ import { formatZodIssues } from '../../../src/config/zod-issues.ts';
 import { ORTHANC_USER_METADATA } from '../../../src/sandbox/orthanc-config.ts';
 import { COMPOSE_FILE, ROOT, compose, imageEnv, interpolate, serviceEnv, triageServices, type ComposeService } from './docker-files.ts';
 
-/** Variables the service reads outside the config object (src/config/load.ts, src/logging.ts). */
+/** Variables the service reads outside the config object (src/config/load.ts, src/observability/logging.ts). */
 const NOT_CONFIG = new Set(['PACS_TRIAGE_LOG_LEVEL', 'PACS_TRIAGE_CONFIG']);
 
 /**

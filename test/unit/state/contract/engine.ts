@@ -1,7 +1,7 @@
 /**
  * What a store engine gives its contract suites: fresh empty stores (with an injected clock),
  * and the engine-specific hooks a few contracts need. Every engine runs every suite
- * (test/unit/state/sqlite.test.ts; test/integration/postgres-store.test.ts).
+ * (test/unit/state/sqlite/store.test.ts; test/integration/postgres-store.test.ts).
  */
 import type { Store } from '../../../../src/state/ports.ts';
 
