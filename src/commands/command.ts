@@ -5,6 +5,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { Logger } from 'pino';
 import { TriageError } from '../domain/errors.ts';
+import { isValidUid } from '../domain/uids.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../observability/logging.ts';
@@ -60,6 +61,13 @@ export function configFor(values: Values): Config {
 /** One-shot commands log warnings only unless --verbose. */
 export function loggerFor(values: Values, quiet = true): Logger {
   return createLogger(values.verbose ? (quiet ? 'info' : 'debug') : quiet ? 'warn' : 'info');
+}
+
+/** A StudyInstanceUID argument: a DICOM UID, or a usage error (nothing else may reach the store or a path). */
+export function studyUidArgument(positionals: string[], command: string): string {
+  const uid = onePositional(positionals, command, 'StudyInstanceUID');
+  if (!isValidUid(uid)) throw new TriageError('USAGE', `${command}: "${String(uid).slice(0, 80)}" is not a DICOM UID (digits and dots, at most 64 characters)`);
+  return uid;
 }
 
 /** Exactly one positional, or a usage error naming what is wanted. */

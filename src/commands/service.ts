@@ -3,7 +3,7 @@ import { TriageError } from '../domain/errors.ts';
 import { backfill, processOne, retractOne, runOnce } from '../compose/one-shot.ts';
 import { serve } from '../compose/serve.ts';
 import type { JobOutcome } from '../pipeline/worker.ts';
-import { configFor, loggerFor, onePositional, type Command } from './command.ts';
+import { configFor, loggerFor, studyUidArgument, type Command } from './command.ts';
 
 export function summarise(o: JobOutcome): object {
   switch (o.status) {
@@ -51,7 +51,7 @@ export const processCommand: Command = {
   description: 'Process one study now, whatever the ingest saw.',
   options: { json: { type: 'boolean', default: false } },
   async run(values, positionals, out) {
-    const uid = onePositional(positionals, 'process', 'StudyInstanceUID');
+    const uid = studyUidArgument(positionals, 'process');
     const outcome = await processOne(configFor(values), uid, loggerFor(values));
     out.stdout(values['json'] ? JSON.stringify(summarise(outcome)) : JSON.stringify(summarise(outcome), null, 2));
     return outcome.status === 'failed' ? 1 : 0;
@@ -128,7 +128,7 @@ export const retractCommand: Command = {
 It stays pending (for serve) while an upstream is away.`,
   options: { reason: { type: 'string' }, by: { type: 'string' }, json: { type: 'boolean', default: false } },
   async run(values, positionals, out) {
-    const uid = onePositional(positionals, 'retract', 'StudyInstanceUID');
+    const uid = studyUidArgument(positionals, 'retract');
     const reason = values['reason'] as string | undefined;
     const by = values['by'] as string | undefined;
     if (reason === undefined || reason.trim() === '') throw new TriageError('USAGE', 'retract needs --reason "why the result is wrong"');

@@ -42,7 +42,8 @@ export async function retentionPass(service: Service): Promise<void> {
 
 /**
  * Corrections and retention, once per pass of `serve` and `run-once`: stored free text past
- * retention.reportTextMaxAgeH cleared, the deleted-study sweep when due, then every due
+ * retention.reportTextMaxAgeH cleared, ended jobs past retention.jobsMaxAgeDays deleted, the
+ * deleted-study sweep when due, then every due
  * retraction. Never throws: a failing part is logged and tried again next pass.
  */
 export async function correctionsPass(service: Service): Promise<void> {
@@ -53,6 +54,8 @@ export async function correctionsPass(service: Service): Promise<void> {
       const purged = await store.purgeText(Date.now() - config.retention.reportTextMaxAgeH * 3_600_000);
       if (purged.feedbackNotes + purged.retractionReasons > 0) logEvent(log, 'retention.purged', { ...purged });
     }
+    const jobs = await store.pruneJobs(Date.now() - config.retention.jobsMaxAgeDays * 86_400_000);
+    if (jobs > 0) logEvent(log, 'retention.purged', { jobs });
   } catch (err) {
     const e = asTriageError(err, 'retention');
     logEvent(log, 'retention.error', { code: e.code, err: e.message });

@@ -43,6 +43,8 @@ function fhirClientOf(config: Config, problems: string[]): FhirClient | undefine
   return new FhirClient({
     baseUrl: f.baseUrl,
     timeoutMs: f.timeoutMs,
+    maxResponseBytes: config.limits.upstream.fhirResponseBytes,
+    maxBundleEntries: config.limits.upstream.fhirBundleEntries,
     ...(auth?.token !== undefined ? { token: auth.token } : {}),
     ...(smart ? { smart } : {}),
     ...(tls ? { tls } : {}),
@@ -70,9 +72,13 @@ export function connectServers(config: Config, options: { requirePacs?: boolean 
         timeoutMs: pacs.timeoutMs,
         tls: pacsTls,
         retrieveTransferSyntax: pacs.retrieveTransferSyntax,
+        maxResponseBytes: config.limits.upstream.pacsResponseBytes,
       })
     : undefined;
-  const orthanc = pacs?.kind === 'orthanc' ? new OrthancClient({ baseUrl: pacs.baseUrl, auth: pacs.auth, timeoutMs: pacs.timeoutMs, tls: pacsTls }) : undefined;
+  const orthanc =
+    pacs?.kind === 'orthanc'
+      ? new OrthancClient({ baseUrl: pacs.baseUrl, auth: pacs.auth, timeoutMs: pacs.timeoutMs, tls: pacsTls, maxResponseBytes: config.limits.upstream.pacsResponseBytes })
+      : undefined;
   return {
     dicomweb,
     orthanc,

@@ -88,6 +88,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     writeOrderPriority: config.fhir?.writeOrderPriority ?? false,
     software: SOFTWARE,
     metrics,
+    dicomLimits: config.limits.dicom,
   };
   const retractions: RetractionDeps | undefined = servers.dicomweb
     ? {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { isLoopbackHost } from '../domain/hosts.ts';
+import { DEFAULT_DICOM_LIMITS } from '../dicom/limits.ts';
 
 const uid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))*$/, 'must be a DICOM UID root (digits and dots, no leading zeros)').max(40);
 const url = z.url({ protocol: /^https?$/ });
@@ -274,6 +275,34 @@ export const configSchema = z
       })
       .strict()
       .default({ failureThreshold: 5, openMs: 30_000 }),
+    /** Bounds on every input, checked before the bytes or the pixels are allocated (README "Security"). */
+    limits: z
+      .object({
+        dicom: z
+          .object({
+            maxDepth: z.number().int().min(4).max(256).default(DEFAULT_DICOM_LIMITS.maxDepth),
+            maxFileBytes: z.number().int().min(1024).default(DEFAULT_DICOM_LIMITS.maxFileBytes),
+            maxInflatedBytes: z.number().int().min(1024).default(DEFAULT_DICOM_LIMITS.maxInflatedBytes),
+            maxPixelsPerFrame: z.number().int().min(1).default(DEFAULT_DICOM_LIMITS.maxPixelsPerFrame),
+            maxFrames: z.number().int().min(1).default(DEFAULT_DICOM_LIMITS.maxFrames),
+            maxDecodedFrameBytes: z.number().int().min(1024).default(DEFAULT_DICOM_LIMITS.maxDecodedFrameBytes),
+          })
+          .strict()
+          .prefault({}),
+        upstream: z
+          .object({
+            /** Largest answer from the PACS (a WADO-RS instance, a QIDO page). */
+            pacsResponseBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+            /** Largest answer from the FHIR server (a search page, a transaction answer). */
+            fhirResponseBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
+            /** Entries in one FHIR Bundle page at most. */
+            fhirBundleEntries: z.number().int().min(1).max(100_000).default(1000),
+          })
+          .strict()
+          .prefault({}),
+      })
+      .strict()
+      .prefault({}),
     retention: z
       .object({
         /** Stored thumbnails and saliency images older than this are deleted by `serve` (absent: kept). */
@@ -283,9 +312,15 @@ export const configSchema = z
          * cleared after this long by `serve` and `run-once` (absent: kept). The rows stay.
          */
         reportTextMaxAgeH: z.number().positive().optional(),
+        /**
+         * Jobs that ended (done, failed, skipped) and were not updated for this many days are
+         * deleted by `serve` and `run-once`; their results, feedback and audit entries stay. The job
+         * list stays bounded whatever arrives (a flood of webhook posts, a crafted changes feed).
+         */
+        jobsMaxAgeDays: z.number().positive().max(3650).default(30),
       })
       .strict()
-      .default({}),
+      .prefault({}),
     /** Retractions of results whose study was deleted in the PACS (the sweep; see src/pipeline/retract.ts). */
     corrections: z
       .object({

@@ -28,6 +28,10 @@ export const ERROR_CODES = {
   UPSTREAM_THROTTLED: { retryable: true, http: 503 },
   UPSTREAM_REJECTED: { retryable: false, http: 502 },
   UPSTREAM_AUTH: { retryable: false, http: 502 },
+  /** An answer larger than limits.*ResponseBytes (or a Bundle with more entries than allowed): aborted while it streamed in. */
+  UPSTREAM_TOO_LARGE: { retryable: false, http: 502 },
+  /** A study whose StudyInstanceUID is not a DICOM UID: refused before it is queued. */
+  INVALID_UID: { retryable: false, http: 422 },
   /**
    * The TLS handshake failed on a certificate (untrusted CA, wrong host name, expired, a client
    * certificate the server wants and did not get). Retrying cannot fix it — only a change of

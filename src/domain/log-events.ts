@@ -35,7 +35,7 @@ export const LOG_EVENTS = {
   'ingest.error': e('warn', 'ingest pass failed; will try again', ERR),
   'ingest.folder.settled': e('info', 'folder study settled', ['study', 'files', 'outcome']),
   'ingest.folder.rejected': e('warn', 'unreadable files in the watched folder', ['count', 'codes', 'movedAside']),
-  'ingest.rejected': e('warn', 'a study was refused before it was queued', ['mode', 'code', 'value']),
+  'ingest.rejected': e('warn', 'studies refused before they were queued (recorded as failed jobs with the reason)', ['mode', 'code', 'count']),
   'webhook.own_instance': e('debug', 'our own result arrived; not enqueued', ['study']),
   'webhook.forbidden': e('warn', 'webhook call with a wrong secret', []),
   // a study's run

@@ -10,6 +10,7 @@ import type { FhirResource, InstanceMeta, Priority } from '../domain/types.ts';
 import type { Retraction, StoredResult } from '../domain/records.ts';
 import type { AuditLog, JobQueue, ResultStore } from '../state/ports.ts';
 import type { Metrics } from '../observability/metrics.ts';
+import type { DicomLimits } from '../dicom/limits.ts';
 import type { ModelInput, ModelOutput } from '../adapters/model/run.ts';
 import type { TextEncoding } from '../adapters/model/tokenizer.ts';
 
@@ -104,4 +105,6 @@ export interface PipelineDeps {
   software: { name: string; version: string };
   /** Stage timings, write counts (optional: `analyze` has none). */
   metrics?: Metrics;
+  /** limits.dicom: what a retrieved instance may declare or inflate to. */
+  dicomLimits?: DicomLimits;
 }

@@ -10,9 +10,11 @@
  * A job keeps its settle time in `nextAttemptAt` while it runs, so a rerun asked for by an
  * instance that arrived mid-run still waits out ingest.stableAgeS. Pure.
  */
+import { createHash } from 'node:crypto';
 import { TriageError } from '../domain/errors.ts';
 import type { Job, JobState } from '../domain/records.ts';
 import type { StudyRef } from '../domain/types.ts';
+import { isValidUid } from '../domain/uids.ts';
 
 /** A job as engines persist it: the public record plus the machine's own fields. */
 export interface JobRow extends Job {
@@ -24,7 +26,7 @@ export interface JobRow extends Job {
 
 /** Every move the machine makes; anything else is a bug in this module. */
 export const TRANSITIONS: Readonly<Record<JobState | 'new', readonly JobState[]>> = {
-  new: ['queued'],
+  new: ['queued', 'failed'],
   queued: ['queued', 'running'],
   running: ['running', 'queued', 'done', 'skipped', 'failed'],
   done: ['queued'],
@@ -45,11 +47,49 @@ function unleased<T extends Job>(row: T): T {
   return rest as T;
 }
 
+/** The key of a study refused for its UID: one row per distinct value, however often it arrives. */
+export function rejectedKey(raw: string): string {
+  return `invalid:${createHash('sha256').update(raw, 'utf8').digest('hex').slice(0, 16)}`;
+}
+
+/** The job key a ref is kept under: its UID, or the rejected key when it is not a DICOM UID. */
+export function jobKey(ref: StudyRef): string {
+  return isValidUid(ref.studyInstanceUID) ? ref.studyInstanceUID : rejectedKey(ref.studyInstanceUID);
+}
+
+/** Whether a job is a refused study (never claimed, never requeued). */
+export function isRejected(job: Pick<Job, 'studyInstanceUID'>): boolean {
+  return job.studyInstanceUID.startsWith('invalid:');
+}
+
 /**
  * A study seen by ingest (again). `due` is now, or now + settle time. A running job keeps
  * running and is marked to run again; its settle time moves only when this enqueue asks for one.
+ *
+ * Two refusals are written here, once, for every ingest path: a StudyInstanceUID that is not a
+ * DICOM UID becomes a failed INVALID_UID job (the raw value escaped and cut in its reason) and
+ * never reaches the pipeline; and a study the watched folder ingested is not re-run by another
+ * source (the PACS announcing it again because our own SR was stored there: the folder's files
+ * are gone by then, and the result stands).
  */
 export function onEnqueue(job: JobRow | undefined, ref: StudyRef, now: number, due: number, barrier: string | undefined): JobRow {
+  const raw = String(ref.studyInstanceUID);
+  if (!isValidUid(ref.studyInstanceUID)) {
+    if (job) return { ...job, updatedAt: now };
+    return moved('new', {
+      studyInstanceUID: rejectedKey(ref.studyInstanceUID),
+      source: ref.source,
+      state: 'failed',
+      attempts: 0,
+      nextAttemptAt: now,
+      errorCode: 'INVALID_UID',
+      reason: `the StudyInstanceUID is not a DICOM UID (digits and dots, at most 64 characters): ${JSON.stringify(raw.slice(0, 64))}${raw.length > 64 ? ' (cut)' : ''}`,
+      enqueuedAt: now,
+      updatedAt: now,
+      rerun: false,
+    });
+  }
+  if (job && job.source === 'folder' && ref.source !== 'folder') return job;
   if (!job) {
     return moved('new', {
       studyInstanceUID: ref.studyInstanceUID,
@@ -109,6 +149,7 @@ export function onFail(job: JobRow, now: number, errorCode: string, message: str
 
 /** Asked for again (reprocess, retry): at once, attempts reset; a running job runs again when it ends. */
 export function onRequeue(job: JobRow, now: number): JobRow {
+  if (isRejected(job)) return job;
   if (job.state === 'running') return moved(job.state, { ...job, rerun: true, updatedAt: now });
   const { reason: _r, errorCode: _c, ...rest } = job;
   return moved(job.state, { ...rest, state: 'queued', attempts: 0, nextAttemptAt: now, updatedAt: now });

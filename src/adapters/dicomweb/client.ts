@@ -28,6 +28,8 @@ export interface DicomWebOptions {
   tls?: TlsOptions | undefined;
   /** Default explicit-le-first. */
   retrieveTransferSyntax?: RetrieveTransferSyntax;
+  /** limits.upstream.pacsResponseBytes. */
+  maxResponseBytes?: number;
 }
 
 /** QIDO-RS, WADO-RS and STOW-RS (PS3.18) on our own HTTP client; see http/client.ts for why. */
@@ -41,7 +43,14 @@ export class DicomWebClient {
 
   constructor(options: DicomWebOptions) {
     this.retrieveTransferSyntax = options.retrieveTransferSyntax ?? 'explicit-le-first';
-    this.http = new HttpClient({ baseUrl: options.baseUrl, auth: options.auth, timeoutMs: options.timeoutMs, name: 'pacs', ...(options.tls ? { tls: options.tls } : {}) });
+    this.http = new HttpClient({
+      baseUrl: options.baseUrl,
+      auth: options.auth,
+      timeoutMs: options.timeoutMs,
+      name: 'pacs',
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
+    });
   }
 
   /** Every instance of a study with the attributes in INSTANCE_FIELDS, keyword-named. */

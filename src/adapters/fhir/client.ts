@@ -14,6 +14,10 @@ export interface FhirOptions {
   timeoutMs: number;
   /** Pages followed at most per search (Bundle `next` links). */
   maxPages?: number;
+  /** An answer larger than this is aborted while it streams in (limits.upstream.fhirResponseBytes). */
+  maxResponseBytes?: number;
+  /** Entries per Bundle page at most (limits.upstream.fhirBundleEntries). */
+  maxBundleEntries?: number;
 }
 
 interface Bundle {
@@ -59,8 +63,12 @@ export class FhirClient {
       name: 'fhir',
       ...(options.token !== undefined && !options.smart ? { auth: { token: options.token } } : {}),
       ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
     });
+    this.maxEntries = options.maxBundleEntries ?? 1000;
   }
+
+  private readonly maxEntries: number;
 
   /** How this client authenticates, for `doctor` (never the secret). */
   get authKind(): string {
@@ -132,7 +140,8 @@ export class FhirClient {
     try {
       next = new URL(href, `${this.base}/`);
     } catch (err) {
-      throw new TriageError('FHIR_INVALID', `${where}: the next link "${href.slice(0, 200)}" is not a URL`, { cause: err, where });
+      // Not quoted: a link carries the search's parameters, which may name a patient.
+      throw new TriageError('FHIR_INVALID', `${where}: the next link is not a URL`, { cause: err, where });
     }
     if (next.origin !== this.origin) {
       throw new TriageError(
@@ -150,7 +159,11 @@ export class FhirClient {
     let what = `search ${resourceType}`;
     let bundle = (await this.call(what, { path: this.url(`${encodeURIComponent(resourceType)}${searchQuery(searchParams)}`) }, true)).value as Bundle;
     for (let page = 1; ; page++) {
-      for (const entry of bundle.entry ?? []) {
+      const entries = bundle.entry ?? [];
+      if (entries.length > this.maxEntries) {
+        throw new TriageError('UPSTREAM_TOO_LARGE', `fhir ${what}: a page of ${entries.length} entries, more than limits.upstream.fhirBundleEntries (${this.maxEntries})`, { where: 'fhir' });
+      }
+      for (const entry of entries) {
         if (entry.resource && (entry.search?.mode ?? 'match') === 'match') out.push(entry.resource);
       }
       if (out.length >= max || page >= (this.options.maxPages ?? 10)) break;

@@ -52,7 +52,11 @@ export interface HttpClientOptions {
   name: string;
   /** For an https base URL: CA, client certificate, verification. */
   tls?: TlsOptions;
+  /** An answer larger than this is aborted while it streams in (UPSTREAM_TOO_LARGE); default 1 GiB. */
+  maxResponseBytes?: number;
 }
+
+export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024 * 1024;
 
 export function authHeader(auth: Auth): string | undefined {
   if (auth === undefined) return undefined;
@@ -81,11 +85,32 @@ export function retryAfterSeconds(value: string | string[] | undefined, now = Da
   return Number.isFinite(at) ? Math.max(0, Math.ceil((at - now) / 1000)) : undefined;
 }
 
+/**
+ * What may be said of an error answer: an OperationOutcome's issue severities and codes (FHIR's
+ * own vocabulary), else nothing. Never the body's text — an OperationOutcome echoing a search, a
+ * proxy page, an error page — which can carry a patient's identifiers into the job's reason, the
+ * logs and the API.
+ */
+export function safeDetail(body: Buffer): string {
+  if (body.length === 0 || body.length > 1_000_000) return '';
+  try {
+    const value = JSON.parse(body.toString('utf8')) as { resourceType?: unknown; issue?: unknown };
+    if (value?.resourceType !== 'OperationOutcome' || !Array.isArray(value.issue)) return '';
+    const token = (v: unknown): string => (typeof v === 'string' && /^[a-z-]{1,32}$/.test(v) ? v : '?');
+    return `OperationOutcome ${(value.issue as { severity?: unknown; code?: unknown }[])
+      .slice(0, 5)
+      .map((i) => `${token(i.severity)}/${token(i.code)}`)
+      .join(', ')}`;
+  } catch {
+    return '';
+  }
+}
+
 /** A non-2xx answer as a TriageError: 5xx/429 retryable (with Retry-After), 4xx not. */
 export function responseError(where: string, res: HttpResponse): TriageError {
   const retryAfter = retryAfterSeconds(res.headers['retry-after']);
-  const detail = res.body.toString('utf8').slice(0, 300).replace(/\s+/g, ' ');
-  return new TriageError(codeForHttpStatus(res.status), `${where} answered ${res.status}${detail ? `: ${detail}` : ''}`, {
+  const detail = safeDetail(res.body);
+  return new TriageError(codeForHttpStatus(res.status), `${where} answered ${res.status}${detail ? ` (${detail})` : ''}`, {
     where,
     status: res.status,
     ...(retryAfter === undefined ? {} : { retryAfterS: retryAfter }),
@@ -244,16 +269,31 @@ export class HttpClient {
       const timer = setTimeout(() => {
         r.destroy(new TriageError('UPSTREAM_TIMEOUT', `${where}: no complete answer within ${timeoutMs} ms`, { where }));
       }, timeoutMs);
+      const max = this.options.maxResponseBytes ?? DEFAULT_MAX_RESPONSE_BYTES;
+      const tooLarge = (bytes: number): TriageError =>
+        new TriageError('UPSTREAM_TOO_LARGE', `${where}: the answer is larger than ${max} bytes (${bytes} seen); aborted`, { where });
       const r = transport.request(target, { method: req.method ?? 'GET', headers, agent: this.agent }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('end', () => {
-          clearTimeout(timer);
-          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
-        });
         res.on('error', (err) => {
           clearTimeout(timer);
           reject(err instanceof TriageError ? err : new TriageError('UPSTREAM_UNAVAILABLE', `${where}: response failed: ${err.message}`, { cause: err, where }));
+        });
+        const chunks: Buffer[] = [];
+        // Counted as it arrives, not after: an upstream (or something posing as one) must not make
+        // us buffer what it likes. A declared length past the cap is refused before any byte.
+        const declared = Number(res.headers['content-length']);
+        if (Number.isFinite(declared) && declared > max) {
+          res.destroy(tooLarge(declared));
+          return;
+        }
+        let received = 0;
+        res.on('data', (c: Buffer) => {
+          received += c.byteLength;
+          if (received > max) res.destroy(tooLarge(received));
+          else chunks.push(c);
+        });
+        res.on('end', () => {
+          clearTimeout(timer);
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
         });
       });
       r.on('error', (err) => {

@@ -14,6 +14,8 @@ export interface OrthancOptions {
   auth?: Auth;
   timeoutMs: number;
   tls?: TlsOptions | undefined;
+  /** limits.upstream.pacsResponseBytes. */
+  maxResponseBytes?: number;
 }
 
 /**
@@ -47,7 +49,14 @@ export class OrthancClient {
   readonly http: HttpClient;
 
   constructor(options: OrthancOptions) {
-    this.http = new HttpClient({ baseUrl: options.baseUrl, auth: options.auth, timeoutMs: options.timeoutMs, name: 'pacs', ...(options.tls ? { tls: options.tls } : {}) });
+    this.http = new HttpClient({
+      baseUrl: options.baseUrl,
+      auth: options.auth,
+      timeoutMs: options.timeoutMs,
+      name: 'pacs',
+      ...(options.tls ? { tls: options.tls } : {}),
+      ...(options.maxResponseBytes !== undefined ? { maxResponseBytes: options.maxResponseBytes } : {}),
+    });
   }
 
   async changes(since: number, limit: number): Promise<{ changes: OrthancChange[]; last: number; done: boolean }> {

@@ -1,4 +1,5 @@
 import { logEvent } from '../../domain/log-events.ts';
+import { logRejectedUids } from './rejected.ts';
 import type { Logger } from 'pino';
 import type { DicomWebClient } from '../../adapters/dicomweb/client.ts';
 import type { DicomJson } from '../../dicom/json.ts';
@@ -111,6 +112,7 @@ export async function pollDicomWebQido(
         studies.push({ ref: { studyInstanceUID: uid, source: 'dicomweb-qido' }, fingerprint: `${firstValue(json, '00201206') ?? '?'}/${firstValue(json, '00201208') ?? '?'}` });
       }
       found += studies.length;
+      logRejectedUids(log, 'dicomweb-qido', studies.map((s) => s.ref));
       const fresh = await store.enqueueUnseen(QIDO_SEEN_SET, studies);
       enqueued += fresh.length;
       // A page shorter than the limit is the last one.

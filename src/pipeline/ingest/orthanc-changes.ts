@@ -4,6 +4,7 @@ import type { OrthancClient } from '../../adapters/orthanc/client.ts';
 import type { StudyRef } from '../../domain/types.ts';
 import type { Store } from '../../state/ports.ts';
 import type { OwnSeries } from './own-writes.ts';
+import { logRejectedUids } from './rejected.ts';
 
 export const CHANGES_CURSOR = 'orthanc.changes';
 /**
@@ -73,6 +74,7 @@ export async function pollOrthancChanges(orthanc: OrthancClient, store: Store, o
         add(uid, change.orthancId);
       }
     }
+    logRejectedUids(log, 'orthanc-changes', refs);
     await store.enqueue(refs, { name: CHANGES_CURSOR, value: String(page.last) }, perInstance ? { settleMs: options.stableAgeMs, barrier: CHANGES_SEEN_UNTIL } : {});
     enqueued += refs.length;
     if (refs.length > 0) {

@@ -10,7 +10,7 @@ export async function imageStage(instance: InstanceMeta, deps: PipelineDeps, tim
   const bytes = await timed('retrieve', () => deps.source.retrieve(instance));
   return timed('preprocess', async () => {
     try {
-      return imageToTensor(readDicom(bytes), deps.model.manifest.image);
+      return imageToTensor(readDicom(bytes, deps.dicomLimits ? { limits: deps.dicomLimits } : {}), deps.model.manifest.image);
     } catch (err) {
       if (err instanceof TriageError) throw err;
       throw new TriageError('DICOM_UNREADABLE', `instance ${instance.SOPInstanceUID}: ${(err as Error).message}`, { cause: err });

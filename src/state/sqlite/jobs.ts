@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import type { JobState } from '../../domain/records.ts';
 import type { StudyRef } from '../../domain/types.ts';
-import { claimable, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
+import { claimable, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
 import { DEFAULT_LEASE, type Cursor, type EnqueueOptions, type JobQueue, type Lease } from '../ports.ts';
 import { writeTransaction } from './sql.ts';
 
@@ -92,7 +92,7 @@ export function setCursor(db: Database.Database, cursor: Cursor): void {
 export function enqueueRows(db: Database.Database, refs: readonly StudyRef[], now: number, options: EnqueueOptions): void {
   const due = now + Math.max(0, options.settleMs ?? 0);
   const barrier = options.settleMs !== undefined ? options.barrier : undefined;
-  for (const ref of refs) writeJob(db, onEnqueue(readJob(db, ref.studyInstanceUID), ref, now, due, barrier));
+  for (const ref of refs) writeJob(db, onEnqueue(readJob(db, jobKey(ref)), ref, now, due, barrier));
 }
 
 export function sqliteJobQueue(db: Database.Database, clock: () => number): JobQueue {

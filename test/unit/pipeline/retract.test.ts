@@ -251,7 +251,7 @@ describe('deleted-study sweep', () => {
   async function doneStudies(n: number): Promise<Store> {
     const store = openSqliteStore(':memory:');
     for (let i = 1; i <= n; i++) {
-      const uid = `${ROOT}.${String(i).padStart(2, '0')}`;
+      const uid = `${ROOT}.${100 + i}`;
       await store.enqueue([{ studyInstanceUID: uid, source: 'cli' }]);
       await store.claim(Number.MAX_SAFE_INTEGER, lease, uid);
       await store.saveResult({ ...result(`k${i}`, `${uid}.9`), studyInstanceUID: uid });
@@ -259,7 +259,7 @@ describe('deleted-study sweep', () => {
     }
     return store;
   }
-  const uid = (i: number): string => `${ROOT}.${String(i).padStart(2, '0')}`;
+  const uid = (i: number): string => `${ROOT}.${100 + i}`;
   const window = { now: Date.now(), lookbackMs: 86_400_000 };
 
   it('a missing study gets a study-deleted retraction; pages of maxStudies go on from the cursor and wrap', async () => {

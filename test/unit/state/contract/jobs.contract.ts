@@ -112,11 +112,11 @@ describe(`${engine.name}: job queue`, () => {
 describe(`${engine.name}: claim for one study (regression: \`process <uid>\` ran another due job)`, () => {
   it('takes only the named study even when an older job is due', async () => {
     const store = await engine.open(() => 1000);
-    await store.enqueue([{ studyInstanceUID: 'old', source: 'cli' }]);
-    await store.enqueue([{ studyInstanceUID: 'mine', source: 'cli' }]);
-    expect((await store.claim(5000, undefined, 'mine'))?.studyInstanceUID).toBe('mine');
-    expect(await store.claim(5000, undefined, 'mine')).toBeUndefined();
-    expect((await store.claim(5000))?.studyInstanceUID).toBe('old');
+    await store.enqueue([{ studyInstanceUID: '1.2.1', source: 'cli' }]);
+    await store.enqueue([{ studyInstanceUID: '1.2.2', source: 'cli' }]);
+    expect((await store.claim(5000, undefined, '1.2.2'))?.studyInstanceUID).toBe('1.2.2');
+    expect(await store.claim(5000, undefined, '1.2.2')).toBeUndefined();
+    expect((await store.claim(5000))?.studyInstanceUID).toBe('1.2.1');
   });
 });
 }

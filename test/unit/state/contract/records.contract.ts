@@ -90,5 +90,44 @@ export function recordsContract(engine: StoreEngine): void {
       expect(await store.get('1.1')).toMatchObject({ state: 'done', timings: { total: 5 } });
       await store.close();
     });
+
+    it('a StudyInstanceUID that is not a DICOM UID becomes one failed INVALID_UID job per distinct value, never claimed or requeued', async () => {
+      const now = 1_000;
+      const store = await engine.open(() => now);
+      const hostile = ['../../etc/passwd', '<script>alert(1)</script>', '1.2.3.04', 'x'.repeat(500)];
+      await store.enqueue([...hostile.map((uid) => ({ studyInstanceUID: uid, source: 'orthanc-changes' as const })), ref('1.2.3')], { name: 'c', value: '5' });
+      await store.enqueue([{ studyInstanceUID: hostile[0]!, source: 'webhook' }]); // the same value again: still one row
+      const jobs = await store.jobs();
+      expect(jobs).toHaveLength(5);
+      const rejected = jobs.filter((j) => j.errorCode === 'INVALID_UID');
+      expect(rejected).toHaveLength(4);
+      for (const j of rejected) {
+        expect(j.studyInstanceUID).toMatch(/^invalid:[0-9a-f]{16}$/);
+        expect(j.state).toBe('failed');
+        expect(j.reason!.length).toBeLessThan(200);
+      }
+      expect(rejected.map((j) => j.reason).join('\n')).toContain(JSON.stringify('<script>alert(1)</script>'));
+      expect(await store.getCursor('c')).toBe('5');
+      expect((await store.claim(Number.MAX_SAFE_INTEGER))?.studyInstanceUID).toBe('1.2.3');
+      expect(await store.claim(Number.MAX_SAFE_INTEGER)).toBeUndefined();
+      expect((await store.requeue(rejected[0]!.studyInstanceUID))?.state).toBe('failed');
+      expect(await store.claim(Number.MAX_SAFE_INTEGER)).toBeUndefined();
+      await store.close();
+    });
+
+    it('a study the watched folder ingested is not re-run by another source (our own SR announced by the PACS)', async () => {
+      let now = 1_000;
+      const store = await engine.open(() => now);
+      await store.enqueue([{ studyInstanceUID: '1.2.9', source: 'folder' }]);
+      await store.claim(now);
+      await store.finish('1.2.9', 'done', undefined);
+      now = 2_000;
+      await store.enqueue([{ studyInstanceUID: '1.2.9', source: 'orthanc-changes' }]);
+      expect(await store.get('1.2.9')).toMatchObject({ source: 'folder', state: 'done' });
+      // The folder itself may bring it back (a re-drop with changed files).
+      await store.enqueue([{ studyInstanceUID: '1.2.9', source: 'folder' }]);
+      expect((await store.get('1.2.9'))?.state).toBe('queued');
+      await store.close();
+    });
   });
 }
