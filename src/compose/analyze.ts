@@ -50,7 +50,7 @@ export async function analyze(config: Config, options: AnalyzeOptions, log: Logg
     }
     clinical = new BundleSource(resourcesOf(json));
   }
-  const source = await FileStudySource.open(options.inputs);
+  const source = await FileStudySource.open(options.inputs, config.limits.dicom);
   const runtime = await openRuntime(config, log, ':memory:');
   try {
     const mappings = options.select

@@ -16,7 +16,7 @@ export interface FolderIngest {
 
 /** The folder mode's parts from `ingest.folder`; `pacsSource` when a PACS is configured too. */
 export function openFolderIngest(
-  config: Pick<Config, 'ingest' | 'shadow'>,
+  config: Pick<Config, 'ingest' | 'shadow' | 'limits'>,
   pacsSource: StudySource | undefined,
   fhir: FhirClient | undefined,
   isFolderJob?: (studyInstanceUID: string) => Promise<boolean>,
@@ -30,9 +30,9 @@ export function openFolderIngest(
     failedDir: path.resolve(f.failedDir ?? path.join(root, '.failed')),
     outDir: path.resolve(f.outDir ?? path.join(root, '.out')),
   };
-  const source = new FolderStudySource(root, pacsSource, isFolderJob);
+  const source = new FolderStudySource(root, pacsSource, isFolderJob, config.limits.dicom.maxFileBytes);
   const watcher = new FolderWatcher(
-    new LocalFolder(dirs),
+    new LocalFolder(dirs, config.limits.dicom),
     {
       stableAgeS: f.stableAgeS,
       doneAction: f.doneAction,

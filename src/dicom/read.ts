@@ -14,7 +14,7 @@ import { instanceMeta, type NaturalDataset } from './instance-meta.ts';
 import type { InstanceMeta } from '../domain/types.ts';
 
 export type { DicomImage } from './image.ts';
-import { StructureError, checkDatasetStructure, datasetOffset, metaTransferSyntax } from './structure.ts';
+import { StructureError, checkDatasetStructure, datasetOffset, headerStructure, metaTransferSyntax } from './structure.ts';
 import { nativeAttributes, type NativeAttributes, type VisitedElement } from './native-attributes.ts';
 import { DEFAULT_DICOM_LIMITS, type DicomLimits } from './limits.ts';
 import { binaryParts, checkPixelLimits, encapsulatedImage, nativeImage, pixelDescription, type DicomImage } from './image.ts';
@@ -48,9 +48,22 @@ const PIXEL_DATA = '7FE00010';
 /** Options of the readers: the limits, and `viaDcmjs` (skip the native fast path; the comparison test reads both ways). */
 export interface ReadOptions {
   limits?: Partial<DicomLimits>;
+  /**
+   * Header reads only: `bytes` is a prefix of a longer file. When the header runs past it,
+   * NeedMoreBytes is thrown (instead of "truncated") and the caller reads more.
+   */
+  partial?: boolean;
   viaDcmjs?: boolean;
   /** Names the stage in errors (default `preprocess`). */
   where?: string;
+}
+
+/** A header read of a prefix needs more of the file (see ReadOptions.partial). */
+export class NeedMoreBytes extends Error {
+  constructor() {
+    super('the header runs past the bytes read so far');
+    this.name = 'NeedMoreBytes';
+  }
 }
 
 interface OpenedDataset {
@@ -59,13 +72,16 @@ interface OpenedDataset {
   dataset: Uint8Array;
   /** The native fast path's attributes, when it could read them. */
   fast: NativeAttributes | undefined;
+  /** Where the header ends in `bytes` (the Pixel Data element's start; header reads only). */
+  headerEnd: number;
 }
 
 /**
  * Steps 1 and 2 of every read: the File Meta Information, the transfer syntax, inflation (capped)
  * and the structure walk (depth and lengths checked) — before dcmjs or anything else sees the bytes.
  */
-function openDataset(bytes: Uint8Array, options: ReadOptions, requirePixels: boolean): OpenedDataset {
+function openDataset(bytes: Uint8Array, options: ReadOptions, mode: 'image' | 'header' | 'whole'): OpenedDataset {
+  const requirePixels = mode === 'image';
   const where = options.where ?? 'preprocess';
   const limits = { ...DEFAULT_DICOM_LIMITS, ...options.limits };
   if (bytes.byteLength < 132 || String.fromCharCode(...bytes.subarray(128, 132)) !== 'DICM') {
@@ -82,6 +98,7 @@ function openDataset(bytes: Uint8Array, options: ReadOptions, requirePixels: boo
     metaEnd = datasetOffset(bytes);
     tsUid = metaTransferSyntax(bytes, metaEnd);
   } catch (err) {
+    if (options.partial && err instanceof StructureError && err.truncated) throw new NeedMoreBytes();
     throw unreadable(err, where);
   }
   if (tsUid === undefined || tsUid === '') {
@@ -91,22 +108,23 @@ function openDataset(bytes: Uint8Array, options: ReadOptions, requirePixels: boo
 
   // 2. Refuse truncated or malformed files before dcmjs pads them with zeros.
   let dataset = bytes.subarray(metaEnd);
-  if (syntax.deflated) dataset = inflateCapped(dataset, limits.maxInflatedBytes, where);
+  if (syntax.deflated) {
+    if (options.partial) throw new NeedMoreBytes();
+    dataset = inflateCapped(dataset, limits.maxInflatedBytes, where);
+  }
   // Native little-endian data sets (what a PACS sends when asked for Explicit VR Little
   // Endian) keep the top-level element headers for native-attributes.ts on the way.
   const elements: VisitedElement[] | undefined = syntax.encoding === 'native' && syntax.littleEndian && !options.viaDcmjs ? [] : undefined;
+  const visit = elements && ((tag: number, vr: string | undefined, offset: number, length: number) => void elements.push({ tag, vr, offset, length }));
+  let headerEnd = metaEnd + dataset.byteLength;
   try {
-    checkDatasetStructure(
-      dataset,
-      syntax.explicitVr,
-      syntax.littleEndian,
-      elements && ((tag, vr, offset, length) => void elements.push({ tag, vr, offset, length })),
-      limits.maxDepth,
-    );
+    if (mode !== 'header') checkDatasetStructure(dataset, syntax.explicitVr, syntax.littleEndian, visit, limits.maxDepth);
+    else headerEnd = metaEnd + headerStructure(dataset, syntax.explicitVr, syntax.littleEndian, visit, limits.maxDepth);
   } catch (err) {
+    if (options.partial && err instanceof StructureError && err.truncated) throw new NeedMoreBytes();
     throw unreadable(err, where);
   }
-  return { syntax, dataset, fast: elements && nativeAttributes(dataset, elements, requirePixels) };
+  return { syntax, dataset, headerEnd, fast: elements && nativeAttributes(dataset, elements, requirePixels) };
 }
 
 /** Inflates a deflated data set, refusing (DICOM_TOO_LARGE) past `max` bytes instead of allocating them. */
@@ -142,13 +160,14 @@ function dcmjsDataset(bytes: Uint8Array, where: string, untilPixels: boolean): {
  */
 export function readDicomHeader(bytes: Uint8Array, options: ReadOptions = {}): InstanceMeta {
   const where = options.where ?? 'preprocess';
-  const { fast } = openDataset(bytes, options, false);
-  return instanceMeta(fast ? fast.dataset : dcmjsDataset(bytes, where, true).ds, where);
+  const { fast, syntax, headerEnd } = openDataset(bytes, options, 'header');
+  // dcmjs reads only what the walk checked: up to Pixel Data (the whole file when deflated).
+  return instanceMeta(fast ? fast.dataset : dcmjsDataset(syntax.deflated ? bytes : bytes.subarray(0, headerEnd), where, true).ds, where);
 }
 
 /** The whole data set, keyword-named (sequences as arrays of data sets), after the same checks as readDicom. */
 export function readNaturalDataset(bytes: Uint8Array, options: ReadOptions = {}): NaturalDataset {
-  openDataset(bytes, options, false);
+  openDataset(bytes, options, 'whole');
   return dcmjsDataset(bytes, options.where ?? 'preprocess', false).ds;
 }
 
@@ -159,7 +178,7 @@ export function readNaturalDataset(bytes: Uint8Array, options: ReadOptions = {})
 export function readDicom(bytes: Uint8Array, options: ReadOptions = {}): DicomImage {
   const where = options.where ?? 'preprocess';
   const limits = { ...DEFAULT_DICOM_LIMITS, ...options.limits };
-  const { syntax, fast } = openDataset(bytes, options, true);
+  const { syntax, fast } = openDataset(bytes, options, 'image');
   if (fast !== undefined) {
     const meta = instanceMeta(fast.dataset, where);
     return nativeImage(meta, syntax, checkPixelLimits(pixelDescription(fast.dataset, true), limits, where), [fast.pixelData], 'OW');

@@ -37,6 +37,8 @@ interface Cursor {
   explicit: boolean;
   le: boolean;
   maxDepth: number;
+  /** Stop at the top-level Pixel Data (its header start): a header read needs nothing after it. */
+  stopAtPixelData?: boolean;
   /** Told of each top-level element (see checkDatasetStructure). */
   visit?: ElementVisitor | undefined;
 }
@@ -71,6 +73,7 @@ function walkDataset(c: Cursor, pos: number, untilItemEnd: boolean, depth: numbe
     need(c, pos, 8, 'an element header');
     const group = c.dv.getUint16(pos, c.le);
     const element = c.dv.getUint16(pos + 2, c.le);
+    if (depth === 0 && c.stopAtPixelData && group === 0x7fe0 && element === 0x0010) return pos;
     if (group === 0xfffe) {
       if (element === 0xe00d && untilItemEnd) return pos + 8;
       throw new StructureError(`unexpected delimiter ${tagName(group, element)} at byte ${pos}`, false);
@@ -202,4 +205,14 @@ export function metaTransferSyntax(bytes: Uint8Array, metaEnd: number): string |
 export function checkDatasetStructure(bytes: Uint8Array, explicitVr: boolean, littleEndian: boolean, visit?: ElementVisitor, maxDepth = DEFAULT_MAX_DEPTH): void {
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   walkDataset({ dv, end: bytes.byteLength, explicit: explicitVr, le: littleEndian, visit, maxDepth }, 0, false, 0);
+}
+
+/**
+ * Walks the data set up to its top-level Pixel Data and returns where that element starts (the
+ * data set's length when it has none). What follows Pixel Data is not looked at: the header of a
+ * file can be read from a prefix of it.
+ */
+export function headerStructure(bytes: Uint8Array, explicitVr: boolean, littleEndian: boolean, visit?: ElementVisitor, maxDepth = DEFAULT_MAX_DEPTH): number {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return walkDataset({ dv, end: bytes.byteLength, explicit: explicitVr, le: littleEndian, visit, maxDepth, stopAtPixelData: true }, 0, false, 0);
 }

@@ -1,8 +1,10 @@
-import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
-import { readDicom } from '../../dicom/index.ts';
+import { readDicomHeader } from '../../dicom/index.ts';
+import { DEFAULT_DICOM_LIMITS, type DicomLimits } from '../../dicom/limits.ts';
 import type { StoredResult } from '../../domain/records.ts';
 
 export interface FileProblem {
@@ -33,12 +35,14 @@ export class FileStudySource {
   private readonly byStudy = new Map<string, { meta: InstanceMeta; file: string }[]>();
   readonly problems: FileProblem[] = [];
 
-  static async open(inputs: readonly string[]): Promise<FileStudySource> {
+  static async open(inputs: readonly string[], limits: DicomLimits = DEFAULT_DICOM_LIMITS): Promise<FileStudySource> {
     const source = new FileStudySource();
     for (const input of inputs) {
       for (const file of await listFiles(input)) {
         try {
-          const meta = readDicom(await readFile(file)).meta;
+          const size = (await stat(file)).size;
+          if (size > limits.maxFileBytes) throw new TriageError('DICOM_TOO_LARGE', `the file has ${size} bytes; limits.dicom.maxFileBytes is ${limits.maxFileBytes}`);
+          const meta = readDicomHeader(await readFile(file), { limits, where: 'analyze' });
           if (!meta.StudyInstanceUID) throw new TriageError('DICOM_UNREADABLE', 'no StudyInstanceUID');
           const list = source.byStudy.get(meta.StudyInstanceUID) ?? [];
           list.push({ meta, file });
@@ -67,6 +71,18 @@ export class FileStudySource {
   }
 }
 
+/** A folder of ours: created 0700, and made 0700 when it already exists (it holds patients' files). */
+export async function privateDir(dir: string): Promise<void> {
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await chmod(dir, 0o700);
+}
+
+/** Writes a file only its owner can read: results name patients. */
+async function privateFile(file: string, data: string | Uint8Array): Promise<void> {
+  await writeFile(file, data, { mode: 0o600 });
+  await chmod(file, 0o600);
+}
+
 /** Results as files: `<out>/<StudyInstanceUID>/sr.dcm`, `risk-assessment.json`, `fhir-transaction.json`. */
 export class FolderSink {
   readonly written = new Map<string, { sr?: string; riskAssessment?: string }>();
@@ -74,14 +90,16 @@ export class FolderSink {
   constructor(private readonly outDir: string) {}
 
   private async dir(studyInstanceUID: string): Promise<string> {
+    // An output folder we create is ours (0700); one the operator made keeps its mode.
+    if (!existsSync(this.outDir)) await privateDir(this.outDir);
     const dir = path.join(this.outDir, studyInstanceUID);
-    await mkdir(dir, { recursive: true });
+    await privateDir(dir);
     return dir;
   }
 
   async storeSr(studyInstanceUID: string, part10: Uint8Array): Promise<void> {
     const file = path.join(await this.dir(studyInstanceUID), 'sr.dcm');
-    await writeFile(file, part10);
+    await privateFile(file, part10);
     this.written.set(studyInstanceUID, { ...this.written.get(studyInstanceUID), sr: file });
   }
 
@@ -89,9 +107,9 @@ export class FolderSink {
     const entries = (bundle['entry'] as { resource?: FhirResource }[] | undefined) ?? [];
     const risk = entries.find((e) => e.resource?.resourceType === 'RiskAssessment')?.resource;
     const dir = await this.dir(studyInstanceUID);
-    await writeFile(path.join(dir, 'fhir-transaction.json'), JSON.stringify(bundle, null, 2));
+    await privateFile(path.join(dir, 'fhir-transaction.json'), JSON.stringify(bundle, null, 2));
     const file = path.join(dir, 'risk-assessment.json');
-    await writeFile(file, JSON.stringify(risk ?? {}, null, 2));
+    await privateFile(file, JSON.stringify(risk ?? {}, null, 2));
     this.written.set(studyInstanceUID, { ...this.written.get(studyInstanceUID), riskAssessment: file });
     return undefined;
   }

@@ -3,15 +3,16 @@
  * watched folder, moving files aside, and the study source and result sink that read pixels
  * from the dropped files and write results to a folder.
  */
-import { mkdir, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, open, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
 import type { DicomFile, FolderStudy, ScannedFile } from '../../domain/folder.ts';
-import { readDicomHeader } from '../../dicom/read.ts';
+import { NeedMoreBytes, readDicomHeader } from '../../dicom/read.ts';
+import { DEFAULT_DICOM_LIMITS, type DicomLimits } from '../../dicom/limits.ts';
 import type { StoredResult } from '../../domain/records.ts';
 import type { FhirClient } from '../fhir/client.ts';
-import { FolderSink } from './folder-io.ts';
+import { FolderSink, privateDir } from './folder-io.ts';
 import { isValidUid } from '../../domain/uids.ts';
 
 /**
@@ -19,8 +20,8 @@ import { isValidUid } from '../../domain/uids.ts';
  * without pixels (an SR, a key object) is still part of its study — selection skips it later.
  * Read by the one DICOM reader, with its limits (depth, lengths, inflation).
  */
-export function readHeader(bytes: Uint8Array): InstanceMeta {
-  const meta = readDicomHeader(bytes, { where: 'ingest.folder' });
+export function readHeader(bytes: Uint8Array, limits: Partial<DicomLimits> = {}, partial = false): InstanceMeta {
+  const meta = readDicomHeader(bytes, { where: 'ingest.folder', limits, partial });
   // The UID names folders (.done/<uid>, the output folder): from a dropped file it is untrusted
   // input, and anything but a UID ("../..") must not become a path.
   if (!isValidUid(meta.StudyInstanceUID)) {
@@ -45,7 +46,36 @@ export class LocalFolder {
   /** Headers already read, by path: a file is read again only when its size or mtime changes. */
   private readonly headers = new Map<string, { size: number; mtimeMs: number; file: ScannedFile }>();
 
-  constructor(private readonly dirs: FolderDirs) {}
+  constructor(
+    private readonly dirs: FolderDirs,
+    private readonly limits: DicomLimits = DEFAULT_DICOM_LIMITS,
+  ) {}
+
+  /**
+   * The header of a dropped file, read from a growing prefix (64 KiB, then ×8) rather than the
+   * whole file: a multi-gigabyte file (or a sparse one that claims to be) costs what its header
+   * costs. Over limits.dicom.maxFileBytes it is refused unread.
+   */
+  private async header(full: string, size: number): Promise<InstanceMeta> {
+    if (size > this.limits.maxFileBytes) {
+      throw new TriageError('DICOM_TOO_LARGE', `the file has ${size} bytes; limits.dicom.maxFileBytes is ${this.limits.maxFileBytes}`, { where: 'ingest.folder' });
+    }
+    const handle = await open(full, 'r');
+    try {
+      for (let length = Math.min(size, 64 * 1024); ; length = Math.min(size, length * 8)) {
+        const prefix = Buffer.alloc(length);
+        const { bytesRead } = await handle.read(prefix, 0, length, 0);
+        const partial = bytesRead < size;
+        try {
+          return readHeader(prefix.subarray(0, bytesRead), this.limits, partial);
+        } catch (err) {
+          if (!(err instanceof NeedMoreBytes) || !partial) throw err;
+        }
+      }
+    } finally {
+      await handle.close();
+    }
+  }
 
   private skipped(full: string): boolean {
     return [this.dirs.doneDir, this.dirs.failedDir, this.dirs.outDir].some((d) => d !== undefined && path.resolve(d) === path.resolve(full));
@@ -100,7 +130,7 @@ export class LocalFolder {
     const base = { path: relPath, size: info.size, mtimeMs: changedMs };
     let file: ScannedFile;
     try {
-      file = { ...base, kind: 'dicom', meta: readHeader(await readFile(full)) };
+      file = { ...base, kind: 'dicom', meta: await this.header(full, info.size) };
     } catch (err) {
       const e = asTriageError(err, 'ingest.folder');
       file = { ...base, kind: 'unreadable', code: e.code, message: e.message };
@@ -116,16 +146,39 @@ export class LocalFolder {
     return full;
   }
 
+  /**
+   * Where `to` can go under the done or failed folder: a path component that an earlier file
+   * already holds as a file (an unreadable `a`, then a folder `a/b.dcm`) is replaced by `a~1`,
+   * `a~2`… instead of failing with EEXIST on every pass forever. Folders are created 0700.
+   */
+  private async placed(where: 'done' | 'failed', to: string): Promise<string> {
+    const root = where === 'done' ? this.dirs.doneDir : this.dirs.failedDir;
+    await privateDir(root);
+    const parts = to.split('/');
+    let dir = path.resolve(root);
+    for (let i = 0; i < parts.length - 1; i++) {
+      const name = parts[i] as string;
+      for (let n = 0; ; n++) {
+        const candidate = path.join(dir, n === 0 ? name : `${name}~${n}`);
+        const info = await stat(candidate).catch(() => undefined);
+        if (info === undefined) await privateDir(candidate);
+        else if (!info.isDirectory()) continue;
+        dir = candidate;
+        break;
+      }
+    }
+    return this.target(where, path.relative(path.resolve(root), path.join(dir, parts[parts.length - 1] as string)));
+  }
+
   async move(file: string, where: 'done' | 'failed', to: string): Promise<void> {
     const from = path.join(this.dirs.root, file);
-    const dest = this.target(where, to);
-    await mkdir(path.dirname(dest), { recursive: true });
+    const dest = await this.placed(where, to);
     try {
       await rename(from, dest);
     } catch (err) {
       // Another file system (failedDir on another mount): copy, flush, then remove.
       if ((err as NodeJS.ErrnoException).code !== 'EXDEV') throw err;
-      await writeFile(dest, await readFile(from));
+      await writeFile(dest, await readFile(from), { mode: 0o600 });
       const handle = await open(dest, 'r');
       try {
         await handle.sync();
@@ -134,6 +187,8 @@ export class LocalFolder {
       }
       await rm(from);
     }
+    // A moved file keeps the mode it was dropped with; the done and failed folders are private.
+    await chmod(dest, 0o600);
     this.headers.delete(file);
   }
 
@@ -143,9 +198,9 @@ export class LocalFolder {
   }
 
   async writeNote(to: string, text: string): Promise<void> {
-    const dest = this.target('failed', to);
-    await mkdir(path.dirname(dest), { recursive: true });
-    await writeFile(dest, text);
+    const dest = await this.placed('failed', to);
+    await writeFile(dest, text, { mode: 0o600 });
+    await chmod(dest, 0o600);
   }
 }
 
@@ -173,6 +228,7 @@ export class FolderStudySource {
     private readonly root: string,
     private readonly fallback?: InstanceSource,
     private readonly isFolderJob: (studyInstanceUID: string) => Promise<boolean> = async () => true,
+    private readonly maxFileBytes: number = DEFAULT_DICOM_LIMITS.maxFileBytes,
   ) {}
 
   update(studies: readonly FolderStudy[]): void {
@@ -200,9 +256,14 @@ export class FolderStudySource {
       if (this.fallback) return this.fallback.retrieve(instance);
       throw new TriageError('NOT_FOUND', `instance ${instance.SOPInstanceUID} is no longer in the watched folder`, { where: 'ingest.folder' });
     }
+    // The scan already refused a file over limits.dicom.maxFileBytes; one that grew since is refused here.
+    if (hit.size > this.maxFileBytes) throw new TriageError('DICOM_TOO_LARGE', `instance ${instance.SOPInstanceUID}: its file is over limits.dicom.maxFileBytes`, { where: 'ingest.folder' });
     try {
-      return await readFile(path.join(this.root, hit.path));
+      const file = path.join(this.root, hit.path);
+      if ((await stat(file)).size > this.maxFileBytes) throw new TriageError('DICOM_TOO_LARGE', `instance ${instance.SOPInstanceUID}: its file is over limits.dicom.maxFileBytes`, { where: 'ingest.folder' });
+      return await readFile(file);
     } catch (err) {
+      if (err instanceof TriageError) throw err;
       throw new TriageError('NOT_FOUND', `instance ${instance.SOPInstanceUID}: its file cannot be read (${(err as NodeJS.ErrnoException).code ?? 'error'})`, {
         cause: err,
         where: 'ingest.folder',

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { migrate } from './migrations.ts';
@@ -22,9 +22,25 @@ function cachePreparedStatements(db: Database.Database): void {
   }) as typeof db.prepare;
 }
 
+/**
+ * The store holds patients' pictures and study ids: a folder we create is 0700 and the database
+ * files 0600, whatever the umask. SQLite gives its -wal and -shm files the database file's mode;
+ * they are set again after opening all the same. A folder that already existed is the
+ * operator's, and keeps its mode.
+ */
+function privateFiles(file: string): void {
+  const dir = path.dirname(path.resolve(file));
+  if (!existsSync(dir)) {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    chmodSync(dir, 0o700);
+  }
+  closeSync(openSync(file, 'a', 0o600));
+  chmodSync(file, 0o600);
+}
+
 /** Opens (and migrates) the database; `:memory:` gives the in-process store of `analyze` and unit tests. */
 export function openDatabase(file: string): Database.Database {
-  if (file !== ':memory:') mkdirSync(path.dirname(path.resolve(file)), { recursive: true });
+  if (file !== ':memory:') privateFiles(file);
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   // FULL, explicitly: better-sqlite3 is built to default a reopened WAL database to NORMAL,
@@ -34,6 +50,7 @@ export function openDatabase(file: string): Database.Database {
   db.pragma('busy_timeout = 5000');
   cachePreparedStatements(db);
   migrate(db);
+  if (file !== ':memory:') for (const f of [`${file}-wal`, `${file}-shm`]) if (existsSync(f)) chmodSync(f, 0o600);
   // A job left running by a crashed process is not reset here (another worker may share the
   // store): its lease expires and claim() takes it again.
   return db;

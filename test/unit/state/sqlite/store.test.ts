@@ -3,7 +3,7 @@
  * version-1 file, reopening a file).
  */
 import Database from 'better-sqlite3';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -73,5 +73,23 @@ describe('sqlite only', () => {
     const reopened = new Database(file);
     expect(reopened.pragma('user_version', { simple: true })).toBe(6);
     reopened.close();
+  });
+});
+
+describe('sqlite files are private', () => {
+  it('a state folder it creates is 0700 and the database, -wal and -shm files 0600, whatever the umask', async () => {
+    const old = process.umask(0o000);
+    try {
+      const dir = path.join(mkdtempSync(path.join(tmpdir(), 'modes-')), 'state');
+      const file = path.join(dir, 'pacs-triage.sqlite');
+      const store = openSqliteStore(file);
+      await store.enqueue([{ studyInstanceUID: '1.2.3', source: 'cli' }]);
+      const mode = (f: string): number => statSync(f).mode & 0o777;
+      expect(mode(dir)).toBe(0o700);
+      for (const f of [file, `${file}-wal`, `${file}-shm`]) expect(mode(f), f).toBe(0o600);
+      await store.close();
+    } finally {
+      process.umask(old);
+    }
   });
 });
