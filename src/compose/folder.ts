@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import type { FhirClient } from '../adapters/fhir/client.ts';
-import { FolderResultSink, FolderStudySource, LocalFolder, type FolderDirs } from '../adapters/files/folder-watch.ts';
+import { FolderResultSink, FolderStudySource, LocalFolder, type FolderDirs, type HeaderReader } from '../adapters/files/folder-watch.ts';
 import { FolderWatcher } from '../pipeline/ingest/folder.ts';
 import type { StudySource } from '../pipeline/ports.ts';
 
@@ -20,6 +20,7 @@ export function openFolderIngest(
   pacsSource: StudySource | undefined,
   fhir: FhirClient | undefined,
   isFolderJob?: (studyInstanceUID: string) => Promise<boolean>,
+  readHeader?: HeaderReader,
 ): FolderIngest | undefined {
   const f = config.ingest.folder;
   if (!f) return undefined;
@@ -32,7 +33,7 @@ export function openFolderIngest(
   };
   const source = new FolderStudySource(root, pacsSource, isFolderJob, config.limits.dicom.maxFileBytes);
   const watcher = new FolderWatcher(
-    new LocalFolder(dirs, config.limits.dicom),
+    new LocalFolder(dirs, config.limits.dicom, ...(readHeader ? [readHeader] : [])),
     {
       stableAgeS: f.stableAgeS,
       doneAction: f.doneAction,

@@ -17,6 +17,7 @@ import type { PipelineDeps, StudySource } from '../pipeline/ports.ts';
 import type { RetractionDeps } from '../pipeline/retract.ts';
 import type { Lease, RetryPolicy } from '../pipeline/worker.ts';
 import { openFolderIngest, type FolderIngest } from './folder.ts';
+import { DicomWorkerPool } from './workers/dicom-pool.ts';
 import { serverRetractionPorts } from './retraction-ports.ts';
 import { openRuntime, type Runtime } from './runtime.ts';
 import { connectServers, instrument, type Servers } from './servers.ts';
@@ -67,10 +68,20 @@ export async function openService(config: Config, log: Logger): Promise<Service>
   const ownInstances = new RecentIds();
   const store = runtime.store;
   const pacsSource: StudySource | undefined = servers.dicomweb ? new PacsStudySource(servers.dicomweb) : undefined;
-  const folder = modes.includes('folder') ? openFolderIngest(config, pacsSource, servers.fhir, async (uid) => (await store.get(uid))?.source === 'folder') : undefined;
+  const pool = config.worker.decodeThreads > 0 ? new DicomWorkerPool(config.worker.decodeThreads) : undefined;
+  const folder = modes.includes('folder')
+    ? openFolderIngest(
+        config,
+        pacsSource,
+        servers.fhir,
+        async (uid) => (await store.get(uid))?.source === 'folder',
+        pool && ((bytes, limits, partial) => pool.header(bytes, limits, partial, 'ingest.folder')),
+      )
+    : undefined;
   const source = folder?.source ?? pacsSource;
   const sink = servers.dicomweb ? new ServerSink(servers.dicomweb, servers.orthanc, servers.fhir, (id) => ownInstances.add(id)) : folder?.sink;
   if (!source || !sink) {
+    await pool?.close();
     servers.close();
     await runtime.close();
     throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - ingest.folder: required for the folder mode');
@@ -89,6 +100,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     software: SOFTWARE,
     metrics,
     dicomLimits: config.limits.dicom,
+    ...(pool ? { decode: (bytes, spec, limits) => pool.tensor(bytes, spec, limits) } : {}),
   };
   const retractions: RetractionDeps | undefined = servers.dicomweb
     ? {
@@ -117,6 +129,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     stopping: false,
     close: async () => {
       servers.close();
+      await pool?.close();
       await runtime.close();
     },
   };

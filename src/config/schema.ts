@@ -262,9 +262,14 @@ export const configSchema = z
         leaseMs: z.number().int().min(500).max(3_600_000).default(60_000),
         /** How long `serve` waits for in-flight jobs after SIGTERM/SIGINT before exiting. */
         drainTimeoutMs: z.number().int().min(0).max(600_000).default(30_000),
+        /**
+         * Threads that decode DICOM (headers of dropped files, pixels into the model's tensor) off
+         * the event loop, so a large or crafted file never stops /healthz and the API; 0: decode inline.
+         */
+        decodeThreads: z.number().int().min(0).max(16).default(2),
       })
       .strict()
-      .default({ concurrency: 2, maxAttempts: 5, retryBaseDelayMs: 2_000, retryMaxDelayMs: 300_000, leaseMs: 60_000, drainTimeoutMs: 30_000 }),
+      .prefault({}),
     /** Circuit breaker per upstream (pacs, fhir). */
     breaker: z
       .object({

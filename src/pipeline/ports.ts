@@ -11,6 +11,7 @@ import type { Retraction, StoredResult } from '../domain/records.ts';
 import type { AuditLog, JobQueue, ResultStore } from '../state/ports.ts';
 import type { Metrics } from '../observability/metrics.ts';
 import type { DicomLimits } from '../dicom/limits.ts';
+import type { ImageSpec, TensorResult } from './preprocess/image-tensor.ts';
 import type { ModelInput, ModelOutput } from '../adapters/model/run.ts';
 import type { TextEncoding } from '../adapters/model/tokenizer.ts';
 
@@ -107,4 +108,6 @@ export interface PipelineDeps {
   metrics?: Metrics;
   /** limits.dicom: what a retrieved instance may declare or inflate to. */
   dicomLimits?: DicomLimits;
+  /** Decodes an instance into the model's tensor off the event loop (a worker pool); absent: inline. */
+  decode?: (bytes: Uint8Array, spec: ImageSpec, limits: Partial<DicomLimits>) => Promise<TensorResult>;
 }

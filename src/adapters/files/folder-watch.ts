@@ -21,7 +21,13 @@ import { isValidUid } from '../../domain/uids.ts';
  * Read by the one DICOM reader, with its limits (depth, lengths, inflation).
  */
 export function readHeader(bytes: Uint8Array, limits: Partial<DicomLimits> = {}, partial = false): InstanceMeta {
-  const meta = readDicomHeader(bytes, { where: 'ingest.folder', limits, partial });
+  return checkedUid(readDicomHeader(bytes, { where: 'ingest.folder', limits, partial }));
+}
+
+/** Reads a header (from a prefix when `partial`): inline by default, or in a worker thread. */
+export type HeaderReader = (bytes: Uint8Array, limits: Partial<DicomLimits>, partial: boolean) => Promise<InstanceMeta>;
+
+function checkedUid(meta: InstanceMeta): InstanceMeta {
   // The UID names folders (.done/<uid>, the output folder): from a dropped file it is untrusted
   // input, and anything but a UID ("../..") must not become a path.
   if (!isValidUid(meta.StudyInstanceUID)) {
@@ -49,6 +55,7 @@ export class LocalFolder {
   constructor(
     private readonly dirs: FolderDirs,
     private readonly limits: DicomLimits = DEFAULT_DICOM_LIMITS,
+    private readonly readHeaderOf: HeaderReader = async (bytes, limits, partial) => readHeader(bytes, limits, partial),
   ) {}
 
   /**
@@ -67,7 +74,7 @@ export class LocalFolder {
         const { bytesRead } = await handle.read(prefix, 0, length, 0);
         const partial = bytesRead < size;
         try {
-          return readHeader(prefix.subarray(0, bytesRead), this.limits, partial);
+          return checkedUid(await this.readHeaderOf(prefix.subarray(0, bytesRead), this.limits, partial));
         } catch (err) {
           if (!(err instanceof NeedMoreBytes) || !partial) throw err;
         }

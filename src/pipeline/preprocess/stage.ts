@@ -10,6 +10,7 @@ export async function imageStage(instance: InstanceMeta, deps: PipelineDeps, tim
   const bytes = await timed('retrieve', () => deps.source.retrieve(instance));
   return timed('preprocess', async () => {
     try {
+      if (deps.decode) return await deps.decode(bytes, deps.model.manifest.image, deps.dicomLimits ?? {});
       return imageToTensor(readDicom(bytes, deps.dicomLimits ? { limits: deps.dicomLimits } : {}), deps.model.manifest.image);
     } catch (err) {
       if (err instanceof TriageError) throw err;
