@@ -297,7 +297,7 @@ export const configSchema = z
         upstream: z
           .object({
             /** Largest answer from the PACS (a WADO-RS instance, a QIDO page). */
-            pacsResponseBytes: z.number().int().min(1024).default(1024 * 1024 * 1024),
+            pacsResponseBytes: z.number().int().min(1024).default(512 * 1024 * 1024),
             /** Largest answer from the FHIR server (a search page, a transaction answer). */
             fhirResponseBytes: z.number().int().min(1024).default(64 * 1024 * 1024),
             /** Entries in one FHIR Bundle page at most. */

@@ -1,7 +1,8 @@
 /**
  * Bounds on what a DICOM file may make us allocate or walk, checked before the allocation or the
- * walk (config: `limits.dicom`). The defaults take any real radiograph, CT or mammogram, and
- * refuse what only a crafted file declares.
+ * walk (config: `limits.dicom`). The defaults take any radiograph, CT slice or mammogram (the
+ * largest, ~4000 × 5600, is a third of maxPixelsPerFrame) and refuse what only a crafted file
+ * declares; decoding the largest frame they allow costs a few hundred MB at most, in a worker.
  */
 export interface DicomLimits {
   /** Sequences nested deeper than this are refused (DICOM_TOO_DEEP). Real data sets nest a handful. */
@@ -10,7 +11,7 @@ export interface DicomLimits {
   maxFileBytes: number;
   /** A Deflated data set may inflate to this many bytes at most. */
   maxInflatedBytes: number;
-  /** Rows × Columns. 16384² covers the largest mammography and pathology overviews we read. */
+  /** Rows × Columns of one frame. */
   maxPixelsPerFrame: number;
   maxFrames: number;
   /** One decoded frame: pixels × samples × bytes per sample. */
@@ -19,9 +20,9 @@ export interface DicomLimits {
 
 export const DEFAULT_DICOM_LIMITS: Readonly<DicomLimits> = Object.freeze({
   maxDepth: 64,
-  maxFileBytes: 1024 * 1024 * 1024,
-  maxInflatedBytes: 512 * 1024 * 1024,
-  maxPixelsPerFrame: 16384 * 16384,
+  maxFileBytes: 512 * 1024 * 1024,
+  maxInflatedBytes: 256 * 1024 * 1024,
+  maxPixelsPerFrame: 8192 * 8192,
   maxFrames: 4096,
-  maxDecodedFrameBytes: 1024 * 1024 * 1024,
+  maxDecodedFrameBytes: 256 * 1024 * 1024,
 });

@@ -52,11 +52,11 @@ export interface HttpClientOptions {
   name: string;
   /** For an https base URL: CA, client certificate, verification. */
   tls?: TlsOptions;
-  /** An answer larger than this is aborted while it streams in (UPSTREAM_TOO_LARGE); default 1 GiB. */
+  /** An answer larger than this is aborted while it streams in (UPSTREAM_TOO_LARGE); default 512 MiB. */
   maxResponseBytes?: number;
 }
 
-export const DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024 * 1024;
+export const DEFAULT_MAX_RESPONSE_BYTES = 512 * 1024 * 1024;
 
 export function authHeader(auth: Auth): string | undefined {
   if (auth === undefined) return undefined;

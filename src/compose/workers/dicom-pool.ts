@@ -20,7 +20,10 @@ type TaskInput = Task extends infer T ? (T extends Task ? Omit<T, 'id'> : never)
 /** The bytes as an ArrayBuffer this side may give away (a view of a pooled or shared buffer is copied). */
 function transferable(bytes: Uint8Array): ArrayBuffer {
   if (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength && bytes.buffer instanceof ArrayBuffer) return bytes.buffer;
-  return bytes.slice().buffer as ArrayBuffer;
+  // A copy: not bytes.slice(), which on a Node Buffer is a view of the same (larger) memory.
+  const copy = new Uint8Array(bytes.byteLength);
+  copy.set(bytes);
+  return copy.buffer;
 }
 
 class Thread {

@@ -55,3 +55,13 @@ describe('DicomWorkerPool', () => {
     expect(worst).toBeLessThan(100); // ...and the loop still ticked every few ms
   }, 60_000);
 });
+
+describe('DicomWorkerPool and Node Buffers', () => {
+  it('regression: a Buffer that is a view into a larger one (a multipart part) is sent as its own bytes', async () => {
+    const file = readFileSync(DEMO);
+    const larger = Buffer.concat([Buffer.from('--boundary\r\nContent-Type: application/dicom\r\n\r\n'), file, Buffer.from('\r\n--boundary--')]);
+    const part = larger.subarray(47, 47 + file.length);
+    expect(part.byteOffset).toBeGreaterThan(0);
+    expect((await pool.tensor(part, MANIFEST_IMAGE_SPEC, {})).source).toEqual(imageToTensor(readDicom(file), MANIFEST_IMAGE_SPEC).source);
+  }, 30_000);
+});
