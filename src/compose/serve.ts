@@ -87,6 +87,22 @@ export function checkApiAuth(config: Config): void {
   }
 }
 
+/**
+ * Says when the event loop was held for more than 200 ms (a tick 100 ms late by that much): what
+ * answers /healthz and the webhook must never wait on decoding or a slow synchronous step.
+ */
+function eventLoopWatchdog(log: Logger): NodeJS.Timeout {
+  let last = performance.now();
+  const timer = setInterval(() => {
+    const now = performance.now();
+    const delayMs = Math.round(now - last - 100);
+    last = now;
+    if (delayMs > 200) logEvent(log, 'service.event_loop.blocked', { delayMs });
+  }, 100);
+  timer.unref();
+  return timer;
+}
+
 export async function serve(config: Config, log: Logger): Promise<void> {
   checkApiAuth(config);
   const service = await openService(config, log);
@@ -180,6 +196,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     await scheduleSettlePass();
   });
   ticker.start();
+  const watchdog = eventLoopWatchdog(log);
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
@@ -190,6 +207,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   service.stopping = true;
+  clearInterval(watchdog);
   clearTimeout(settleTimer);
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));
   const deadline = Date.now() + config.worker.drainTimeoutMs;

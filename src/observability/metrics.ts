@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Store } from '../state/ports.ts';
 import type { BreakerState } from '../adapters/http/breaker.ts';
 
@@ -21,6 +21,8 @@ export class Metrics {
 
   constructor(store?: Store) {
     const registers = [this.registry];
+    // Process RSS, heap, GC and event-loop lag: what capacity planning and a stuck loop show in.
+    collectDefaultMetrics({ register: this.registry, prefix: 'pacs_triage_' });
     new Gauge({
       name: 'pacs_triage_jobs',
       help: 'Jobs in the store by state',

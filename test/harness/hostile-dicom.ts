@@ -37,20 +37,25 @@ export function element(tag: number, vr: string, value: Buffer | string, length?
 function fileMeta(transferSyntax: string, sopInstanceUID: string): Buffer {
   const body = Buffer.concat([
     element(0x00020001, 'OB', Buffer.from([0, 1])),
-    element(0x00020002, 'UI', '1.2.840.10008.5.1.4.1.1.7'),
+    element(0x00020002, 'UI', '1.2.840.10008.5.1.4.1.1.1'),
     element(0x00020003, 'UI', sopInstanceUID),
     element(0x00020010, 'UI', transferSyntax),
   ]);
   return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM'), element(0x00020000, 'UL', u32(body.length)), body]);
 }
 
-/** The identifying elements every crafted file carries (so only its crafted part is wrong). */
+/**
+ * The identifying elements every crafted file carries: a frontal chest CR as the selection rules
+ * want it, so that only its crafted part is wrong and it reaches the decoder.
+ */
 export function identity(studyUID: string, n = 1): Buffer {
   return Buffer.concat([
-    element(0x00080016, 'UI', '1.2.840.10008.5.1.4.1.1.7'),
+    element(0x00080016, 'UI', '1.2.840.10008.5.1.4.1.1.1'),
     element(0x00080018, 'UI', `${studyUID}.9.${n}`),
-    element(0x00080060, 'CS', 'OT'),
+    element(0x00080060, 'CS', 'CR'),
     element(0x00100020, 'LO', 'HOSTILE'),
+    element(0x00180015, 'CS', 'CHEST'),
+    element(0x00185101, 'CS', 'PA'),
     element(0x0020000d, 'UI', studyUID),
     element(0x0020000e, 'UI', `${studyUID}.8`),
   ]);
