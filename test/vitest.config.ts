@@ -7,8 +7,8 @@
  *    fork. Each file still picks free ports (several Orthancs could coexist); running them one
  *    at a time keeps start-up and timing-sensitive tests (timeouts, retries) off a loaded CPU.
  *
- * Integration tests need Orthanc (Debian packages orthanc + orthanc-dicomweb); with CI set a
- * missing Orthanc fails the run (test/harness/require-servers.ts). Orthanc listens on every
+ * Integration tests need Orthanc (Debian packages orthanc + orthanc-dicomweb) and PostgreSQL
+ * (Debian's postgresql); with CI set a missing one fails the run (test/harness/require-servers.ts). Orthanc listens on every
  * interface, so .ci/run runs the whole suite in a network namespace that has only loopback.
  */
 import { fileURLToPath } from 'node:url';

@@ -180,9 +180,47 @@ export interface Retention {
   pruneJobs(before: number): Promise<number>;
 }
 
+/** What a wake-up is about: a job or a retraction became due (or its due time moved). */
+export type WakeKind = 'job' | 'retraction';
+
+/**
+ * The right to run something of which only one may run across replicas (one poller per ingest
+ * source), held until released or until the holder's connection to the shared store ends.
+ */
+export interface Leadership {
+  readonly name: string;
+  /**
+   * Settles (never rejects) when this replica no longer holds it: released, or its connection
+   * broke — then another replica may hold it already, and the holder must stop at once.
+   */
+  readonly ended: Promise<void>;
+  /** Whether this replica still holds it, as far as it knows (false once `ended` settled). */
+  held(): boolean;
+  release(): Promise<void>;
+}
+
 /** Everything an engine provides. */
 export interface Store extends JobQueue, IngestState, ResultStore, FeedbackStore, AuditLog, RetractionQueue, Retention {
   /** Which engine, for logs and /readyz. */
   readonly engine: string;
+  /**
+   * Calls `listener` when any process sharing the store (replicas, this one too) made work due
+   * or moved when it is due: enqueue (also a cursor that lifts a settle barrier), requeue, a
+   * retry (fail with a retry time, even a later one: an idle worker's next due time changed), a
+   * rerun going back to the queue, a retraction asked for or retried. Also once per kind after a
+   * lost subscription came back (a wake-up may have been missed meanwhile). Returns the
+   * unsubscribe function. Absent on an engine whose workers all live in one process (SQLite),
+   * where the caller's own timers suffice; best effort everywhere: workers still poll, less often.
+   */
+  onWake?(listener: (kind: WakeKind) => void): () => void;
+  /**
+   * Tries to become the one replica that runs `name` (e.g. `ingest:orthanc-changes`); undefined
+   * when another replica holds it (try again later). Held on a connection of its own, so a
+   * replica that dies (or loses that connection) lets it go with it; the server notices a
+   * vanished peer only when TCP says so, so two holders may overlap briefly after a network
+   * split — what runs under it must stay idempotent (the seen-set and cursors make a poll so).
+   * Absent on a single-machine engine: every caller may run everything.
+   */
+  tryLeadership?(name: string): Promise<Leadership | undefined>;
   close(): Promise<void>;
 }

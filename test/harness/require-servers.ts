@@ -6,6 +6,7 @@
  */
 import { networkInterfaces } from 'node:os';
 import { findDicomWebPlugin, findOrthancBinary } from '../../src/sandbox/orthanc.ts';
+import { findPostgresBin, postgresRunAs } from './postgres.ts';
 
 function isCi(): boolean {
   const v = process.env.CI;
@@ -38,6 +39,24 @@ export function requireOrthanc(options: { dicomWeb?: boolean } = {}): boolean {
     return missing('The Orthanc DICOMweb plugin', 'install the Debian package `orthanc-dicomweb` or set ORTHANC_DICOMWEB_PLUGIN');
   }
   warnIfNotIsolated();
+  return true;
+}
+
+/**
+ * True when a private PostgreSQL cluster can be started (test/harness/postgres.ts): initdb and
+ * pg_ctl installed, and a user other than root to run them when we are root. Throws when it is
+ * missing and CI is set; otherwise warns once and returns false.
+ */
+export function requirePostgres(): boolean {
+  if (!findPostgresBin()) {
+    return missing('PostgreSQL', 'install the Debian package `postgresql` (15) or set PG_BIN to the folder holding initdb and pg_ctl');
+  }
+  if (!postgresRunAs()) {
+    return missing(
+      'A user to run PostgreSQL',
+      'as root, the tests run PostgreSQL as the `postgres` user (the Debian package creates it) or in a nested user namespace (util-linux unshare --map-user); neither works here',
+    );
+  }
   return true;
 }
 

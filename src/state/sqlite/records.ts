@@ -1,33 +1,10 @@
 /** Feedback, the audit log and retention, on SQLite. */
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
-import type { Feedback, FeedbackVerdict } from '../../domain/records.ts';
+import type { Feedback } from '../../domain/records.ts';
 import type { AuditLog, FeedbackStore, Retention } from '../ports.ts';
+import { toAuditRecord, toFeedback, type AuditRow, type FeedbackRow } from '../rows.ts';
 import { writeTransaction } from './sql.ts';
-
-interface FeedbackRow {
-  id: string;
-  study_uid: string;
-  finding_code: string;
-  verdict: FeedbackVerdict;
-  note: string | null;
-  created_by: string;
-  result_key: string | null;
-  created_at: number;
-}
-
-function toFeedback(row: FeedbackRow): Feedback {
-  return {
-    id: row.id,
-    studyInstanceUID: row.study_uid,
-    findingCode: row.finding_code,
-    verdict: row.verdict,
-    ...(row.note !== null ? { note: row.note } : {}),
-    by: row.created_by,
-    ...(row.result_key !== null ? { resultKey: row.result_key } : {}),
-    createdAt: row.created_at,
-  };
-}
 
 export function sqliteFeedback(db: Database.Database, clock: () => number): FeedbackStore {
   return {
@@ -60,19 +37,6 @@ export function sqliteFeedback(db: Database.Database, clock: () => number): Feed
   };
 }
 
-interface AuditRow {
-  id: number;
-  at: number;
-  target: string;
-  action: string;
-  study_uid: string;
-  resource: string;
-  result_key: string;
-  model_version: string;
-  outcome: 'ok' | 'error';
-  detail: string | null;
-}
-
 /** Append-only: the table's triggers refuse UPDATE and DELETE (migration 3). */
 export function sqliteAudit(db: Database.Database, clock: () => number): AuditLog {
   return {
@@ -99,18 +63,7 @@ export function sqliteAudit(db: Database.Database, clock: () => number): AuditLo
           ? db.prepare(`SELECT * FROM audit ORDER BY id`).all()
           : db.prepare(`SELECT * FROM audit WHERE study_uid = ? ORDER BY id`).all(filter.studyInstanceUID)
       ) as AuditRow[];
-      return rows.map((r) => ({
-        id: r.id,
-        at: r.at,
-        target: r.target,
-        action: r.action,
-        studyInstanceUID: r.study_uid,
-        resource: r.resource,
-        resultKey: r.result_key,
-        modelVersion: r.model_version,
-        outcome: r.outcome,
-        ...(r.detail !== null ? { detail: r.detail } : {}),
-      }));
+      return rows.map(toAuditRecord);
     },
   };
 }

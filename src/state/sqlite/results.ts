@@ -1,12 +1,9 @@
 /** Results, the latest result per study, the worklist pictures and the worklist itself, on SQLite. */
 import type Database from 'better-sqlite3';
-import type { ImageKind, JobState, Retraction, RetractionState, StoredResult, WorklistEntry, WorklistFilter } from '../../domain/records.ts';
-import { PRIORITY_ORDER } from '../../domain/priority.ts';
+import type { ImageKind, StoredResult, WorklistFilter } from '../../domain/records.ts';
 import type { ResultStore } from '../ports.ts';
+import { DEFAULT_WORKLIST_LIMIT, latestRow, WORKLIST_COLUMNS, WORKLIST_FROM, WORKLIST_ORDER, worklistEntry, type WorklistRow } from '../rows.ts';
 import { placeholders, writeTransaction } from './sql.ts';
-
-const NO_PRIORITY_RANK = PRIORITY_ORDER.length;
-const DEFAULT_LIMIT = 50;
 
 function latestBody(db: Database.Database, studyUid: string): string | undefined {
   const row = db
@@ -19,33 +16,15 @@ function latestBody(db: Database.Database, studyUid: string): string | undefined
 export function refreshLatest(db: Database.Database, studyUid: string): void {
   const body = latestBody(db, studyUid);
   if (body === undefined) return;
-  const result = JSON.parse(body) as StoredResult;
-  const findings = Array.isArray(result.findings) ? result.findings : [];
-  const rank = PRIORITY_ORDER.indexOf(result.priority);
+  const row = latestRow(JSON.parse(body) as StoredResult);
   db.prepare(
     `INSERT INTO study_latest (study_uid, result_key, priority, priority_rank, top_probability, modality, created_at)
-     VALUES (@uid, @key, @priority, @rank, @top, @modality, @createdAt)
+     VALUES (@uid, @resultKey, @priority, @rank, @top, @modality, @createdAt)
      ON CONFLICT (study_uid) DO UPDATE SET
        result_key = excluded.result_key, priority = excluded.priority, priority_rank = excluded.priority_rank,
        top_probability = excluded.top_probability, modality = excluded.modality, created_at = excluded.created_at`,
-  ).run({
-    uid: studyUid,
-    key: result.resultKey,
-    priority: rank < 0 ? 'routine' : result.priority,
-    rank: rank < 0 ? NO_PRIORITY_RANK - 1 : rank,
-    top: Math.max(0, ...findings.map((f) => (Number.isFinite(f.probability) ? f.probability : 0))),
-    modality: result.modality ? result.modality.toUpperCase() : null,
-    createdAt: Number.isFinite(result.createdAt) ? result.createdAt : 0,
-  });
+  ).run({ uid: studyUid, ...row });
 }
-
-/**
- * The worklist's rows: each job, its latest result (l) and a retraction of that very result (x),
- * if any — a retraction of an older result does not hide a newer one.
- */
-export const WORKLIST_FROM = `jobs j
-  LEFT JOIN study_latest l ON l.study_uid = j.study_uid
-  LEFT JOIN retractions x ON x.study_uid = j.study_uid AND x.result_key = l.result_key`;
 
 /** WHERE clause and parameters of a worklist filter (over WORKLIST_FROM). */
 export function worklistWhere(filter: WorklistFilter): { sql: string; params: (string | number)[] } {
@@ -74,20 +53,6 @@ export function worklistWhere(filter: WorklistFilter): { sql: string; params: (s
   return { sql: clauses.length > 0 ? `WHERE ${clauses.map((c) => `(${c})`).join(' AND ')}` : '', params };
 }
 
-
-type WorklistRow = {
-  study_uid: string;
-  state: JobState;
-  reason: string | null;
-  error_code: string | null;
-  enqueued_at: number;
-  updated_at: number;
-  latest_modality: string | null;
-  latest_body: string | null;
-  retraction_cause: Retraction['cause'] | null;
-  retraction_state: RetractionState | null;
-  retraction_at: number | null;
-};
 
 export function sqliteResults(db: Database.Database, clock: () => number): Omit<ResultStore, 'study'> {
   return {
@@ -127,20 +92,15 @@ export function sqliteResults(db: Database.Database, clock: () => number): Omit<
 
     async worklist(query = {}) {
       const where = worklistWhere(query);
-      const limit = Math.max(0, Math.floor(query.limit ?? DEFAULT_LIMIT));
+      const limit = Math.max(0, Math.floor(query.limit ?? DEFAULT_WORKLIST_LIMIT));
       const offset = Math.max(0, Math.floor(query.offset ?? 0));
       const rows = db
         .prepare(
-          `SELECT j.study_uid, j.state, j.reason, j.error_code, j.enqueued_at, j.updated_at,
-             l.modality AS latest_modality, r.body AS latest_body,
-             x.cause AS retraction_cause, x.state AS retraction_state, x.requested_at AS retraction_at
+          `SELECT ${WORKLIST_COLUMNS}
            FROM ${WORKLIST_FROM}
            LEFT JOIN results r ON r.result_key = l.result_key
            ${where.sql}
-           ORDER BY
-             CASE WHEN j.state = 'done' AND x.study_uid IS NULL AND l.priority_rank IS NOT NULL THEN l.priority_rank ELSE ${NO_PRIORITY_RANK} END,
-             CASE WHEN j.state = 'done' AND x.study_uid IS NULL AND l.top_probability IS NOT NULL THEN l.top_probability ELSE 0 END DESC,
-             j.enqueued_at, j.study_uid
+           ${WORKLIST_ORDER}
            LIMIT ? OFFSET ?`,
         )
         .all(...where.params, limit, offset) as WorklistRow[];
@@ -170,22 +130,4 @@ export function resultsOfSync(db: Database.Database, uid: string): StoredResult[
 export function latestResultSync(db: Database.Database, uid: string): StoredResult | undefined {
   const body = latestBody(db, uid);
   return body === undefined ? undefined : (JSON.parse(body) as StoredResult);
-}
-
-/** One worklist entry from its row (the same shape on every engine). */
-export function worklistEntry(row: WorklistRow, images: ImageKind[]): WorklistEntry {
-  const retracted = row.retraction_cause !== null;
-  const result = row.state === 'done' && !retracted && row.latest_body !== null ? (JSON.parse(row.latest_body) as StoredResult) : undefined;
-  return {
-    studyInstanceUID: row.study_uid,
-    state: row.state,
-    ...(result ? { priority: result.priority, findings: result.findings } : {}),
-    ...(retracted ? { retracted: { cause: row.retraction_cause!, state: row.retraction_state!, requestedAt: row.retraction_at! } } : {}),
-    ...(row.latest_modality ? { modality: row.latest_modality } : {}),
-    ...(row.reason ? { reason: row.reason } : {}),
-    ...(row.error_code ? { errorCode: row.error_code } : {}),
-    images,
-    receivedAt: row.enqueued_at,
-    updatedAt: row.updated_at,
-  };
 }

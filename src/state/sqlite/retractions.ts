@@ -3,54 +3,11 @@
  * (pending → running → done, or failed on a terminal error) and each step is one statement.
  */
 import type Database from 'better-sqlite3';
-import type { Retraction, RetractionState } from '../../domain/records.ts';
+import type { Retraction } from '../../domain/records.ts';
 import type { Lease, RetractionQueue } from '../ports.ts';
+import { toRetraction, WORKLIST_FROM, type RetractionRow } from '../rows.ts';
 import { writeTransaction } from './sql.ts';
-import { latestResultSync, resultsOfSync, WORKLIST_FROM } from './results.ts';
-
-interface RetractionRow {
-  study_uid: string;
-  result_key: string;
-  result_keys: string;
-  cause: Retraction['cause'];
-  reason: string | null;
-  requested_by: string | null;
-  state: RetractionState;
-  attempts: number;
-  next_attempt_at: number;
-  error_code: string | null;
-  last_error: string | null;
-  written: string;
-  notes: string;
-  lease_owner: string | null;
-  lease_until: number | null;
-  requested_at: number;
-  updated_at: number;
-  done_at: number | null;
-}
-
-function toRetraction(row: RetractionRow): Retraction {
-  return {
-    studyInstanceUID: row.study_uid,
-    resultKey: row.result_key,
-    resultKeys: JSON.parse(row.result_keys) as string[],
-    cause: row.cause,
-    ...(row.reason !== null ? { reason: row.reason } : {}),
-    ...(row.requested_by !== null ? { requestedBy: row.requested_by } : {}),
-    state: row.state,
-    attempts: row.attempts,
-    nextAttemptAt: row.next_attempt_at,
-    ...(row.error_code !== null ? { errorCode: row.error_code } : {}),
-    ...(row.last_error !== null ? { lastError: row.last_error } : {}),
-    written: JSON.parse(row.written) as Retraction['written'],
-    notes: JSON.parse(row.notes) as string[],
-    requestedAt: row.requested_at,
-    updatedAt: row.updated_at,
-    ...(row.done_at !== null ? { doneAt: row.done_at } : {}),
-    ...(row.state === 'running' && row.lease_owner !== null ? { leaseOwner: row.lease_owner } : {}),
-    ...(row.state === 'running' && row.lease_until !== null ? { leaseUntil: row.lease_until } : {}),
-  };
-}
+import { latestResultSync, resultsOfSync } from './results.ts';
 
 export function readRetraction(db: Database.Database, uid: string): Retraction | undefined {
   const row = db.prepare(`SELECT * FROM retractions WHERE study_uid = ?`).get(uid) as RetractionRow | undefined;
