@@ -136,7 +136,7 @@ describe('encodeFhirResults', () => {
       [['http://snomed.info/sct|36118008', 'http://radlex.org|RID5352'], 0.912345, 'high'],
       [['http://snomed.info/sct|60046008', 'http://radlex.org|RID34539'], 0.31, 'moderate'],
       [['http://snomed.info/sct|95436008', 'http://radlex.org|RID43255'], 0.02, 'negligible'],
-      [['http://snomed.info/sct|786838002', 'http://radlex.org|RID50149'], 0.999, 'certain'],
+      [['http://snomed.info/sct|786838002', 'http://radlex.org|RID50149'], 0.999, 'high'],
     ]);
     for (const p of ra.prediction!) {
       expect(p.qualitativeRisk!.coding![0]!.system).toBe('http://terminology.hl7.org/CodeSystem/risk-probability');
