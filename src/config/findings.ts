@@ -44,10 +44,19 @@ const srCodes = z
   })
   .strict();
 
+/**
+ * risk-probability has a `certain` code too, but a model's probability is an estimate, never
+ * certainty (a calibrated 0.995 is wrong one time in two hundred): it is refused, by name.
+ */
 const riskBand = z
   .object({
     from: z.number().min(0).max(1),
-    code: z.enum(['negligible', 'low', 'moderate', 'high', 'certain']),
+    code: z.enum(['negligible', 'low', 'moderate', 'high'], {
+      error: (issue) =>
+        issue.input === 'certain'
+          ? '"certain" is not a band: a model probability is never certainty (end with "high")'
+          : undefined,
+    }),
     display: z.string().min(1),
   })
   .strict();

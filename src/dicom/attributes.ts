@@ -53,6 +53,10 @@ const META: { readonly [K in keyof Required<InstanceMeta>]: Spec } = {
   StudyID: [0x00200010, 'SH', 'string', true],
   SeriesNumber: [0x00200011, 'IS', 'number', true],
   InstanceNumber: [0x00200013, 'IS', 'number', true],
+  // In InstanceMeta (not only the pixel description) because the SR must say which frame of a
+  // multi-frame image it refers to (Referenced Frame Number is 1C on multi-frame references),
+  // and the SR is written from QIDO-RS attributes; Orthanc's QIDO-RS returns it (a main instance tag).
+  NumberOfFrames: [0x00280008, 'IS', 'number', true],
   Rows: [0x00280010, 'US', 'number', true],
   Columns: [0x00280011, 'US', 'number', true],
 };
@@ -62,7 +66,6 @@ const PIXEL: Readonly<Record<string, Spec>> = {
   SamplesPerPixel: [0x00280002, 'US', 'pixel', false],
   PhotometricInterpretation: [0x00280004, 'CS', 'pixel', false],
   PlanarConfiguration: [0x00280006, 'US', 'pixel', false],
-  NumberOfFrames: [0x00280008, 'IS', 'pixel', false],
   BitsAllocated: [0x00280100, 'US', 'pixel', false],
   BitsStored: [0x00280101, 'US', 'pixel', false],
   HighBit: [0x00280102, 'US', 'pixel', false],

@@ -57,7 +57,8 @@ export interface FindingCodes {
 
 export interface RiskBand {
   from: number;
-  code: 'negligible' | 'low' | 'moderate' | 'high' | 'certain';
+  /** risk-probability codes; never `certain` (config/findings.ts refuses it: a model is never certain). */
+  code: 'negligible' | 'low' | 'moderate' | 'high';
   display: string;
 }
 

@@ -71,6 +71,11 @@ export interface StoredResult {
   riskAssessmentRef?: string;
   /** The SR this one supersedes (Predecessor Documents), kept so a re-encode is byte-identical. */
   predecessor?: { seriesInstanceUID: string; sopInstanceUID: string };
+  /**
+   * The SR's Instance Number: unique among the study's results, which share the SR series; kept
+   * so a re-encode is byte-identical. Absent in results stored before it was kept (their SR says 1).
+   */
+  instanceNumber?: number;
 }
 
 export interface WorklistEntry {

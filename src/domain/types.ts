@@ -39,6 +39,8 @@ export interface InstanceMeta {
   StudyDescription?: string;
   StudyID?: string;
   ReferringPhysicianName?: string;
+  /** Absent for single-frame images; the model reads frame 1 of a multi-frame one. */
+  NumberOfFrames?: number;
   Rows?: number;
   Columns?: number;
   Manufacturer?: string;

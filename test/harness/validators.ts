@@ -31,9 +31,9 @@ export function dciodvfy(path: string): DciodvfyResult {
  */
 export const ACCEPTED_DCIODVFY_WARNING = /Device UID|Standard Extended SOP Class/;
 
-/** DCMTK's dsrdump of the SR tree (throws when dsrdump cannot read it). */
-export function dsrdump(path: string): string {
-  return execFileSync('/usr/bin/dsrdump', ['+Pl', path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+/** DCMTK's dsrdump of the SR tree (throws when dsrdump cannot read it); `options` e.g. `+Pt` (template identification). */
+export function dsrdump(path: string, options: readonly string[] = []): string {
+  return execFileSync('/usr/bin/dsrdump', ['+Pl', ...options, path], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 let indexed = false;

@@ -108,8 +108,8 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
     await rig?.close();
   });
 
-  it('before: one SR and one final RiskAssessment per study, ranked with a priority', async () => {
-    for (const s of studies) expect(await onServers(s.uid)).toEqual({ sr: 1, ko: 0, risks: ['final'], versions: [1], retractionProvenances: 0 });
+  it('before: one SR and one preliminary RiskAssessment per study (unverified, as the SR says), ranked with a priority', async () => {
+    for (const s of studies) expect(await onServers(s.uid)).toEqual({ sr: 1, ko: 0, risks: ['preliminary'], versions: [1], retractionProvenances: 0 });
     expect((await worklistEntry(wrong.uid))?.priority).toBeDefined();
   });
 
@@ -123,7 +123,7 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
     expect(await worklistEntry(wrong.uid)).toMatchObject({ retracted: { cause: 'marked-wrong', state: 'pending' } });
     await runOnce();
     expect(await onServers(wrong.uid)).toEqual({ sr: 1, ko: 1, risks: ['entered-in-error'], versions: [2], retractionProvenances: 1 });
-    expect(await onServers(deleted.uid)).toEqual({ sr: 1, ko: 0, risks: ['final'], versions: [1], retractionProvenances: 0 });
+    expect(await onServers(deleted.uid)).toEqual({ sr: 1, ko: 0, risks: ['preliminary'], versions: [1], retractionProvenances: 0 });
     const entry = await worklistEntry(wrong.uid);
     expect(entry).toMatchObject({ retracted: { cause: 'marked-wrong', state: 'done' } });
     expect(entry?.priority).toBeUndefined();
@@ -143,6 +143,12 @@ describe.skipIf(!requireOrthanc())('corrections: retracted where written, once',
     const provenance = (await search('Provenance')).find((p) => (p.meta?.tag ?? []).some((t) => t.system === 'urn:pacs-triage:retraction'))!;
     expect(provenance['reason']).toEqual([{ text: 'The AI result was marked wrong. the pneumothorax is a skin fold' }]);
     expect(fhirProblems(provenance)).toEqual([]);
+    // It targets the version the server gave the entered-in-error update, whose narrative says so.
+    const retracted = (await search('RiskAssessment')).find((r) => (r.identifier ?? []).some((i) => i.value === `urn:oid:${sr.SOPInstanceUID}`))!;
+    expect(retracted.meta?.versionId).toBeDefined();
+    expect(provenance['target']).toEqual([{ reference: `RiskAssessment/${retracted.id}/_history/${retracted.meta!.versionId!}` }]);
+    expect((retracted['text'] as { div: string }).div).toContain('ENTERED IN ERROR');
+    expect(fhirProblems(retracted)).toEqual([]);
     const audit = (await apiStore.auditLog({ studyInstanceUID: wrong.uid })).map((a) => `${a.target} ${a.action} ${a.outcome}`);
     expect(audit.filter((a) => a.includes('retract') || a.includes('rejection') || a.includes('provenance'))).toEqual([
       'pacs store-rejection-note ok',

@@ -9,9 +9,12 @@
  *  - A new model version (the shipped model copied, only `version` changed in manifest.json; the
  *    manifest's sha256 covers only the .onnx) gives a new SR that names the earlier one in
  *    Predecessor Documents Sequence (read back with readSr), and a second RiskAssessment.
+ *    Each SR of the study has its own Instance Number in the shared SR series.
  *  - Every SR in Orthanc passes dciodvfy with zero errors and dsrdump reads its TID 1500 tree;
  *    every resource on the FHIR server passes R4 validation (Medplum's validateResource and the
  *    required-binding check) with zero problems.
+ *  - A 2-frame source image: Orthanc's QIDO-RS gives its NumberOfFrames, and the SR refers to
+ *    frame 1 (the frame the model read) in the region and the Image Library.
  */
 import { cpSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +23,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DicomWebClient } from '../../src/adapters/dicomweb/client.ts';
 import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import type { InstanceMeta } from '../../src/domain/types.ts';
-import { readPart10 } from '../../src/dicom/part10.ts';
+import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { readSr } from '../../src/pipeline/encode/sr-read.ts';
 import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID } from '../../src/pipeline/encode/sr.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
@@ -131,6 +134,10 @@ describe.skipIf(!requireOrthanc())('results other systems read: idempotent, supe
     const doc = readSr(await dicomweb.retrieveInstance(study, firstSr!.SeriesInstanceUID, firstSr!.SOPInstanceUID));
     expect(doc.findings.filter((f) => f.region).map((f) => f.code)).toEqual(['pneumothorax']);
     expect(doc.predecessors).toEqual([]);
+    expect(doc.instanceNumber).toBe(1);
+    // unverified, as the SR says, with a narrative that says so first
+    expect(firstRa['status']).toBe('preliminary');
+    expect((firstRa['text'] as { status: string; div: string })).toMatchObject({ status: 'generated', div: expect.stringContaining('Preliminary AI triage result') });
   });
 
   it('the same study processed twice gives the same SR SOP Instance UID and the same RiskAssessment', async () => {
@@ -189,6 +196,9 @@ describe.skipIf(!requireOrthanc())('results other systems read: idempotent, supe
         sopClassUID: COMPREHENSIVE_3D_SR_SOP_CLASS_UID,
       },
     ]);
+    // two SRs in one series: each its own Instance Number (as QIDO-RS reports them too)
+    expect(doc.instanceNumber).toBe(2);
+    expect(srs.map((s) => [s.SOPInstanceUID === firstSr.SOPInstanceUID ? 'first' : 'second', s.InstanceNumber]).sort()).toEqual([['first', 1], ['second', 2]]);
     const ds = readPart10(await dicomweb.retrieveInstance(study, second.SeriesInstanceUID, second.SOPInstanceUID));
     expect(ds['ContributingEquipmentSequence']).toEqual([expect.objectContaining({ SoftwareVersions: expect.arrayContaining(['1.0.1']) })]);
 
@@ -244,5 +254,44 @@ describe.skipIf(!requireOrthanc())('results other systems read: idempotent, supe
         expect((await fetch(`${fhir.url}/${ref.reference}`)).status, ref.reference).toBe(200);
       }
     }
+  });
+
+  it('a 2-frame source image (Multi-frame Grayscale Word SC): QIDO-RS gives NumberOfFrames, and the SR refers to frame 1 in the region and the Image Library (dciodvfy: 0 errors)', async () => {
+    const ds = readPart10(readFileSync(demoFiles[0]!));
+    const uid = `${UID_ROOT}.77.1`;
+    ds['StudyInstanceUID'] = uid;
+    ds['SeriesInstanceUID'] = `${uid}.1`;
+    ds['SOPInstanceUID'] = `${uid}.1.1`;
+    // A multi-frame SOP Class (CR's IOD has no Multi-frame Module); still Modality CR, so the series is selected.
+    ds['SOPClassUID'] = '1.2.840.10008.5.1.4.1.1.7.3';
+    ds['NumberOfFrames'] = '2';
+    const stored = ds['PixelData'];
+    const pixels = ArrayBuffer.isView(stored) ? new Uint8Array(stored.buffer, stored.byteOffset, stored.byteLength) : new Uint8Array((stored as ArrayBuffer[])[0]!);
+    const twice = new Uint8Array(pixels.length * 2);
+    twice.set(pixels, 0);
+    twice.set(pixels, pixels.length);
+    ds['PixelData'] = [twice.buffer];
+    const rest = new OrthancClient({ baseUrl: orthanc.baseUrl, auth: orthanc.auth, timeoutMs: 10_000 });
+    try {
+      const stable = (await rest.changes(0, 1000)).changes.filter((c) => c.changeType === 'StableStudy').length;
+      await dicomweb.store(undefined, [writePart10(ds)]);
+      await waitFor('the 2-frame study to be stable', async () => ((await rest.changes(0, 1000)).changes.filter((c) => c.changeType === 'StableStudy').length > stable ? true : undefined));
+    } finally {
+      rest.close();
+    }
+    const source = (await dicomweb.studyInstances(uid)).find((i) => i.Modality !== 'SR')!;
+    expect(source.NumberOfFrames).toBe(2);
+
+    const run = await cli(['process', uid, '--config', config('first', { store: 'jobs.sqlite' }), '--json']);
+    expect(run.code, run.stdout + run.stderr).toBe(0);
+    const [sr] = await srInstances(uid);
+    const file = path.join(dir, 'multi-frame-sr.dcm');
+    writeFileSync(file, await dicomweb.retrieveInstance(uid, sr!.SeriesInstanceUID, sr!.SOPInstanceUID));
+    const result = dciodvfy(file);
+    expect(result.errors, result.output).toEqual([]);
+    for (const w of result.warnings) expect(w, result.output).toMatch(ACCEPTED_DCIODVFY_WARNING);
+    const doc = readSr(readFileSync(file));
+    expect(doc.imageLibrary).toEqual([{ sopClassUID: source.SOPClassUID, sopInstanceUID: source.SOPInstanceUID, frameNumber: 1 }]);
+    expect(doc.findings.filter((f) => f.region).map((f) => f.region!.frameNumber)).toEqual([1]);
   });
 });

@@ -32,6 +32,23 @@ export interface Encoded {
   fhir: FhirResource | undefined;
 }
 
+/**
+ * The SR's Instance Number. All results of a study share one SR series (per model and Device
+ * UID), so each gets its own: a stored result keeps the number it was written with (1 for one
+ * stored before numbers were kept: that is what its SR says), a new one follows the latest. Only
+ * when the latest predates numbering does it count the study's results (one store call).
+ */
+export async function srInstanceNumber(
+  studyInstanceUID: string,
+  sameKey: StoredResult | undefined,
+  previous: StoredResult | undefined,
+  store: Pick<PipelineDeps['store'], 'resultsOf'>,
+): Promise<number> {
+  if (sameKey) return sameKey.instanceNumber ?? 1;
+  if (!previous) return 1;
+  return (previous.instanceNumber ?? (await store.resultsOf(studyInstanceUID)).length) + 1;
+}
+
 export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed: Timed): Promise<Encoded> {
   const { key, study, instance, findings, priority, clinical, sameKey, previous } = input;
   const manifest = deps.model.manifest;
@@ -43,6 +60,7 @@ export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed:
     : previous && previous.resultKey !== key && previous.written.pacs
       ? { seriesInstanceUID: previous.srSeriesInstanceUID, sopInstanceUID: previous.srSopInstanceUID }
       : undefined;
+  const instanceNumber = await srInstanceNumber(study.StudyInstanceUID, sameKey, previous, deps.store);
   const inference = { modelId: manifest.id, modelVersion: manifest.version, deviceUid: manifest.deviceUid, sourceInstance: instance, findings };
   const sr = await timed('encode', async () =>
     encodeSr({
@@ -54,6 +72,7 @@ export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed:
       mappings: deps.mappings.findings,
       producedAt,
       software: deps.software,
+      instanceNumber,
       ...(predecessor ? { predecessor: { studyInstanceUID: study.StudyInstanceUID, ...predecessor } } : {}),
     }),
   );
@@ -93,6 +112,7 @@ export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed:
     ...(previous?.orderPriority ? { orderPriority: previous.orderPriority } : {}),
     ...(sameKey?.riskAssessmentRef ? { riskAssessmentRef: sameKey.riskAssessmentRef } : {}),
     ...(predecessor ? { predecessor } : {}),
+    instanceNumber,
   };
   if (!clinical.patientRef) result.notes.push(`fhir skipped: ${clinical.patientProblem?.message ?? 'no FHIR server configured'}`);
   return { result, sr, fhir: bundle as unknown as FhirResource | undefined };

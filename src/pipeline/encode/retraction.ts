@@ -26,7 +26,8 @@
  * and a Provenance of the change: activity v3-DataOperation NULLIFY, reason = the reason given,
  * agent = our service Device (by identifier), target = the RiskAssessment version that says so,
  * tagged `urn:pacs-triage:retraction|<result key>` and written as a conditional create on that
- * tag, so a retried retraction creates it once.
+ * tag, so a retried retraction creates it once. Both carry a generated narrative; the
+ * RiskAssessment's is made again, so that it says "entered in error" instead of what it said before.
  */
 import type { CodedConcept } from '../../domain/codes.ts';
 import { TriageError } from '../../domain/errors.ts';
@@ -34,17 +35,17 @@ import type { FhirResource, StudyMeta } from '../../domain/types.ts';
 import { assertUidRoot, canonicalJson, deriveUid, deterministicUuid, isValidUid, rejectionNoteSeriesUID, sha256Hex } from '../../domain/uids.ts';
 export { rejectionNoteSeriesUID } from '../../domain/uids.ts';
 import { writePart10, type NaturalDataset } from '../../dicom/part10.ts';
-import { SERVICE_SYSTEM, type Coding, type Identifier } from './fhir.ts';
-import { codeSequenceItem, text } from './sr-items.ts';
-import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID, DCMR_MAPPING_RESOURCE_UID, dicomDateTimeUtc } from './sr.ts';
+import type { Provenance, RiskAssessment } from '@medplum/fhirtypes';
+import { DATA_OPERATION, PARTICIPANT_TYPE, SERVICE_SYSTEM, type Coding, type Identifier } from './fhir.ts';
+import { provenanceNarrative, riskAssessmentNarrative } from './narrative.ts';
+import { DCMR_MAPPING_RESOURCE_UID, codeSequenceItem, text } from './sr-items.ts';
+import { COMPREHENSIVE_3D_SR_SOP_CLASS_UID, dicomDateTimeUtc } from './sr.ts';
 import { patientAndStudy } from './study-modules.ts';
 
 export const KEY_OBJECT_SELECTION_SOP_CLASS_UID = '1.2.840.10008.5.1.4.1.1.88.59';
 export const REJECTION_SERIES_NUMBER = 9902;
 export const REJECTION_SERIES_DESCRIPTION = 'AI triage results rejected - do not use';
 export const RETRACTION_SYSTEM = 'urn:pacs-triage:retraction';
-const DATA_OPERATION = 'http://terminology.hl7.org/CodeSystem/v3-DataOperation';
-const PARTICIPANT_TYPE = 'http://terminology.hl7.org/CodeSystem/provenance-participant-type';
 
 /** CID 7011 "Rejected for Quality Reasons". */
 export const REJECTED_FOR_QUALITY: CodedConcept = { value: '113001', scheme: 'DCM', meaning: 'Rejected for Quality Reasons' };
@@ -174,13 +175,18 @@ export function encodeRejectionNote(input: RejectionNoteInput): RejectionNoteOut
 export function enteredInError(riskAssessment: FhirResource): FhirResource | undefined {
   if (riskAssessment.resourceType !== 'RiskAssessment') refuse(`expected a RiskAssessment, got ${riskAssessment.resourceType}`);
   if (riskAssessment['status'] === 'entered-in-error') return undefined;
-  return { ...riskAssessment, status: 'entered-in-error' };
+  const updated = { ...riskAssessment, status: 'entered-in-error' } as unknown as RiskAssessment;
+  return { ...updated, text: riskAssessmentNarrative(updated) } as unknown as FhirResource;
 }
 
 export interface RetractionProvenanceInput {
   /** The result key of the retracted RiskAssessment (its official identifier). */
   resultKey: string;
-  /** `RiskAssessment/<id>` and the versionId the entered-in-error update made. */
+  /**
+   * `RiskAssessment/<id>` and the versionId the entered-in-error update made: the target is then
+   * that version (`…/_history/<versionId>`), the one that says it is wrong. Only a server that
+   * answers an update with neither a body nor an ETag leaves it unknown (target unversioned).
+   */
   riskAssessment: { ref: string; versionId?: string };
   /** When the retraction was asked for (ISO 8601 with a zone). */
   requestedAt: string;
@@ -209,9 +215,9 @@ export function encodeRetractionProvenance(input: RetractionProvenanceInput): { 
   const tag: Coding = { system: RETRACTION_SYSTEM, code: input.resultKey };
   const why = input.cause === 'study-deleted' ? 'The imaging study was deleted from the PACS.' : 'The AI result was marked wrong.';
   const reasonText = input.reason?.trim() ? `${why} ${input.reason.trim()}` : why;
-  const provenance: FhirResource = {
+  const provenance: Provenance = {
     resourceType: 'Provenance',
-    meta: { tag: [tag] } as FhirResource['meta'],
+    meta: { tag: [tag] },
     target: [{ reference: target }],
     occurredDateTime: recorded,
     recorded,
@@ -224,6 +230,7 @@ export function encodeRetractionProvenance(input: RetractionProvenanceInput): { 
       },
     ],
   };
+  provenance.text = provenanceNarrative(provenance);
   const enc = (s: string): string => encodeURIComponent(s).replace(/%3A/gi, ':');
   return {
     resourceType: 'Bundle',
@@ -231,7 +238,7 @@ export function encodeRetractionProvenance(input: RetractionProvenanceInput): { 
     entry: [
       {
         fullUrl: `urn:uuid:${deterministicUuid(`retraction-provenance|${input.resultKey}`)}`,
-        resource: provenance,
+        resource: provenance as unknown as FhirResource,
         request: { method: 'POST', url: 'Provenance', ifNoneExist: `_tag=${enc(RETRACTION_SYSTEM)}|${enc(input.resultKey)}` },
       },
     ],

@@ -31,10 +31,18 @@ interface ItemBase {
   ContentSequence?: ContentItem[];
 }
 
+/** Template Identification (PS3.3 C.18.8.1.2): the DCMR template that defines a CONTAINER's content. */
+export interface TemplateItem {
+  MappingResource: 'DCMR';
+  MappingResourceUID: string;
+  TemplateIdentifier: string;
+}
+
 export interface ContainerItem extends ItemBase {
   ValueType: 'CONTAINER';
   ConceptNameCodeSequence: CodeSequenceItem[];
   ContinuityOfContent: 'SEPARATE' | 'CONTINUOUS';
+  ContentTemplateSequence?: [TemplateItem];
 }
 export interface CodeItem extends ItemBase {
   ValueType: 'CODE';
@@ -58,7 +66,7 @@ export interface NumItem extends ItemBase {
 }
 export interface ImageItem extends ItemBase {
   ValueType: 'IMAGE';
-  ReferencedSOPSequence: { ReferencedSOPClassUID: string; ReferencedSOPInstanceUID: string }[];
+  ReferencedSOPSequence: { ReferencedSOPClassUID: string; ReferencedSOPInstanceUID: string; ReferencedFrameNumber?: number }[];
 }
 export interface ScoordItem extends ItemBase {
   ValueType: 'SCOORD';
@@ -73,6 +81,20 @@ export type ContentItem = ContainerItem | CodeItem | TextItem | UidrefItem | Num
 export interface InstanceRef {
   sopClassUID: string;
   sopInstanceUID: string;
+  /**
+   * The frame referred to (1-based), for a multi-frame image only: Referenced Frame Number is 1C,
+   * required when the reference does not apply to all frames and absent for single-frame images.
+   */
+  frameNumber?: number;
+}
+
+/** The DICOM Mapping Resource UID of DCMR (PS3.16 templates). */
+export const DCMR_MAPPING_RESOURCE_UID = '1.2.840.10008.8.1.1';
+
+/** Content Template Sequence of a DCMR template. */
+export function dcmrTemplate(templateId: string): [TemplateItem] {
+  if (!/^[1-9][0-9]*$/.test(templateId)) refuse(`template ${templateId}`, 'a DCMR Template Identifier is digits without leading zeros');
+  return [{ MappingResource: 'DCMR', MappingResourceUID: DCMR_MAPPING_RESOURCE_UID, TemplateIdentifier: templateId }];
 }
 
 function refuse(what: string, problem: string): never {
@@ -111,18 +133,28 @@ function withChildren<T extends ItemBase>(item: T, children: readonly ContentIte
   return item;
 }
 
-/** CONTAINER. Children are required: an empty container says nothing. */
+/**
+ * CONTAINER. Children are required: an empty container says nothing. `templateId`: the DCMR
+ * template whose outermost CONTAINER this is (Content Template Sequence is 1C on it, PS3.3
+ * C.18.8.1.2, and readers such as highdicom find TID 1410 groups by it).
+ */
 export function container(
   rel: 'CONTAINS',
   name: CodedConcept,
   children: readonly ContentItem[],
-  continuity: 'SEPARATE' | 'CONTINUOUS' = 'SEPARATE',
+  options: { continuity?: 'SEPARATE' | 'CONTINUOUS'; templateId?: string } = {},
 ): ContainerItem {
   const what = `CONTAINER ${label(name)}`;
   const concept = codeSequenceItem(name, what);
   if (children.length === 0) refuse(what, 'has no content items');
   return withChildren(
-    { RelationshipType: rel, ValueType: 'CONTAINER', ConceptNameCodeSequence: [concept], ContinuityOfContent: continuity },
+    {
+      RelationshipType: rel,
+      ValueType: 'CONTAINER',
+      ConceptNameCodeSequence: [concept],
+      ContinuityOfContent: options.continuity ?? 'SEPARATE',
+      ...(options.templateId ? { ContentTemplateSequence: dcmrTemplate(options.templateId) } : {}),
+    },
     children,
   );
 }
@@ -210,7 +242,13 @@ function instanceRef(ref: InstanceRef | undefined, what: string): ImageItem['Ref
   if (!ref) refuse(what, 'image reference is missing');
   if (!isValidUid(ref.sopClassUID)) refuse(what, `SOP Class UID "${String(ref.sopClassUID)}" is not a valid UID`);
   if (!isValidUid(ref.sopInstanceUID)) refuse(what, `SOP Instance UID "${String(ref.sopInstanceUID)}" is not a valid UID`);
-  return { ReferencedSOPClassUID: ref.sopClassUID, ReferencedSOPInstanceUID: ref.sopInstanceUID };
+  const frame = ref.frameNumber;
+  if (frame !== undefined && (!Number.isInteger(frame) || frame < 1)) refuse(what, `frame number ${String(frame)} is not a positive integer`);
+  return {
+    ReferencedSOPClassUID: ref.sopClassUID,
+    ReferencedSOPInstanceUID: ref.sopInstanceUID,
+    ...(frame !== undefined ? { ReferencedFrameNumber: frame } : {}),
+  };
 }
 
 /** IMAGE: a reference to an image (the concept name is optional for IMAGE items). */

@@ -5,15 +5,17 @@
  * precision an SR holds (probability through a DS, coordinates through FL), for comparisons.
  * Findings are read from both places `encodeSr` writes them — Measurement Groups (findings with a
  * region) and Qualitative Evaluations (findings without) — and returned in the mappings' order.
+ * The frame a region or an Image Library entry refers to (multi-frame images) is read back too.
  */
 import type { CodedConcept, FindingsMappings } from '../../domain/codes.ts';
 import { findingCodeForConcept, sameConcept } from '../../domain/codes.ts';
 import { defaultFindingsMappings } from '../../config/findings.ts';
 import { TriageError } from '../../domain/errors.ts';
-import type { Finding } from '../../domain/types.ts';
+import type { Finding, InstanceMeta } from '../../domain/types.ts';
 import type { NaturalDataset } from '../../dicom/part10.ts';
 import { readPart10 } from '../../dicom/part10.ts';
 import { formatDecimalString } from './sr-items.ts';
+import { MODEL_FRAME_NUMBER, isMultiFrame } from './sr-references.ts';
 import type { SrReference } from './sr.ts';
 import { formatAlgorithmParameters } from './sr.ts';
 
@@ -23,7 +25,15 @@ export interface SrFinding {
   positive: boolean;
   probability: number;
   threshold?: number;
-  region?: { sopInstanceUID: string; x0: number; y0: number; x1: number; y1: number };
+  /** `frameNumber`: the frame of a multi-frame image the region is on (absent for a single-frame image). */
+  region?: { sopInstanceUID: string; frameNumber?: number; x0: number; y0: number; x1: number; y1: number };
+}
+
+/** An image reference (Image Library entry). */
+export interface SrImageRef {
+  sopClassUID: string;
+  sopInstanceUID: string;
+  frameNumber?: number;
 }
 
 export interface SrDocument {
@@ -31,6 +41,9 @@ export interface SrDocument {
   seriesInstanceUID: string;
   sopInstanceUID: string;
   deviceObserverUid?: string;
+  instanceNumber?: number;
+  /** The TID 1600 Image Library: the source images (and the frame read, for a multi-frame one). */
+  imageLibrary: SrImageRef[];
   predecessors: SrReference[];
   findings: SrFinding[];
 }
@@ -80,6 +93,23 @@ function findChild(item: Item, concept: CodedConcept, valueType: string): Item |
   return children(item).find((c) => str(c, 'ValueType') === valueType && isNamed(c, concept));
 }
 
+/** Referenced Frame Number: one frame (that is what we write); undefined when absent. */
+function frameOf(sop: Item | undefined, what: string): number | undefined {
+  const raw = sop?.['ReferencedFrameNumber'];
+  if (raw === undefined || raw === null) return undefined;
+  const values = (Array.isArray(raw) ? raw : [raw]).map(Number);
+  if (values.length !== 1 || !Number.isInteger(values[0]) || values[0]! < 1) bad(`${what}: Referenced Frame Number is not one frame number`);
+  return values[0];
+}
+
+function imageRefOf(img: Item | undefined, what: string): SrImageRef | undefined {
+  const sop = seq(img, 'ReferencedSOPSequence')[0];
+  const sopInstanceUID = str(sop, 'ReferencedSOPInstanceUID');
+  if (!sopInstanceUID) return undefined;
+  const frameNumber = frameOf(sop, what);
+  return { sopClassUID: str(sop, 'ReferencedSOPClassUID') ?? '', sopInstanceUID, ...(frameNumber === undefined ? {} : { frameNumber }) };
+}
+
 function regionOf(scoord: Item, what: string): SrFinding['region'] {
   if (str(scoord, 'GraphicType') !== 'POLYLINE') bad(`${what}: SCOORD is not a POLYLINE`);
   const data = scoord.GraphicData;
@@ -90,9 +120,16 @@ function regionOf(scoord: Item, what: string): SrFinding['region'] {
   const xs = points.filter((_, i) => i % 2 === 0);
   const ys = points.filter((_, i) => i % 2 === 1);
   const img = children(scoord).find((c) => str(c, 'RelationshipType') === 'SELECTED FROM' && str(c, 'ValueType') === 'IMAGE');
-  const sop = str(seq(img, 'ReferencedSOPSequence')[0], 'ReferencedSOPInstanceUID');
-  if (!sop) bad(`${what}: SCOORD is not SELECTED FROM an image`);
-  return { sopInstanceUID: sop, x0: Math.min(...xs), y0: Math.min(...ys), x1: Math.max(...xs), y1: Math.max(...ys) };
+  const ref = imageRefOf(img, what);
+  if (!ref) bad(`${what}: SCOORD is not SELECTED FROM an image`);
+  return {
+    sopInstanceUID: ref.sopInstanceUID,
+    ...(ref.frameNumber === undefined ? {} : { frameNumber: ref.frameNumber }),
+    x0: Math.min(...xs),
+    y0: Math.min(...ys),
+    x1: Math.max(...xs),
+    y1: Math.max(...ys),
+  };
 }
 
 function parseThreshold(params: string | undefined): number | undefined {
@@ -114,6 +151,12 @@ export function readSrDataset(ds: NaturalDataset, mappings: FindingsMappings = d
   const evaluations = findChild(ds, sr.qualitativeEvaluations, 'CONTAINER');
   if (!measurements && !evaluations) bad(`neither "${sr.imagingMeasurements.meaning}" nor "${sr.qualitativeEvaluations.meaning}"`);
   const deviceObserverUid = str(findChild(ds, sr.deviceObserverUid, 'UIDREF'), 'UID');
+  const library = findChild(ds, sr.imageLibrary, 'CONTAINER');
+  const imageLibrary = (library ? children(library) : [])
+    .filter((g) => str(g, 'ValueType') === 'CONTAINER' && isNamed(g, sr.imageLibraryGroup))
+    .flatMap((g) => children(g).filter((c) => str(c, 'ValueType') === 'IMAGE'))
+    .flatMap((img, i) => imageRefOf(img, `image library entry ${i + 1}`) ?? []);
+  const instanceNumber = Number(str(ds, 'InstanceNumber'));
 
   /** The probability NUM (and the threshold in its Algorithm Parameters). */
   const probabilityOf = (numItem: Item | undefined, what: string, code: string): Pick<SrFinding, 'probability' | 'threshold'> => {
@@ -193,6 +236,8 @@ export function readSrDataset(ds: NaturalDataset, mappings: FindingsMappings = d
     seriesInstanceUID: str(ds, 'SeriesInstanceUID') ?? bad('no Series Instance UID'),
     sopInstanceUID: str(ds, 'SOPInstanceUID') ?? bad('no SOP Instance UID'),
     ...(deviceObserverUid ? { deviceObserverUid } : {}),
+    ...(Number.isInteger(instanceNumber) ? { instanceNumber } : {}),
+    imageLibrary,
     predecessors,
     findings,
   };
@@ -210,10 +255,16 @@ export function readSrFindings(part10: Uint8Array, mappings?: FindingsMappings):
 
 /**
  * A model finding at the precision an SR holds it: probability through the DS of the NUM (10
- * significant digits), region coordinates through FL (float32). `readSrFindings(encodeSr(x))`
- * equals `x.findings.map(f => srRepresentation(f, mappings))`.
+ * significant digits), region coordinates through FL (float32), and — when `source` (the image
+ * the model read) is multi-frame — the frame the region is on. `readSrFindings(encodeSr(x))`
+ * equals `x.inference.findings.map(f => srRepresentation(f, mappings, x.inference.sourceInstance))`.
  */
-export function srRepresentation(f: Finding, mappings: FindingsMappings = defaultFindingsMappings()): SrFinding {
+export function srRepresentation(
+  f: Finding,
+  mappings: FindingsMappings = defaultFindingsMappings(),
+  source?: Pick<InstanceMeta, 'SOPInstanceUID' | 'SOPClassUID' | 'NumberOfFrames'>,
+): SrFinding {
+  const frame = source && f.region?.sopInstanceUID === source.SOPInstanceUID && isMultiFrame(source) ? MODEL_FRAME_NUMBER : undefined;
   const scale = mappings.sr.probability.scale;
   const ds = Number(formatDecimalString(f.probability * scale));
   return {
@@ -225,6 +276,7 @@ export function srRepresentation(f: Finding, mappings: FindingsMappings = defaul
       ? {
           region: {
             sopInstanceUID: f.region.sopInstanceUID,
+            ...(frame === undefined ? {} : { frameNumber: frame }),
             x0: Math.fround(f.region.x0),
             y0: Math.fround(f.region.y0),
             x1: Math.fround(f.region.x1),

@@ -11,13 +11,13 @@
  *   ├ HAS OBS CONTEXT  UIDREF Device Observer UID = manifest deviceUid
  *   ├ HAS OBS CONTEXT  TEXT  Device Observer Name / Manufacturer / Model Name
  *   ├ HAS CONCEPT MOD  CODE  Procedure reported = the imaging procedure       (not the algorithm)
- *   ├ CONTAINS CONTAINER Image Library › Image Library Group › IMAGE (each source image)  TID 1600
+ *   ├ CONTAINS CONTAINER Image Library › Image Library Group › IMAGE (each source image)  TID 1600 (template 1600/DCMR)
  *   ├ CONTAINS CONTAINER Imaging Measurements          (only when a finding has a region)   TID 1500 row 6
- *   │   └ CONTAINS CONTAINER Measurement Group (one per finding WITH a region)    TID 1501 / TID 1410 shape
+ *   │   └ CONTAINS CONTAINER Measurement Group (one per finding WITH a region)    TID 1410 (template 1410/DCMR)
  *   │       ├ HAS OBS CONTEXT TEXT   Tracking Identifier
  *   │       ├ HAS OBS CONTEXT UIDREF Tracking Unique Identifier      (stable per study+model+finding)
  *   │       ├ CONTAINS CODE  Finding = SNOMED CT concept of the finding
- *   │       ├ CONTAINS SCOORD Image Region POLYLINE (closed rectangle) › SELECTED FROM IMAGE
+ *   │       ├ CONTAINS SCOORD Image Region POLYLINE (closed rectangle) › SELECTED FROM IMAGE (+ frame 1 if multi-frame)
  *   │       ├ CONTAINS NUM   Certainty of Finding = probability × 100 %    TID 300
  *   │       │   ├ HAS CONCEPT MOD TEXT Algorithm Name / Version / Parameters (threshold)  TID 4019
  *   │       │   └ INFERRED FROM SCOORD POLYLINE › SELECTED FROM IMAGE  (where OHIF looks to list it)
@@ -42,12 +42,14 @@ import { assertUidRoot, deriveUid, isValidUid, srSeriesInstanceUID, trackingKey 
 export { srSeriesInstanceUID } from '../../domain/uids.ts';
 import type { NaturalDataset } from '../../dicom/part10.ts';
 import { writePart10 } from '../../dicom/part10.ts';
-import type { ContentItem, InstanceRef } from './sr-items.ts';
-import { code, codeSequenceItem, container, image, num, scoordRect, text, uidref } from './sr-items.ts';
+import type { ContentItem } from './sr-items.ts';
+import { DCMR_MAPPING_RESOURCE_UID, code, codeSequenceItem, container, num, scoordRect, text, uidref } from './sr-items.ts';
+import { evidenceSequence, hierarchicalRef, imageLibrary, instanceRefOf, isMultiFrame, validateInstance } from './sr-references.ts';
+import { codingSchemeIdentification } from './sr-schemes.ts';
 import { patientAndStudy } from './study-modules.ts';
 
+export { DCMR_MAPPING_RESOURCE_UID } from './sr-items.ts';
 export const COMPREHENSIVE_3D_SR_SOP_CLASS_UID = '1.2.840.10008.5.1.4.1.1.88.34';
-export const DCMR_MAPPING_RESOURCE_UID = '1.2.840.10008.8.1.1';
 export const SR_SERIES_NUMBER = 9901;
 export const SR_SERIES_DESCRIPTION = 'AI triage results - not for diagnostic use';
 
@@ -84,6 +86,11 @@ export interface SrEncodeInput {
   procedure?: CodedConcept;
   /** The SR this one supersedes, if any. */
   predecessor?: SrReference;
+  /**
+   * Instance Number (default 1). Every result of a study shares the SR series, so each needs its
+   * own number there; the encode stage numbers them and stores the number with the result.
+   */
+  instanceNumber?: number;
   /** Our software, for Software Versions (default: model version only). */
   software?: { name: string; version: string };
 }
@@ -123,21 +130,6 @@ export function formatAlgorithmParameters(finding: Pick<Finding, 'threshold'>): 
   return `threshold=${finding.threshold}`;
 }
 
-function instanceRefOf(meta: InstanceMeta): InstanceRef {
-  return { sopClassUID: meta.SOPClassUID, sopInstanceUID: meta.SOPInstanceUID };
-}
-
-function validateInstance(meta: InstanceMeta | undefined, studyUID: string, what: string): InstanceMeta {
-  if (!meta) refuse(`${what} is required`);
-  for (const k of ['StudyInstanceUID', 'SeriesInstanceUID', 'SOPInstanceUID', 'SOPClassUID'] as const) {
-    if (!isValidUid(meta[k])) refuse(`${what}.${k} "${String(meta[k])}" is not a valid UID`);
-  }
-  if (meta.StudyInstanceUID !== studyUID) {
-    refuse(`${what} ${meta.SOPInstanceUID} belongs to study ${meta.StudyInstanceUID}, not ${studyUID}`);
-  }
-  return meta;
-}
-
 function validateFinding(f: Finding, i: number): void {
   const what = `finding[${i}]`;
   requireText(f.code, `${what}.code`);
@@ -168,6 +160,8 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
     codes.add(f.code);
   }
   const { date, time } = dicomDateTimeUtc(input.producedAt);
+  const instanceNumber = input.instanceNumber ?? 1;
+  if (!Number.isInteger(instanceNumber) || instanceNumber < 1) refuse(`instanceNumber ${String(instanceNumber)} is not a positive integer`);
 
   const source = validateInstance(inference.sourceInstance, study.StudyInstanceUID, 'inference.sourceInstance');
   const evidence = new Map<string, InstanceMeta>([[source.SOPInstanceUID, source]]);
@@ -196,7 +190,9 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
     uidref('HAS OBS CONTEXT', sr.trackingUniqueIdentifier, deriveUid(input.uidRoot, trackKey, `tracking:${f.code}`)),
   ];
 
-  // A finding with a region: a TID 1410-style Measurement Group (a group-level SCOORD, and the
+  const isRead = (m: InstanceMeta): boolean => m.SOPInstanceUID === source.SOPInstanceUID;
+
+  // A finding with a region: a TID 1410 Measurement Group (a group-level SCOORD, and the
   // probability NUM INFERRED FROM the same SCOORD, which is what OHIF needs to list it).
   const groups = inference.findings
     .filter((f) => f.region)
@@ -205,18 +201,25 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
       const r = f.region!;
       const img = evidence.get(r.sopInstanceUID);
       if (!img) refuse(`finding "${f.code}" has a region on ${r.sopInstanceUID}, which is not a source image`);
-      const on = { ...instanceRefOf(img), rows: img.Rows, columns: img.Columns };
+      // A region is in the pixels of the frame the model read; another image has no such frame.
+      if (!isRead(img) && isMultiFrame(img)) refuse(`finding "${f.code}" has a region on multi-frame ${r.sopInstanceUID}, which the model did not read`);
+      const on = { ...instanceRefOf(img, isRead(img)), rows: img.Rows, columns: img.Columns };
       const rect = { x0: r.x0, y0: r.y0, x1: r.x1, y1: r.y1 };
-      return container('CONTAINS', sr.measurementGroup, [
-        ...trackingItems(f),
-        code('CONTAINS', sr.finding, concepts.concept),
-        scoordRect('CONTAINS', sr.imageRegion, rect, on),
-        num('CONTAINS', sr.probability.concept, f.probability * sr.probability.scale, sr.probability.unit, [
-          ...algorithm(f),
-          scoordRect('INFERRED FROM', undefined, rect, on),
-        ]),
-        code('CONTAINS', sr.presence, f.positive ? sr.present : sr.absent),
-      ]);
+      return container(
+        'CONTAINS',
+        sr.measurementGroup,
+        [
+          ...trackingItems(f),
+          code('CONTAINS', sr.finding, concepts.concept),
+          scoordRect('CONTAINS', sr.imageRegion, rect, on),
+          num('CONTAINS', sr.probability.concept, f.probability * sr.probability.scale, sr.probability.unit, [
+            ...algorithm(f),
+            scoordRect('INFERRED FROM', undefined, rect, on),
+          ]),
+          code('CONTAINS', sr.presence, f.positive ? sr.present : sr.absent),
+        ],
+        { templateId: '1410' },
+      );
     });
 
   // A finding without a region: a qualitative evaluation (TID 1500 row 13), finding = Present |
@@ -240,13 +243,7 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
     text('HAS OBS CONTEXT', sr.deviceObserverManufacturer, input.model.manufacturer),
     text('HAS OBS CONTEXT', sr.deviceObserverModelName, inference.modelId),
     code('HAS CONCEPT MOD', sr.procedureReported, procedure),
-    container('CONTAINS', sr.imageLibrary, [
-      container(
-        'CONTAINS',
-        sr.imageLibraryGroup,
-        evidenceList.map((m) => image('CONTAINS', instanceRefOf(m))),
-      ),
-    ]),
+    imageLibrary(sr, evidenceList.map((m) => instanceRefOf(m, isRead(m)))),
     // TID 1500 needs row 6 (Imaging Measurements) or row 12 (Qualitative Evaluations), or both.
     ...(groups.length > 0 ? [container('CONTAINS', sr.imagingMeasurements, groups)] : []),
     ...(evaluations.length > 0 ? [container('CONTAINS', sr.qualitativeEvaluations, evaluations)] : []),
@@ -299,7 +296,7 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
     ManufacturerModelName: equipment.ManufacturerModelName,
     SoftwareVersions: equipment.SoftwareVersions,
     // SR Document General
-    InstanceNumber: 1,
+    InstanceNumber: instanceNumber,
     ContentDate: date,
     ContentTime: time,
     CompletionFlag: 'COMPLETE',
@@ -322,51 +319,12 @@ export function encodeSr(input: SrEncodeInput): SrEncodeOutput {
     ContentTemplateSequence: [{ MappingResource: 'DCMR', MappingResourceUID: DCMR_MAPPING_RESOURCE_UID, TemplateIdentifier: '1500' }],
     ContentSequence: content,
   };
+  const schemes = codingSchemeIdentification(dataset);
+  if (schemes) dataset.CodingSchemeIdentificationSequence = schemes;
 
   return { dataset, part10: writePart10(dataset), sopInstanceUID, seriesInstanceUID };
 }
 
 function cmp(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-/** Hierarchical SOP Instance Reference Macro (one study). */
-function hierarchicalRef(
-  studyInstanceUID: string,
-  seriesInstanceUID: string,
-  instances: readonly InstanceRef[],
-): NaturalDataset {
-  return {
-    StudyInstanceUID: studyInstanceUID,
-    ReferencedSeriesSequence: [
-      {
-        SeriesInstanceUID: seriesInstanceUID,
-        ReferencedSOPSequence: instances.map((r) => ({
-          ReferencedSOPClassUID: r.sopClassUID,
-          ReferencedSOPInstanceUID: r.sopInstanceUID,
-        })),
-      },
-    ],
-  };
-}
-
-function evidenceSequence(studyInstanceUID: string, instances: readonly InstanceMeta[]): NaturalDataset[] {
-  const bySeries = new Map<string, InstanceMeta[]>();
-  for (const m of instances) {
-    const list = bySeries.get(m.SeriesInstanceUID) ?? [];
-    list.push(m);
-    bySeries.set(m.SeriesInstanceUID, list);
-  }
-  return [
-    {
-      StudyInstanceUID: studyInstanceUID,
-      ReferencedSeriesSequence: [...bySeries.entries()].map(([series, list]) => ({
-        SeriesInstanceUID: series,
-        ReferencedSOPSequence: list.map((m) => ({
-          ReferencedSOPClassUID: m.SOPClassUID,
-          ReferencedSOPInstanceUID: m.SOPInstanceUID,
-        })),
-      })),
-    },
-  ];
 }

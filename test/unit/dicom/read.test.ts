@@ -4,6 +4,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { TriageError } from '../../../src/domain/errors.ts';
 import { readDicom } from '../../../src/dicom/read.ts';
 import { instanceMeta } from '../../../src/dicom/instance-meta.ts';
+import { QIDO_INSTANCE_FIELDS } from '../../../src/dicom/attributes.ts';
 import { imageToTensor } from '../../../src/pipeline/preprocess/image-tensor.ts';
 import { BT601 } from '../../../src/dicom/pixels.ts';
 import { registerCodec } from '../../../src/dicom/transfer-syntax.ts';
@@ -458,6 +459,16 @@ describe('instanceMeta (the one InstanceMeta builder)', () => {
       Rows: 2048,
       BodyPartExamined: 'CHEST',
     });
+  });
+
+  it('NumberOfFrames reaches InstanceMeta (the SR needs it for Referenced Frame Number), from files by both paths and in the QIDO-RS includefield', () => {
+    const file = imageFile({ rows: 2, columns: 2, samples: [1, 2, 3, 4, 5, 6, 7, 8], bitsAllocated: 8, frames: 2 });
+    expect(readDicom(file).meta.NumberOfFrames).toBe(2);
+    expect(readDicom(file, { viaDcmjs: true }).meta.NumberOfFrames).toBe(2);
+    expect(readDicom(file).pixel.numberOfFrames).toBe(2);
+    expect(readDicom(imageFile({ rows: 2, columns: 2, samples: [1, 2, 3, 4], bitsAllocated: 8 })).meta).not.toHaveProperty('NumberOfFrames');
+    expect(instanceMeta({ StudyInstanceUID: '1.2.3', SeriesInstanceUID: '1.2.4', SOPInstanceUID: '1.2.5', SOPClassUID: '1.2.6', NumberOfFrames: '2 ' }).NumberOfFrames).toBe(2);
+    expect(QIDO_INSTANCE_FIELDS).toContain('00280008');
   });
 
   it('throws DICOM_UNREADABLE without the identifying UIDs', () => {

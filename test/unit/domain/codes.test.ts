@@ -56,8 +56,8 @@ describe('mappings/findings.yaml', () => {
       'moderate',
       'high',
       'high',
-      'certain',
-      'certain',
+      'high',
+      'high',
     ]);
     expect(() => riskBandFor(m, 1.2)).toThrow(TriageError);
   });
@@ -86,6 +86,20 @@ describe('parseFindingsMappings validation', () => {
     ]) {
       expect(err.message).toContain(`- ${path}:`);
     }
+  });
+
+  it('qualitativeRisk is never "certain": the shipped bands top out at high, and the schema refuses a "certain" band', () => {
+    const m = loadFindingsMappings();
+    expect(m.fhir.riskProbability.bands.map((b) => b.code)).toEqual(['negligible', 'low', 'moderate', 'high']);
+    expect(riskBandFor(m, 1).code).toBe('high');
+    const certain = text.replace(
+      '- { from: 0.5, code: high, display: High likelihood }',
+      '- { from: 0.5, code: high, display: High likelihood }\n      - { from: 0.99, code: certain, display: Certain }',
+    );
+    expect(certain).not.toBe(text);
+    const err = errorOf(() => parseFindingsMappings(certain, 'findings.yaml'));
+    expect(err.code).toBe('CONFIG_INVALID');
+    expect(err.message).toMatch(/fhir\.riskProbability\.bands\.4\.code: "certain" is not a band: a model probability is never certainty/);
   });
 
   it('refuses a duplicate SNOMED concept (the SR reader maps concepts back)', () => {

@@ -114,7 +114,7 @@ describe('a retraction, request by request', () => {
     expect([kos['SOPInstanceUID'], kos['SeriesInstanceUID'], kos['Modality'], kos['PatientID']]).toEqual([note.sopInstanceUID, note.seriesInstanceUID, 'KO', 'P1']);
     expect([kos['ContentDate'], kos['ContentTime']]).toEqual(['20260102', '030405']);
 
-    expect(putBody).toEqual({ resourceType: 'RiskAssessment', id: 'ra1', meta: { versionId: '1' }, status: 'entered-in-error' });
+    expect(putBody).toEqual({ resourceType: 'RiskAssessment', id: 'ra1', meta: { versionId: '1' }, status: 'entered-in-error', text: { status: 'generated', div: expect.stringContaining('ENTERED IN ERROR') } });
     expect(txBody!.entry).toHaveLength(1);
     expect(txBody!.entry[0]!.request).toEqual({ method: 'POST', url: 'Provenance', ifNoneExist: `_tag=urn:pacs-triage:retraction|${KEY}` });
     expect(txBody!.entry[0]!.resource).toMatchObject({

@@ -48,6 +48,7 @@ describe('DicomWebClient', () => {
           '00080060': { vr: 'CS', Value: ['CR'] },
           '00100010': { vr: 'PN', Value: [{ Alphabetic: 'SYNTH^ONE' }] },
           '00280010': { vr: 'US', Value: [256] },
+          '00280008': { vr: 'IS', Value: [2] },
         },
       ]);
     const [meta] = await client.studyInstances('1.2.3');
@@ -59,6 +60,7 @@ describe('DicomWebClient', () => {
       Modality: 'CR',
       PatientName: 'SYNTH^ONE',
       Rows: 256,
+      NumberOfFrames: 2,
     });
   });
 

@@ -109,9 +109,9 @@ describe('encodeFhirResults', () => {
     expect(other.entry[1]!.fullUrl).toBe(bundle.entry[1]!.fullUrl); // …and the same service Device
   });
 
-  it('RiskAssessment: final, subject, occurrence, basis, identifiers, performer → the model Device, AI note', () => {
+  it('RiskAssessment: preliminary, subject, occurrence, basis, identifiers, performer → the model Device, AI note', () => {
     expect(ra).toMatchObject({
-      status: 'final',
+      status: 'preliminary',
       subject: { reference: 'Patient/pat-1' },
       occurrenceDateTime: '2024-05-01T10:20:30.456Z',
       performer: { reference: bundle.entry[0]!.fullUrl, type: 'Device' },
@@ -129,6 +129,46 @@ describe('encodeFhirResults', () => {
     expect(ra.note![0]!.text).toMatch(/AI model.*Not for diagnostic use/);
   });
 
+  it('RiskAssessment.status is preliminary, never final: the SR says Verification Flag UNVERIFIED and no clinician has verified it', () => {
+    expect(ra.status).toBe('preliminary');
+    expect(JSON.stringify(bundle)).not.toContain('"status":"final"');
+  });
+
+  it('qualitativeRisk is never "certain", even for a probability of 1', () => {
+    const sure = { ...inference, findings: inference.findings.map((f) => ({ ...f, probability: 1 })) };
+    const risks = (encodeFhirResults(fhirInput({ inference: sure })).entry[2]!.resource as RiskAssessmentResource).prediction!.map((p) => p.qualitativeRisk!.coding![0]!.code);
+    expect(risks).toEqual(['high', 'high', 'high', 'high']);
+  });
+
+  it('every resource carries a generated XHTML narrative with the essentials, escaped', () => {
+    for (const e of bundle.entry) {
+      expect(e.resource.text?.status, e.resource.resourceType).toBe('generated');
+      expect(e.resource.text?.div, e.resource.resourceType).toMatch(/^<div xmlns="http:\/\/www\.w3\.org\/1999\/xhtml">.+<\/div>$/);
+    }
+    const [device, service, , prov] = bundle.entry.map((e) => e.resource.text!.div);
+    expect(device).toContain('<b>pacs-triage reference CXR triage model</b> version 1.0.0: AI model (software).');
+    expect(device).toContain('Manufacturer: pacs-triage project.');
+    expect(service).toContain('<b>pacs-triage</b> version 0.1.0');
+    expect(ra.text!.div).toContain('<b>Preliminary AI triage result</b>: not verified by a clinician. Not for diagnostic use.');
+    expect(ra.text!.div).toContain('Model: pacs-triage reference CXR triage model 1.0.0. Produced: 2024-05-01T10:20:30.456Z.');
+    expect(ra.text!.div).toContain('<li><b>Pneumothorax</b> (High likelihood): Present at the model&#39;s threshold 0.5 (probability 0.912345).</li>');
+    expect(prov).toContain('<b>Provenance</b>: create of RiskAssessment, recorded 2024-05-01T10:20:30.456Z.');
+    expect(prov).toContain('<li>Performer: pacs-triage reference CXR triage model 1.0.0</li>');
+    // free text is escaped
+    const hostile = encodeFhirResults(fhirInput({ model: { name: '<script>alert("x")</script> & co', manufacturer: 'A&B <Labs>' } }));
+    for (const e of hostile.entry) {
+      expect(e.resource.text!.div).not.toMatch(/<script|A&B|<Labs>/);
+      expect(fhirProblems(e.resource as unknown as Record<string, unknown>), e.resource.resourceType).toEqual([]);
+    }
+    expect(hostile.entry[0]!.resource.text!.div).toContain('&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; co');
+  });
+
+  it('the Provenance in the result transaction targets the RiskAssessment unversioned: it is created in the same transaction', () => {
+    const prov = bundle.entry[3]!.resource as Extract<typeof bundle.entry[number]['resource'], { resourceType: 'Provenance' }>;
+    expect(prov.target).toEqual([{ reference: bundle.entry[2]!.fullUrl, type: 'RiskAssessment' }]);
+    expect(prov.target[0]!.reference).not.toContain('_history');
+  });
+
   it('one prediction per finding: coded outcome, probabilityDecimal and qualitativeRisk by band', () => {
     expect(
       ra.prediction!.map((p) => [p.outcome!.coding!.map((c) => `${c.system}|${c.code}`), p.probabilityDecimal, p.qualitativeRisk!.coding![0]!.code]),
@@ -136,7 +176,7 @@ describe('encodeFhirResults', () => {
       [['http://snomed.info/sct|36118008', 'http://radlex.org|RID5352'], 0.912345, 'high'],
       [['http://snomed.info/sct|60046008', 'http://radlex.org|RID34539'], 0.31, 'moderate'],
       [['http://snomed.info/sct|95436008', 'http://radlex.org|RID43255'], 0.02, 'negligible'],
-      [['http://snomed.info/sct|786838002', 'http://radlex.org|RID50149'], 0.999, 'certain'],
+      [['http://snomed.info/sct|786838002', 'http://radlex.org|RID50149'], 0.999, 'high'],
     ]);
     for (const p of ra.prediction!) {
       expect(p.qualitativeRisk!.coding![0]!.system).toBe('http://terminology.hl7.org/CodeSystem/risk-probability');

@@ -97,10 +97,35 @@ describe('rejection note (IOCM KOS)', () => {
 describe('FHIR side of a retraction', () => {
   const ra = { resourceType: 'RiskAssessment', id: 'ra1', meta: { versionId: '1' }, status: 'final', subject: { reference: 'Patient/p1' } };
 
-  it('entered-in-error: only the status changes; already entered-in-error → nothing to write', () => {
+  it('entered-in-error: only the status and the narrative change; already entered-in-error → nothing to write', () => {
     const updated = enteredInError(ra)!;
-    expect(updated).toEqual({ ...ra, status: 'entered-in-error' });
+    expect(updated).toEqual({ ...ra, status: 'entered-in-error', text: expect.objectContaining({ status: 'generated' }) });
     expect(enteredInError(updated)).toBeUndefined();
+  });
+
+  it('the entered-in-error RiskAssessment narrative says so, replacing one that called it preliminary', () => {
+    const stored = { ...ra, status: 'preliminary', text: { status: 'generated', div: '<div xmlns="http://www.w3.org/1999/xhtml"><p>Preliminary AI triage result</p></div>' } };
+    const div = (enteredInError(stored)!['text'] as { div: string }).div;
+    expect(div).toContain('<b>ENTERED IN ERROR</b>: this AI triage result was withdrawn. Do not use it.');
+    expect(div).not.toContain('Preliminary');
+  });
+
+  it('the retraction Provenance targets RiskAssessment/<id>/_history/<versionId> when the versionId is known, and carries a narrative with the reason escaped', () => {
+    const bundle = encodeRetractionProvenance({
+      resultKey: 'k1',
+      riskAssessment: { ref: 'RiskAssessment/ra1', versionId: '7' },
+      requestedAt: '2024-05-02T08:09:10.500Z',
+      cause: 'marked-wrong',
+      reason: 'effusion <not> a "pneumothorax" & more',
+      service: software,
+    });
+    const resource = bundle.entry[0].resource as unknown as { target: { reference: string }[]; text: { status: string; div: string } };
+    expect(resource.target).toEqual([{ reference: 'RiskAssessment/ra1/_history/7' }]);
+    expect(resource.text.status).toBe('generated');
+    expect(resource.text.div).toContain('<b>Provenance</b>: nullify of RiskAssessment/ra1/_history/7, recorded 2024-05-02T08:09:10.500Z.');
+    expect(resource.text.div).toContain('Reason: The AI result was marked wrong. effusion &lt;not&gt; a &quot;pneumothorax&quot; &amp; more');
+    expect(resource.text.div).toContain('<li>Performer: pacs-triage@0.1.0</li>');
+    expect(fhirProblems(bundle.entry[0].resource as unknown as Record<string, unknown>)).toEqual([]);
   });
 
   it('the Provenance: NULLIFY of the entered-in-error version, the reason, our service as performer; one conditional create keyed on a tag; valid R4', () => {
