@@ -179,6 +179,7 @@ const job = z
     studyInstanceUID: z.string(),
     source: z.string(),
     state: jobState,
+    class: z.enum(['live', 'retry', 'backfill']).meta({ description: 'scheduling class: live arrivals go ahead of retries, retries ahead of backfill (backfill, reprocess, retry on request)' }),
     attempts: z.number().int(),
     nextAttemptAt: ms,
     reason: z.string().meta({ description: 'why it was skipped, or the last error' }).optional(),

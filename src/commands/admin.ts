@@ -37,9 +37,11 @@ retry: queue a failed (or finished) study again, attempts reset.`,
       if (values['json']) {
         out.stdout(JSON.stringify({ jobs }));
       } else {
-        out.stdout(`${'state'.padEnd(8)} ${'study'.padEnd(64)} ${'tries'.padStart(5)}  reason`);
+        out.stdout(`${'state'.padEnd(8)} ${'class'.padEnd(8)} ${'study'.padEnd(64)} ${'tries'.padStart(5)}  reason`);
         for (const j of jobs) {
-          out.stdout(`${j.state.padEnd(8)} ${j.studyInstanceUID.padEnd(64)} ${String(j.attempts).padStart(5)}  ${j.reason ? `${j.errorCode ? `${j.errorCode}: ` : ''}${j.reason}` : ''}`);
+          out.stdout(
+            `${j.state.padEnd(8)} ${j.class.padEnd(8)} ${j.studyInstanceUID.padEnd(64)} ${String(j.attempts).padStart(5)}  ${j.reason ? `${j.errorCode ? `${j.errorCode}: ` : ''}${j.reason}` : ''}`,
+          );
         }
         out.stdout(`${jobs.length} job${jobs.length === 1 ? '' : 's'}`);
       }

@@ -67,7 +67,11 @@ export function backfill(
 ): Promise<{ found: number; outcomes: JobOutcome[] }> {
   return withService(config, log, async (service) => {
     const uids = await findStudiesByDate(service, range.since, range.until);
-    await service.runtime.store.enqueue(uids.map((studyInstanceUID) => ({ studyInstanceUID, source: 'dicomweb-qido' as const })));
+    await service.runtime.store.enqueue(
+      uids.map((studyInstanceUID) => ({ studyInstanceUID, source: 'dicomweb-qido' as const })),
+      undefined,
+      { class: 'backfill' },
+    );
     let done = 0;
     progress(0, uids.length);
     const outcomes = await drainQueue(service, config.worker.concurrency, () => progress(++done, uids.length));

@@ -1,17 +1,24 @@
 /** What `serve` and `run-once` do each pass: claim and run due jobs, poll the ingest modes, corrections and retention. */
 import { logEvent } from '../domain/log-events.ts';
 import { asTriageError } from '../domain/errors.ts';
-import { pollIngest } from '../pipeline/ingest/modes.ts';
+import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
+import type { ClaimOrder } from '../state/ports.ts';
 import { drainRetractions, sweepIfDue } from '../pipeline/retract.ts';
 import { runJob, type JobOutcome } from '../pipeline/worker.ts';
 import type { Service } from './service.ts';
+
+/** Urgent first, except every worker.backfillShare-th claim (per process), which looks at backfill first. */
+export function claimOrder(service: Service): ClaimOrder {
+  const share = service.config.worker.backfillShare;
+  return share > 0 && ++service.claims % share === 0 ? 'backfill-first' : 'urgent-first';
+}
 
 /** Runs due jobs, `concurrency` at a time, until none is due (or the service stops). */
 export async function drainQueue(service: Service, concurrency: number, onOutcome?: (outcome: JobOutcome) => void): Promise<JobOutcome[]> {
   const outcomes: JobOutcome[] = [];
   const worker = async (): Promise<void> => {
     while (!service.stopping) {
-      const job = await service.runtime.store.claim(Date.now(), service.lease);
+      const job = await service.runtime.store.claim(Date.now(), service.lease, undefined, claimOrder(service));
       if (!job) return;
       const outcome = await runJob(job, service.deps, service.retry, service.log, service.lease);
       outcomes.push(outcome);
@@ -22,9 +29,31 @@ export async function drainQueue(service: Service, concurrency: number, onOutcom
   return outcomes;
 }
 
-/** One pass of the polling ingest modes on this service's servers; returns how many studies were enqueued. */
-export function ingestPass(service: Service): Promise<number> {
-  return pollIngest(service.config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, service.log, service.own);
+/**
+ * Whether this replica runs `name` now. With a store shared by replicas (one that offers
+ * leadership), each polling source and the deleted-study sweep have one runner at a time: taken
+ * when free, kept while held, given up when its connection ends. A store of one machine: always.
+ */
+export async function leads(service: Service, name: string): Promise<boolean> {
+  const store = service.runtime.store;
+  if (!store.tryLeadership) return true;
+  const held = service.leaderships.get(name);
+  if (held) return true;
+  const taken = await store.tryLeadership(name);
+  if (!taken) return false;
+  service.leaderships.set(name, taken);
+  void taken.ended.then(() => {
+    if (service.leaderships.get(name) === taken) service.leaderships.delete(name);
+  });
+  logEvent(service.log, 'service.leadership', { name, held: true });
+  return true;
+}
+
+/** One pass of the polling ingest modes this replica leads; returns how many studies were enqueued. */
+export async function ingestPass(service: Service): Promise<number> {
+  const may = new Set<string>();
+  for (const mode of ingestModes(service.config)) if (mode !== 'webhook' && (await leads(service, `ingest:${mode}`))) may.add(mode);
+  return pollIngest(service.config, { ...service.servers, folder: service.folder?.watcher }, service.runtime.store, service.log, service.own, (mode) => may.has(mode));
 }
 
 export function ingestFailed(service: Service, err: unknown): void {
@@ -63,7 +92,7 @@ export async function correctionsPass(service: Service): Promise<void> {
   const deps = service.retractions;
   if (!deps) return;
   const c = config.corrections;
-  if (c.deletedSweep && !service.stopping) {
+  if (c.deletedSweep && !service.stopping && (await leads(service, 'corrections:sweep'))) {
     try {
       const options = { now: Date.now(), lookbackMs: c.deletedSweepLookbackDays * 86_400_000, maxStudies: c.deletedSweepMaxStudies };
       await sweepIfDue(store, (uid) => deps.ports.studyExists(uid), c.deletedSweepIntervalMin * 60_000, options, log);

@@ -12,7 +12,7 @@ import { asTriageError, TriageError } from '../domain/errors.ts';
 import { ingestModes } from '../pipeline/ingest/modes.ts';
 import { WorkerPool } from '../pipeline/pool.ts';
 import { runJob, type JobOutcome } from '../pipeline/worker.ts';
-import { correctionsPass, ingestFailed, ingestPass, retentionPass } from './passes.ts';
+import { claimOrder, correctionsPass, ingestFailed, ingestPass, retentionPass } from './passes.ts';
 import { NO_PACS_TO_RETRACT, openService, type Service } from './service.ts';
 
 type Check = { ok: boolean; detail?: string };
@@ -142,7 +142,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   // and a study enqueued by any mode is claimed as soon as a worker is free.
   const pool = new WorkerPool<JobOutcome>({
     concurrency: config.worker.concurrency,
-    claim: () => store.claim(Date.now(), service.lease),
+    claim: () => store.claim(Date.now(), service.lease, undefined, claimOrder(service)),
     run: (job) => runJob(job, service.deps, service.retry, log, service.lease),
     idleMs: Math.min(1_000, config.ingest.pollIntervalS * 1_000),
     nextDue: () => store.nextDueAt(),
@@ -150,6 +150,10 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   });
   wakeWorkers = () => pool.wake();
   pool.start();
+  // Another replica's enqueue (a webhook it received, a poll it led) wakes this one's workers at once.
+  const unsubscribe = store.onWake?.((kind) => {
+    if (kind === 'job') pool.wake();
+  });
 
   // One ingest pass at a time, whoever asks: the schedule, or a settling study coming due.
   let passing: Promise<boolean> | undefined;
@@ -207,6 +211,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   service.stopping = true;
+  unsubscribe?.();
   clearInterval(watchdog);
   clearTimeout(settleTimer);
   const closed = new Promise<void>((resolve) => server.close(() => resolve()));

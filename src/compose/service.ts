@@ -16,6 +16,7 @@ import { ownSeries, RecentIds, type OwnSeries } from '../pipeline/ingest/own-wri
 import type { PipelineDeps, StudySource } from '../pipeline/ports.ts';
 import type { RetractionDeps } from '../pipeline/retract.ts';
 import type { Lease, RetryPolicy } from '../pipeline/worker.ts';
+import type { Leadership } from '../state/ports.ts';
 import { openFolderIngest, type FolderIngest } from './folder.ts';
 import { DicomWorkerPool } from './workers/dicom-pool.ts';
 import { serverRetractionPorts } from './retraction-ports.ts';
@@ -39,6 +40,10 @@ export interface Service {
   own: { isOwnSeries: OwnSeries; ownInstances: RecentIds };
   /** Retractions' ports; undefined without a PACS (the folder mode alone wrote nothing to one). */
   retractions: RetractionDeps | undefined;
+  /** What this replica runs alone (a polling source, the sweep), with a store shared by replicas. */
+  leaderships: Map<string, Leadership>;
+  /** Claims made by this process (for worker.backfillShare). */
+  claims: number;
   /** Set on SIGTERM: workers finish the job in hand and claim no more. */
   stopping: boolean;
   close(): Promise<void>;
@@ -102,6 +107,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     dicomLimits: config.limits.dicom,
     ...(pool ? { decode: (bytes, spec, limits) => pool.tensor(bytes, spec, limits) } : {}),
   };
+  const leaderships = new Map<string, Leadership>();
   const retractions: RetractionDeps | undefined = servers.dicomweb
     ? {
         store,
@@ -126,8 +132,11 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     breakers,
     own: { isOwnSeries: ownSeries(config.uidRoot, runtime.model.manifest), ownInstances },
     retractions,
+    leaderships,
+    claims: 0,
     stopping: false,
     close: async () => {
+      await Promise.all([...leaderships.values()].map((l) => l.release()));
       servers.close();
       await pool?.close();
       await runtime.close();

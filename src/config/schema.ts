@@ -186,6 +186,11 @@ export const configSchema = z
          * the event loop, so a large or crafted file never stops /healthz and the API; 0: decode inline.
          */
         decodeThreads: z.number().int().min(0).max(16).default(2),
+        /**
+         * Every Nth claim looks at backfill (backfill, reprocess, retry on request) before live
+         * arrivals and retries, so a backlog still drains while live studies keep coming; 0: never.
+         */
+        backfillShare: z.number().int().min(0).max(1000).default(5),
       })
       .strict()
       .prefault({}),

@@ -25,6 +25,7 @@ export const LOG_EVENTS = {
   'service.drained': e('info', 'in-flight jobs finished', []),
   'service.drain.timeout': e('warn', 'in-flight jobs did not finish in time; their leases expire and another run takes them', ['inFlight']),
   'worker.error': e('error', 'worker loop error', ['err']),
+  'service.leadership': e('info', 'this replica now runs a polling source (one replica at a time)', ['name', 'held']),
   'service.event_loop.blocked': e('warn', 'the event loop was held: /healthz, the API and the webhook waited', ['delayMs']),
   'model.provider.selected': e('info', 'model loaded on its execution provider', ['provider', 'skipped']),
   'model.provider.unavailable': e('warn', 'an execution provider could not load; trying the next', ['provider', 'reason']),

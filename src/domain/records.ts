@@ -6,11 +6,21 @@ import type { Finding, Priority, StudyRef } from './types.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'skipped';
 
+/**
+ * Who waits on a queued job: `live` (a study that just arrived: triage is for it), `retry` (a
+ * study that failed for a transient reason), `backfill` (backfill, reprocess, retry on request).
+ * Live goes ahead of retries, retries ahead of backfill; backfill still gets a share of claims.
+ */
+export type JobClass = 'live' | 'retry' | 'backfill';
+export const JOB_CLASSES: readonly JobClass[] = ['live', 'retry', 'backfill'];
+
 export interface Job {
   studyInstanceUID: string;
   orthancId?: string;
   source: StudyRef['source'];
   state: JobState;
+  /** Its scheduling class (see JobClass). */
+  class: JobClass;
   attempts: number;
   nextAttemptAt: number;
   /** Why it was skipped, or the last error (code: message). */

@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { TriageError } from '../domain/errors.ts';
-import type { Job, JobState } from '../domain/records.ts';
+import { JOB_CLASSES, type Job, type JobClass, type JobState } from '../domain/records.ts';
 import type { StudyRef } from '../domain/types.ts';
 import { isValidUid } from '../domain/uids.ts';
 
@@ -33,6 +33,20 @@ export const TRANSITIONS: Readonly<Record<JobState | 'new', readonly JobState[]>
   skipped: ['queued'],
   failed: ['queued'],
 };
+
+/** A class's rank in the queue (lower goes first): engines store and order by it. */
+export function classRank(c: JobClass): number {
+  return JOB_CLASSES.indexOf(c);
+}
+
+export function classOfRank(rank: number): JobClass {
+  return JOB_CLASSES[rank] ?? 'live';
+}
+
+/** The more urgent of two classes. */
+function urgent(a: JobClass, b: JobClass): JobClass {
+  return classRank(a) <= classRank(b) ? a : b;
+}
 
 function moved(from: JobState | 'new', next: JobRow): JobRow {
   if (!TRANSITIONS[from].includes(next.state)) {
@@ -72,7 +86,7 @@ export function isRejected(job: Pick<Job, 'studyInstanceUID'>): boolean {
  * source (the PACS announcing it again because our own SR was stored there: the folder's files
  * are gone by then, and the result stands).
  */
-export function onEnqueue(job: JobRow | undefined, ref: StudyRef, now: number, due: number, barrier: string | undefined): JobRow {
+export function onEnqueue(job: JobRow | undefined, ref: StudyRef, now: number, due: number, barrier: string | undefined, jobClass: JobClass = 'live'): JobRow {
   const raw = String(ref.studyInstanceUID);
   if (!isValidUid(ref.studyInstanceUID)) {
     if (job) return { ...job, updatedAt: now };
@@ -80,6 +94,7 @@ export function onEnqueue(job: JobRow | undefined, ref: StudyRef, now: number, d
       studyInstanceUID: rejectedKey(ref.studyInstanceUID),
       source: ref.source,
       state: 'failed',
+      class: jobClass,
       attempts: 0,
       nextAttemptAt: now,
       errorCode: 'INVALID_UID',
@@ -96,6 +111,7 @@ export function onEnqueue(job: JobRow | undefined, ref: StudyRef, now: number, d
       ...(ref.orthancId ? { orthancId: ref.orthancId } : {}),
       source: ref.source,
       state: 'queued',
+      class: jobClass,
       attempts: 0,
       nextAttemptAt: due,
       enqueuedAt: now,
@@ -111,10 +127,14 @@ export function onEnqueue(job: JobRow | undefined, ref: StudyRef, now: number, d
     ...(barrier !== undefined ? { settleBarrier: barrier } : {}),
     updatedAt: now,
   };
+  // The class of the run to come: a live arrival makes a waiting backfill live; a backfill does
+  // not demote a study already waiting as live. While a job runs, `class` is its rerun's.
+  const waiting = job.state === 'queued' || (job.state === 'running' && job.rerun);
+  const next = waiting ? urgent(job.class, jobClass) : jobClass;
   if (job.state === 'running') {
-    return moved(job.state, { ...base, rerun: true, nextAttemptAt: due === now ? job.nextAttemptAt : due });
+    return moved(job.state, { ...base, class: next, rerun: true, nextAttemptAt: due === now ? job.nextAttemptAt : due });
   }
-  return moved(job.state, { ...base, state: 'queued', attempts: 0, nextAttemptAt: due });
+  return moved(job.state, { ...base, class: next, state: 'queued', attempts: 0, nextAttemptAt: due });
 }
 
 /** Whether a claim at `now` may take the job (the engine's query selects the same rows). */
@@ -144,15 +164,18 @@ export function onFinish(job: JobRow, now: number, state: 'done' | 'skipped', re
 }
 
 export function onFail(job: JobRow, now: number, errorCode: string, message: string, retryAt: number | undefined): JobRow {
+  // A retry waits behind live arrivals (and a backfill's retry stays backfill).
+  if (retryAt !== undefined && !job.rerun && classRank(job.class) < classRank('retry')) job = { ...job, class: 'retry' };
   return ended(job, now, retryAt === undefined ? 'failed' : 'queued', retryAt ?? now, { reason: message, errorCode, ...(job.timings ? { timings: job.timings } : {}) });
 }
 
 /** Asked for again (reprocess, retry): at once, attempts reset; a running job runs again when it ends. */
 export function onRequeue(job: JobRow, now: number): JobRow {
   if (isRejected(job)) return job;
-  if (job.state === 'running') return moved(job.state, { ...job, rerun: true, updatedAt: now });
+  // Asked for by a person or a backfill: behind what arrives live.
+  if (job.state === 'running') return moved(job.state, { ...job, class: job.rerun ? urgent(job.class, 'backfill') : 'backfill', rerun: true, updatedAt: now });
   const { reason: _r, errorCode: _c, ...rest } = job;
-  return moved(job.state, { ...rest, state: 'queued', attempts: 0, nextAttemptAt: now, updatedAt: now });
+  return moved(job.state, { ...rest, class: job.state === 'queued' ? urgent(job.class, 'backfill') : 'backfill', state: 'queued', attempts: 0, nextAttemptAt: now, updatedAt: now });
 }
 
 /** The public record (the machine's own fields left out; a lease only while running). */

@@ -9,6 +9,7 @@
  */
 import type { StudyRef } from '../domain/types.ts';
 import type {
+  JobClass,
   AuditEntry,
   AuditRecord,
   Feedback,
@@ -27,7 +28,16 @@ import type {
   WorklistQuery,
 } from '../domain/records.ts';
 
+/**
+ * Which class a claim looks at first: `urgent-first` (live, then retries, then backfill) as a
+ * rule; `backfill-first` now and then (worker.backfillShare), so a backlog still drains while
+ * live studies keep arriving.
+ */
+export type ClaimOrder = 'urgent-first' | 'backfill-first';
+
 export interface EnqueueOptions {
+  /** The scheduling class of the studies enqueued (default live; backfill for `backfill`). */
+  class?: JobClass;
   /**
    * Due this long from now instead of at once; enqueueing the study again before then pushes it
    * back (a study is taken once no instance arrived for this long: ingest.stableAgeS).
@@ -77,7 +87,7 @@ export interface JobQueue {
    * expired lease (its worker died) — and marks it running, leased to `lease.owner`. With
    * `studyInstanceUID`, only that study's job (`process <uid>`).
    */
-  claim(now: number, lease?: Lease, studyInstanceUID?: string): Promise<Job | undefined>;
+  claim(now: number, lease?: Lease, studyInstanceUID?: string, order?: ClaimOrder): Promise<Job | undefined>;
   /** Extends a running job's lease; false when the job is no longer this owner's. */
   renewLease(studyInstanceUID: string, owner: string, until: number): Promise<boolean>;
   get(studyInstanceUID: string): Promise<Job | undefined>;

@@ -11,6 +11,7 @@ import { TriageError } from '../../src/domain/errors.ts';
 import type { StoredResult } from '../../src/domain/records.ts';
 import type { Store, WakeKind } from '../../src/state/ports.ts';
 import { lockName } from '../../src/state/postgres/database.ts';
+import { MIGRATIONS } from '../../src/state/postgres/migrations.ts';
 import { openPostgresStore, type PostgresStoreOptions } from '../../src/state/postgres/index.ts';
 import { startPostgres, type PostgresServer } from '../harness/postgres.ts';
 import { requirePostgres } from '../harness/require-servers.ts';
@@ -92,18 +93,18 @@ describe.skipIf(!requirePostgres())('postgres store', () => {
       const schema = freshSchema();
       const [a, b] = [await openAt(schema, () => 1_000), await openAt(schema, () => 1_000)];
       for (let i = 0; i < 10; i++) {
-        await a.enqueue([ref(`race.${i}`)]);
+        await a.enqueue([ref(`1.7.${i + 1}`)]);
         const won = await Promise.all([a.claim(1_000, { owner: 'a', leaseMs: 60_000 }), b.claim(1_000, { owner: 'b', leaseMs: 60_000 })]);
         const winners = won.filter((j) => j !== undefined);
         expect(winners).toHaveLength(1);
-        expect(await a.get(`race.${i}`)).toMatchObject({ state: 'running', attempts: 1, leaseOwner: winners[0]!.leaseOwner });
+        expect(await a.get(`1.7.${i + 1}`)).toMatchObject({ state: 'running', attempts: 1, leaseOwner: winners[0]!.leaseOwner });
       }
     });
 
     it('N workers over M jobs (SKIP LOCKED): every job claimed exactly once, none lost', async () => {
       const schema = freshSchema();
       const stores = await Promise.all([0, 1, 2, 3].map(() => openAt(schema)));
-      const uids = Array.from({ length: 60 }, (_, i) => `m.${String(i).padStart(2, '0')}`);
+      const uids = Array.from({ length: 60 }, (_, i) => `1.8.${100 + i}`);
       await stores[0]!.enqueue(uids.map(ref));
       const worker = async (store: Store, owner: string): Promise<string[]> => {
         const got: string[] = [];
@@ -119,16 +120,16 @@ describe.skipIf(!requirePostgres())('postgres store', () => {
     it('a claim passes over a job another transaction holds instead of waiting for it', async () => {
       const schema = freshSchema();
       const store = await openAt(schema, () => 1_000);
-      await store.enqueue([ref('held')]);
-      await store.enqueue([ref('free')]);
+      await store.enqueue([ref('1.6.1')]);
+      await store.enqueue([ref('1.6.2')]);
       const holder = new pg.Client({ connectionString: server.url });
       await holder.connect();
       try {
-        await holder.query(`BEGIN; SELECT * FROM ${schema}.jobs WHERE study_uid = 'held' FOR UPDATE`);
-        expect((await within(5_000, store.claim(1_000), 'claim'))?.studyInstanceUID).toBe('free');
+        await holder.query(`BEGIN; SELECT * FROM ${schema}.jobs WHERE study_uid = '1.6.1' FOR UPDATE`);
+        expect((await within(5_000, store.claim(1_000), 'claim'))?.studyInstanceUID).toBe('1.6.2');
         expect(await within(5_000, store.claim(1_000), 'claim')).toBeUndefined();
         await holder.query('ROLLBACK');
-        expect((await store.claim(1_000))?.studyInstanceUID).toBe('held');
+        expect((await store.claim(1_000))?.studyInstanceUID).toBe('1.6.1');
       } finally {
         await holder.end();
       }
@@ -152,7 +153,7 @@ describe.skipIf(!requirePostgres())('postgres store', () => {
         await lock.end();
       }
       const versions = await admin((c) => c.query<{ version: number }>(`SELECT version FROM ${schema}.schema_migrations ORDER BY version`));
-      expect(versions.rows.map((r) => r.version)).toEqual([1]);
+      expect(versions.rows.map((r) => r.version)).toEqual(MIGRATIONS.map((_, i) => i + 1));
     });
   });
 
@@ -166,7 +167,7 @@ describe.skipIf(!requirePostgres())('postgres store', () => {
       a.onWake!((kind) => sentinel.push(kind));
       // The subscription connects in the background: enqueue until the first wake-up arrives.
       for (let i = 0; kinds.length === 0 && i < 50; i++) {
-        await b.enqueue([ref(`w.${i}`)]);
+        await b.enqueue([ref(`1.5.${i + 1}`)]);
         await sleep(100);
       }
       expect(kinds).toContain('job');
@@ -188,15 +189,15 @@ describe.skipIf(!requirePostgres())('postgres store', () => {
       };
       await wakes(() => other.enqueue([ref('elsewhere')]), []);
       await wakes(() => b.enqueue([], { name: 'unrelated', value: '1' }), []); // a cursor no job waits for
-      await wakes(() => b.enqueue([ref('settling')], { name: 'seen', value: '0' }, { settleMs: 1, barrier: 'seen' }), ['job']);
+      await wakes(() => b.enqueue([ref('1.5.900')], { name: 'seen', value: '0' }, { settleMs: 1, barrier: 'seen' }), ['job']);
       await wakes(() => b.enqueue([], { name: 'seen', value: String(Date.now() + 1_000) }), ['job']); // the pass that lifts its barrier
       const job = (await b.claim(Date.now(), { owner: 'b', leaseMs: 60_000 }))!;
       await wakes(() => b.fail(job.studyInstanceUID, 'UPSTREAM_UNAVAILABLE', '503', Date.now() + 60_000), ['job']);
-      await wakes(() => b.requeue('w.0'), ['job']);
-      await b.claim(Number.MAX_SAFE_INTEGER, undefined, 'w.0');
-      await b.saveResult({ resultKey: 'k', studyInstanceUID: 'w.0', createdAt: 1, priority: 'stat', findings: [] } as unknown as StoredResult);
-      await wakes(() => b.finish('w.0', 'done', undefined), []);
-      await wakes(() => b.requestRetraction({ studyInstanceUID: 'w.0', cause: 'marked-wrong' }), ['retraction']);
+      await wakes(() => b.requeue('1.5.1'), ['job']);
+      await b.claim(Number.MAX_SAFE_INTEGER, undefined, '1.5.1');
+      await b.saveResult({ resultKey: 'k', studyInstanceUID: '1.5.1', createdAt: 1, priority: 'stat', findings: [] } as unknown as StoredResult);
+      await wakes(() => b.finish('1.5.1', 'done', undefined), []);
+      await wakes(() => b.requestRetraction({ studyInstanceUID: '1.5.1', cause: 'marked-wrong' }), ['retraction']);
 
       // The server ends the LISTEN session: it comes back, and wakes everyone once (a NOTIFY may have been missed).
       kinds.length = 0;

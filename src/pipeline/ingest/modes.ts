@@ -26,9 +26,11 @@ export async function pollIngest(
   store: Store,
   log: Logger,
   own?: { isOwnSeries: OwnSeries; ownInstances?: { has(orthancInstanceId: string): boolean } },
+  /** Which polling modes this replica may run now (the others are another replica's). */
+  may: (mode: IngestMode) => boolean = () => true,
 ): Promise<number> {
   let enqueued = 0;
-  const modes = ingestModes(config);
+  const modes = ingestModes(config).filter(may);
   if (modes.includes('orthanc-changes') && servers.orthanc) {
     const stableAgeMs = config.ingest.stableAgeS === undefined ? undefined : Math.round(config.ingest.stableAgeS * 1000);
     enqueued += await pollOrthancChanges(servers.orthanc, store, { batch: config.ingest.changesBatch, stableAgeMs, ...own }, log);

@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import type { JobState } from '../../domain/records.ts';
 import type { StudyRef } from '../../domain/types.ts';
-import { claimable, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
+import { claimable, classOfRank, classRank, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
 import { DEFAULT_LEASE, type Cursor, type EnqueueOptions, type JobQueue, type Lease } from '../ports.ts';
 import { transaction, type Sql } from './database.ts';
 import { notify, pageLimit, wholeMs } from './sql.ts';
@@ -29,6 +29,7 @@ interface PgJob {
   lease_owner: string | null;
   lease_until: number | null;
   settle_barrier: string | null;
+  class_rank: number;
 }
 
 export function toJobRow(r: PgJob): JobRow {
@@ -37,6 +38,7 @@ export function toJobRow(r: PgJob): JobRow {
     ...(r.orthanc_id ? { orthancId: r.orthanc_id } : {}),
     source: r.source as StudyRef['source'],
     state: r.state,
+    class: classOfRank(r.class_rank),
     attempts: r.attempts,
     nextAttemptAt: r.next_attempt_at,
     ...(r.reason ? { reason: r.reason } : {}),
@@ -52,7 +54,7 @@ export function toJobRow(r: PgJob): JobRow {
 }
 
 const COLUMNS = `study_uid, orthanc_id, source, state, attempts, next_attempt_at, reason, error_code, rerun, timings,
-  enqueued_at, updated_at, lease_owner, lease_until, settle_barrier`;
+  enqueued_at, updated_at, lease_owner, lease_until, settle_barrier, class_rank`;
 
 function values(j: JobRow): unknown[] {
   return [
@@ -71,6 +73,7 @@ function values(j: JobRow): unknown[] {
     j.leaseOwner ?? null,
     j.leaseUntil === undefined ? null : wholeMs(j.leaseUntil),
     j.settleBarrier ?? null,
+    classRank(j.class),
   ];
 }
 
@@ -78,7 +81,8 @@ function values(j: JobRow): unknown[] {
 async function updateJob(sql: Sql, j: JobRow): Promise<void> {
   await sql.query(
     `UPDATE jobs SET orthanc_id = $2, source = $3, state = $4, attempts = $5, next_attempt_at = $6, reason = $7, error_code = $8,
-       rerun = $9, timings = $10, enqueued_at = $11, updated_at = $12, lease_owner = $13, lease_until = $14, settle_barrier = $15
+       rerun = $9, timings = $10, enqueued_at = $11, updated_at = $12, lease_owner = $13, lease_until = $14, settle_barrier = $15,
+       class_rank = $16
      WHERE study_uid = $1`,
     values(j),
   );
@@ -87,7 +91,7 @@ async function updateJob(sql: Sql, j: JobRow): Promise<void> {
 /** Inserts a new job; false when another transaction inserted that study first (its row is then committed). */
 async function insertJob(sql: Sql, j: JobRow): Promise<boolean> {
   const { rowCount } = await sql.query(
-    `INSERT INTO jobs (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (study_uid) DO NOTHING`,
+    `INSERT INTO jobs (${COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) ON CONFLICT (study_uid) DO NOTHING`,
     values(j),
   );
   return rowCount === 1;
@@ -118,15 +122,15 @@ export async function barrierWaits(sql: Sql, cursor: Cursor): Promise<boolean> {
 export async function enqueueRows(sql: Sql, refs: readonly StudyRef[], now: number, options: EnqueueOptions): Promise<void> {
   const due = now + Math.max(0, options.settleMs ?? 0);
   const barrier = options.settleMs !== undefined ? options.barrier : undefined;
-  const ordered = [...refs].sort((a, b) => (a.studyInstanceUID < b.studyInstanceUID ? -1 : a.studyInstanceUID > b.studyInstanceUID ? 1 : 0));
-  for (const ref of ordered) {
-    const job = await readJob(sql, ref.studyInstanceUID, true);
+  const ordered = [...refs].map((ref) => ({ ref, key: jobKey(ref) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  for (const { ref, key } of ordered) {
+    const job = await readJob(sql, key, true);
     if (job) {
-      await updateJob(sql, onEnqueue(job, ref, now, due, barrier));
-    } else if (!(await insertJob(sql, onEnqueue(undefined, ref, now, due, barrier)))) {
+      await updateJob(sql, onEnqueue(job, ref, now, due, barrier, options.class));
+    } else if (!(await insertJob(sql, onEnqueue(undefined, ref, now, due, barrier, options.class)))) {
       // Another replica created it between our read and our insert: enqueue onto its row.
-      const theirs = await readJob(sql, ref.studyInstanceUID, true);
-      if (theirs) await updateJob(sql, onEnqueue(theirs, ref, now, due, barrier));
+      const theirs = await readJob(sql, key, true);
+      if (theirs) await updateJob(sql, onEnqueue(theirs, ref, now, due, barrier, options.class));
     }
   }
 }
@@ -169,7 +173,7 @@ export function postgresJobQueue(pool: pg.Pool, schema: string, clock: () => num
       return rows[0]?.due ?? undefined;
     },
 
-    async claim(at, lease: Lease = DEFAULT_LEASE, studyInstanceUID) {
+    async claim(at, lease: Lease = DEFAULT_LEASE, studyInstanceUID, order = 'urgent-first') {
       const now = wholeMs(at);
       return transaction(pool, async (sql) => {
         const { rows } = await sql.query<PgJob & { barrier_value: number }>(
@@ -179,7 +183,7 @@ export function postgresJobQueue(pool: pg.Pool, schema: string, clock: () => num
                   OR (state = 'running' AND COALESCE(lease_until, 0) < $1 AND next_attempt_at <= $1))
              AND ($2::text IS NULL OR study_uid = $2)
              AND (settle_barrier IS NULL OR next_attempt_at <= ${BARRIER_VALUE})
-           ORDER BY next_attempt_at, enqueued_at LIMIT 1
+           ORDER BY class_rank ${order === 'backfill-first' ? 'DESC' : 'ASC'}, next_attempt_at, enqueued_at LIMIT 1
            FOR UPDATE SKIP LOCKED`,
           [now, studyInstanceUID ?? null],
         );

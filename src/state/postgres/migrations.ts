@@ -127,6 +127,9 @@ export const MIGRATIONS: readonly string[] = [
    );
    CREATE INDEX retractions_due ON retractions (state, next_attempt_at);
    CREATE INDEX retractions_key ON retractions (result_key);`,
+  // 2: scheduling classes (live, retry, backfill): claims take the lowest rank first, by the index.
+  `ALTER TABLE jobs ADD COLUMN class_rank integer NOT NULL DEFAULT 0;
+   CREATE INDEX jobs_class_due ON jobs (class_rank, next_attempt_at, enqueued_at) WHERE state IN ('queued', 'running');`,
 ];
 
 /**

@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import type { JobState } from '../../domain/records.ts';
 import type { StudyRef } from '../../domain/types.ts';
-import { claimable, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
+import { claimable, classOfRank, classRank, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
 import { DEFAULT_LEASE, type Cursor, type EnqueueOptions, type JobQueue, type Lease } from '../ports.ts';
 import { writeTransaction } from './sql.ts';
 
@@ -25,6 +25,7 @@ interface SqlJob {
   lease_owner: string | null;
   lease_until: number | null;
   settle_barrier: string | null;
+  class_rank: number;
 }
 
 export function toJobRow(r: SqlJob): JobRow {
@@ -33,6 +34,7 @@ export function toJobRow(r: SqlJob): JobRow {
     ...(r.orthanc_id ? { orthancId: r.orthanc_id } : {}),
     source: r.source as StudyRef['source'],
     state: r.state,
+    class: classOfRank(r.class_rank),
     attempts: r.attempts,
     nextAttemptAt: r.next_attempt_at,
     ...(r.reason ? { reason: r.reason } : {}),
@@ -48,13 +50,14 @@ export function toJobRow(r: SqlJob): JobRow {
 }
 
 const UPSERT = `INSERT INTO jobs (study_uid, orthanc_id, source, state, attempts, next_attempt_at, reason, error_code, rerun, timings,
-     enqueued_at, updated_at, lease_owner, lease_until, settle_barrier)
-   VALUES (@uid, @orthancId, @source, @state, @attempts, @next, @reason, @code, @rerun, @timings, @enqueuedAt, @updatedAt, @owner, @until, @barrier)
+     enqueued_at, updated_at, lease_owner, lease_until, settle_barrier, class_rank)
+   VALUES (@uid, @orthancId, @source, @state, @attempts, @next, @reason, @code, @rerun, @timings, @enqueuedAt, @updatedAt, @owner, @until, @barrier, @rank)
    ON CONFLICT (study_uid) DO UPDATE SET
      orthanc_id = excluded.orthanc_id, source = excluded.source, state = excluded.state, attempts = excluded.attempts,
      next_attempt_at = excluded.next_attempt_at, reason = excluded.reason, error_code = excluded.error_code, rerun = excluded.rerun,
      timings = excluded.timings, enqueued_at = excluded.enqueued_at, updated_at = excluded.updated_at,
-     lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, settle_barrier = excluded.settle_barrier`;
+     lease_owner = excluded.lease_owner, lease_until = excluded.lease_until, settle_barrier = excluded.settle_barrier,
+     class_rank = excluded.class_rank`;
 
 export function writeJob(db: Database.Database, j: JobRow): void {
   db.prepare(UPSERT).run({
@@ -73,6 +76,7 @@ export function writeJob(db: Database.Database, j: JobRow): void {
     owner: j.leaseOwner ?? null,
     until: j.leaseUntil ?? null,
     barrier: j.settleBarrier ?? null,
+    rank: classRank(j.class),
   });
 }
 
@@ -92,7 +96,7 @@ export function setCursor(db: Database.Database, cursor: Cursor): void {
 export function enqueueRows(db: Database.Database, refs: readonly StudyRef[], now: number, options: EnqueueOptions): void {
   const due = now + Math.max(0, options.settleMs ?? 0);
   const barrier = options.settleMs !== undefined ? options.barrier : undefined;
-  for (const ref of refs) writeJob(db, onEnqueue(readJob(db, jobKey(ref)), ref, now, due, barrier));
+  for (const ref of refs) writeJob(db, onEnqueue(readJob(db, jobKey(ref)), ref, now, due, barrier, options.class));
 }
 
 export function sqliteJobQueue(db: Database.Database, clock: () => number): JobQueue {
@@ -129,7 +133,7 @@ export function sqliteJobQueue(db: Database.Database, clock: () => number): JobQ
       return row.due ?? undefined;
     },
 
-    async claim(now, lease: Lease = DEFAULT_LEASE, studyInstanceUID) {
+    async claim(now, lease: Lease = DEFAULT_LEASE, studyInstanceUID, order = 'urgent-first') {
       return writeTransaction(db, () => {
         const row = db
           .prepare(
@@ -139,7 +143,7 @@ export function sqliteJobQueue(db: Database.Database, clock: () => number): JobQ
                     OR (state = 'running' AND COALESCE(lease_until, 0) < @now AND next_attempt_at <= @now))
                AND (@uid IS NULL OR study_uid = @uid)
                AND (settle_barrier IS NULL OR next_attempt_at <= ${BARRIER_VALUE})
-             ORDER BY next_attempt_at, enqueued_at LIMIT 1`,
+             ORDER BY class_rank ${order === 'backfill-first' ? 'DESC' : 'ASC'}, next_attempt_at, enqueued_at LIMIT 1`,
           )
           .get({ now, uid: studyInstanceUID ?? null }) as (SqlJob & { barrier_value: number }) | undefined;
         if (!row) return undefined;

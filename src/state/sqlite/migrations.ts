@@ -135,6 +135,9 @@ export const MIGRATIONS: readonly (string | Migration)[] = [
   // 6: a settling job may wait for a polling ingest to have looked past its due time (the name
   // of the cursor that holds how far it has looked): see EnqueueOptions.barrier.
   `ALTER TABLE jobs ADD COLUMN settle_barrier TEXT;`,
+  // 7: scheduling classes (live, retry, backfill): claims take the lowest rank first, by the index.
+  `ALTER TABLE jobs ADD COLUMN class_rank INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX jobs_class_due ON jobs (state, class_rank, next_attempt_at, enqueued_at);`,
 ];
 
 /** Brings the database to the latest schema, one transaction per version. */

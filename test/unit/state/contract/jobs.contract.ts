@@ -119,4 +119,46 @@ describe(`${engine.name}: claim for one study (regression: \`process <uid>\` ran
     expect((await store.claim(5000))?.studyInstanceUID).toBe('1.2.1');
   });
 });
+
+describe(`${engine.name}: scheduling classes (live ahead of retries, retries ahead of backfill)`, () => {
+  it('claims live, then retry, then backfill; a backfill-first claim takes backfill; transitions set the class', async () => {
+    let now = 1_000;
+    const store = await engine.open(() => now);
+    await store.enqueue([ref('1.9.3')], undefined, { class: 'backfill' }); // oldest, but backfill
+    await store.enqueue([ref('1.9.2')]);
+    await store.claim(now, undefined, '1.9.2');
+    await store.fail('1.9.2', 'UPSTREAM_UNAVAILABLE', 'pacs answered 503', now); // a retry, due now
+    now = 1_001;
+    await store.enqueue([ref('1.9.1')]); // the newest: live
+    expect((await store.get('1.9.2'))?.class).toBe('retry');
+    expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.class]).sort()).toEqual([['1.9.1', 'live'], ['1.9.2', 'retry'], ['1.9.3', 'backfill']]);
+    expect((await store.claim(now, undefined, undefined, 'backfill-first'))?.studyInstanceUID).toBe('1.9.3');
+    expect((await store.claim(now))?.studyInstanceUID).toBe('1.9.1');
+    expect((await store.claim(now))?.studyInstanceUID).toBe('1.9.2');
+    // Reprocess (requeue) is backfill; a live arrival of a waiting backfill study makes it live.
+    await store.finish('1.9.1', 'done', undefined);
+    expect(await store.requeue('1.9.1')).toMatchObject({ state: 'queued', class: 'backfill' });
+    await store.enqueue([ref('1.9.1')]);
+    expect((await store.get('1.9.1'))?.class).toBe('live');
+    // A backfill enqueue does not demote a study already waiting as live.
+    await store.enqueue([ref('1.9.1')], undefined, { class: 'backfill' });
+    expect((await store.get('1.9.1'))?.class).toBe('live');
+    await store.close();
+  });
+
+  it('a rerun asked for while running keeps the class of who asked: a live arrival, or a reprocess', async () => {
+    const now = 1_000;
+    const store = await engine.open(() => now);
+    await store.enqueue([ref('1.9.4'), ref('1.9.5')], undefined, { class: 'backfill' });
+    await store.claim(now, undefined, '1.9.4');
+    await store.claim(now, undefined, '1.9.5');
+    await store.enqueue([ref('1.9.4')]); // a new series arrived mid-run
+    await store.requeue('1.9.5'); // someone asked for a reprocess mid-run
+    await store.finish('1.9.4', 'done', undefined);
+    await store.finish('1.9.5', 'done', undefined);
+    expect(await store.get('1.9.4')).toMatchObject({ state: 'queued', class: 'live' });
+    expect(await store.get('1.9.5')).toMatchObject({ state: 'queued', class: 'backfill' });
+    await store.close();
+  });
+});
 }
