@@ -16,6 +16,14 @@ import { formatZodIssues } from '../../../src/config/zod-issues.ts';
 import { ORTHANC_USER_METADATA } from '../../../src/sandbox/orthanc-config.ts';
 import { COMPOSE_FILE, ROOT, compose, imageEnv, interpolate, serviceEnv, triageServices, type ComposeService } from './docker-files.ts';
 
+/** What docker/.env holds on a real install (compose.yml has no defaults for these). */
+const SECRETS = {
+  ORTHANC_ADMIN_PASSWORD: 'admin-password-from-env',
+  ORTHANC_TRIAGE_PASSWORD: 'triage-password-from-env',
+  TRIAGE_API_TOKEN: 'api-token-from-env-0123456789',
+  POSTGRES_PASSWORD: 'pg-password-from-env',
+};
+
 /** Variables the service reads outside the config object (src/config/load.ts, src/observability/logging.ts). */
 const NOT_CONFIG = new Set(['PACS_TRIAGE_LOG_LEVEL', 'PACS_TRIAGE_CONFIG']);
 
@@ -53,7 +61,7 @@ function at(object: unknown, keys: string[]): unknown {
 
 /** The config a container of this service starts with: image ENV, then the compose environment. */
 function containerConfig(service: ComposeService, variant: 'cpu' | 'gpu'): { env: Record<string, string>; config: Config } {
-  const env = { ...imageEnv(variant), ...serviceEnv(service) };
+  const env = { ...imageEnv(variant), ...serviceEnv(service, SECRETS) };
   const problems: string[] = [];
   const raw = configFromEnv(env, problems);
   expect(problems).toEqual([]);
@@ -120,7 +128,7 @@ describe('docker/compose.yml', () => {
 
     for (const { name, service, variant } of triage) {
       const { env, config } = containerConfig(service, variant);
-      const names = Object.keys(serviceEnv(service)).filter((k) => k.startsWith(ENV_PREFIX));
+      const names = Object.keys(serviceEnv(service, SECRETS)).filter((k) => k.startsWith(ENV_PREFIX));
       expect(names.length, name).toBeGreaterThan(5);
       for (const variable of names) {
         if (NOT_CONFIG.has(variable)) continue;
@@ -139,9 +147,16 @@ describe('docker/compose.yml', () => {
       // The servers are the compose services, by name.
       expect(Object.keys(file.services)).toContain(new URL(config.pacs?.baseUrl ?? 'http://none').hostname);
       expect(Object.keys(file.services)).toContain(new URL(config.fhir?.baseUrl ?? 'http://none').hostname);
-      // The job store is on a volume.
-      const targets = (service.volumes ?? []).map((v) => (typeof v === 'string' ? v.split(':')[1] : v.target));
-      expect(targets.some((t) => t !== undefined && config.store.path.startsWith(`${t}/`)), `${name}: ${config.store.path}`).toBe(true);
+      // The state is in the compose file's PostgreSQL, as its user and database, with its password.
+      expect(config.store.kind, name).toBe('postgres');
+      const pg = new URL(config.store.url ?? 'postgres://none');
+      expect(Object.keys(file.services)).toContain(pg.hostname);
+      const pgEnv = serviceEnv(file.services[pg.hostname] as ComposeService, SECRETS);
+      expect([decodeURIComponent(pg.username), decodeURIComponent(pg.password), pg.pathname.slice(1)]).toEqual([pgEnv['POSTGRES_USER'], pgEnv['POSTGRES_PASSWORD'], pgEnv['POSTGRES_DB']]);
+      expect(service.depends_on, name).toMatchObject({ postgres: { condition: 'service_healthy' } });
+      // Replicas (--scale) each get a host port from the published range, all on loopback.
+      for (const p of service.ports ?? []) expect(String(p), name).toMatch(/^127\.0\.0\.1:\d+-\d+:8080$/);
+      expect(config.api.allowedHosts, name).toEqual([]);
       expect(config.model.executionProviders, name).toEqual(variant === 'gpu' ? ['cuda', 'cpu'] : ['cpu']);
     }
   });
@@ -149,7 +164,7 @@ describe('docker/compose.yml', () => {
   it('configures Orthanc as pacs-triage needs it: DICOMweb, its user, the user metadata, StableAge', () => {
     const orthanc = file.services['orthanc'] as ComposeService;
     expect(orthanc.image).toMatch(/^orthancteam\/orthanc:/);
-    const env = serviceEnv(orthanc);
+    const env = serviceEnv(orthanc, SECRETS);
     expect(env['DICOM_WEB_PLUGIN_ENABLED']).toBe('true');
     const json = JSON.parse(env['ORTHANC_JSON'] ?? '') as Record<string, unknown>;
     expect(json['UserMetadata']).toEqual(ORTHANC_USER_METADATA);
@@ -166,7 +181,7 @@ describe('docker/compose.yml', () => {
     const { config } = containerConfig(triage[0]?.service as ComposeService, 'cpu');
     const auth = config.pacs?.auth as { username: string; password: string };
     expect((json['RegisteredUsers'] as Record<string, string>)[auth.username]).toBe(auth.password);
-    const secrets = { ORTHANC_TRIAGE_PASSWORD: 'from-docker-env-file' };
+    const secrets = { ...SECRETS, ORTHANC_TRIAGE_PASSWORD: 'from-docker-env-file' };
     expect(serviceEnv(triage[0]?.service as ComposeService, secrets)['PACS_TRIAGE_PACS__AUTH__PASSWORD']).toBe('from-docker-env-file');
     expect((JSON.parse(serviceEnv(orthanc, secrets)['ORTHANC_JSON'] ?? '') as { RegisteredUsers: Record<string, string> }).RegisteredUsers[auth.username]).toBe('from-docker-env-file');
     expect(config.pacs?.dicomWebPath).toBe('/dicom-web');
@@ -194,6 +209,27 @@ describe('docker/compose.yml', () => {
       expect(e.request.url).toBe(`${e.resource.resourceType}/${e.resource.id}`);
       expect(e.resource.id).toMatch(/\D/);
     }
+  });
+
+  it('has no default secrets: compose refuses to start without each one, and says which to set', () => {
+    const everything = Object.values(file.services).map((s) => JSON.stringify(s.environment ?? {}));
+    for (const name of Object.keys(SECRETS)) {
+      const without: Record<string, string> = { ...SECRETS };
+      delete without[name];
+      const refusals = Object.values(file.services).flatMap((s) => {
+        try {
+          serviceEnv(s, without);
+          return [];
+        } catch (err) {
+          return [(err as Error).message];
+        }
+      });
+      expect(refusals.length, name).toBeGreaterThan(0);
+      for (const r of refusals) expect(r, name).toMatch(new RegExp(`${name}.*set ${name}`));
+    }
+    expect(everything.join('\n')).not.toMatch(/change-me/);
+    // Postgres is reached by pacs-triage only: no published port.
+    expect((file.services['postgres'] as ComposeService).ports).toBeUndefined();
   });
 
   it('interpolates like compose', () => {
