@@ -4,6 +4,7 @@ import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { TriageError } from '../domain/errors.ts';
 import type { ImageKind } from '../domain/records.ts';
+import { decodePictureSource, renderPicture } from '../pipeline/render/picture-source.ts';
 import { requestMarkedWrong } from '../pipeline/retract.ts';
 import type { Store } from '../state/ports.ts';
 import { retractSchema } from './schemas.ts';
@@ -26,11 +27,23 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
     if (!(await store.get(uid))) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
     return uid;
   };
+  /**
+   * A picture drawn from the study's picture source at its first view, then served from the store
+   * until a new result replaces the source (a drawing of an older source is never served).
+   */
+  const picture = async (uid: string, kind: ImageKind): Promise<Buffer | undefined> => {
+    const [drawn, source] = await Promise.all([store.getImage(uid, kind), store.getPictureSource(uid)]);
+    if (drawn && (!source || drawn.resultKey === source.resultKey)) return drawn.png;
+    if (!source) return undefined;
+    const png = await renderPicture(decodePictureSource(source.data), kind);
+    if (png) await store.saveImage(uid, kind, png, source.resultKey);
+    return png;
+  };
   const image = (kind: ImageKind): Handler => async (req, res) => {
     const uid = await knownStudy(req);
-    const stored = await store.getImage(uid, kind);
-    if (!stored) throw new TriageError('NOT_FOUND', `no ${kind} stored for study ${uid}`, { where: 'api' });
-    res.set({ 'content-type': 'image/png', 'content-length': String(stored.png.length) }).send(stored.png);
+    const png = await picture(uid, kind);
+    if (!png) throw new TriageError('NOT_FOUND', `no ${kind} for study ${uid}`, { where: 'api' });
+    res.set({ 'content-type': 'image/png', 'content-length': String(png.length) }).send(png);
   };
 
   return {
@@ -52,7 +65,9 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
       if (!record) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
       const r = record.result;
       const base = `/api/studies/${uid}`;
-      const imageUrl = async (kind: ImageKind): Promise<string | null> => ((await store.getImage(uid, kind)) ? `${base}/${kind}.png` : null);
+      const source = await store.getPictureSource(uid);
+      const imageUrl = async (kind: ImageKind): Promise<string | null> =>
+        (source && (kind === 'thumbnail' || source.hasHeat)) || (await store.getImage(uid, kind)) ? `${base}/${kind}.png` : null;
       const x = record.retraction;
       res.json({
         studyInstanceUID: uid,

@@ -199,6 +199,16 @@ export interface Feedback extends NewFeedback {
 
 export type ImageKind = 'thumbnail' | 'saliency';
 
+/** What a study's pictures are drawn from (pipeline/render/picture-source.ts), kept instead of them. */
+export interface StoredPictureSource {
+  studyInstanceUID: string;
+  data: Buffer;
+  /** Whether there is a saliency picture to draw. */
+  hasHeat: boolean;
+  resultKey?: string;
+  createdAt: number;
+}
+
 export interface StoredImage {
   studyInstanceUID: string;
   kind: ImageKind;

@@ -11,7 +11,7 @@ import type { FhirResource } from '../domain/types.ts';
 import type { StoredResult } from '../domain/records.ts';
 import { priorityOf } from '../domain/priority.ts';
 import { resultKey } from '../domain/uids.ts';
-import { renderSaliency, renderThumbnail } from './render/images.ts';
+import { encodePictureSource, pictureSourceOf } from './render/picture-source.ts';
 import { clinicalStage, selectStage } from './context/study-context.ts';
 import { encodeStage } from './encode/result.ts';
 import { findingsOf } from './inference/findings.ts';
@@ -70,10 +70,11 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     const inferred = findingsOf(output, manifest, instance, tensor.source);
     findings = inferred;
     pictures = async () => {
+      // Only what the pictures are drawn from is kept here; the API draws them at first view.
       const { size, normalize } = manifest.image;
       const which = inferred.flatMap((f, k) => (f.positive ? [k] : []));
-      await deps.store.saveImage(studyInstanceUID, 'thumbnail', await renderThumbnail(tensor.tensor, size, normalize), key);
-      await deps.store.saveImage(studyInstanceUID, 'saliency', await renderSaliency(tensor.tensor, size, normalize, output.saliency, which), key);
+      const source = pictureSourceOf(tensor.tensor, size, size, normalize, output.saliency.length > 0 ? output.saliency : undefined, which);
+      await deps.store.savePictureSource(studyInstanceUID, encodePictureSource(source), source.heat !== undefined, key);
     };
   }
   const priority = priorityOf(findings, mappings.priority);
@@ -86,8 +87,8 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   const { result } = encoded;
   // Stored before writing: a crash mid-write leaves a result whose flags say what is still to do.
   await deps.store.saveResult(result);
-  // The pictures are for the worklist page, and sharp draws them on libuv's threads: they are
-  // drawn while the results are written, not before. A failure there must not cost the result.
+  // The pictures are for the worklist page: their source is kept while the results are written,
+  // not before. A failure there must not cost the result.
   const draw = pictures;
   const drawing = draw
     ? timed('render', async () => {

@@ -21,6 +21,7 @@ import type {
   Retraction,
   RetractionState,
   StoredImage,
+  StoredPictureSource,
   StoredResult,
   StudyRecord,
   WorklistEntry,
@@ -131,6 +132,12 @@ export interface ResultStore {
   /** Replaces the study's image of that kind. */
   saveImage(studyInstanceUID: string, kind: ImageKind, png: Uint8Array, resultKey?: string): Promise<void>;
   getImage(studyInstanceUID: string, kind: ImageKind): Promise<StoredImage | undefined>;
+  /**
+   * Replaces what the study's pictures are drawn from, and deletes the pictures drawn from the
+   * one before (in one transaction): the pictures are drawn again at their next view.
+   */
+  savePictureSource(studyInstanceUID: string, data: Uint8Array, hasHeat: boolean, resultKey: string): Promise<void>;
+  getPictureSource(studyInstanceUID: string): Promise<StoredPictureSource | undefined>;
   /** Ranked: priority (stat first; no result last), then the highest probability, then waiting time (oldest first). */
   worklist(query?: WorklistQuery): Promise<WorklistEntry[]>;
   /** How many entries the filter matches (for paging). */
@@ -176,7 +183,7 @@ export interface RetractionQueue {
 
 /** What retention removes or clears. */
 export interface Retention {
-  /** Deletes stored images older than `before`; returns how many. */
+  /** Deletes stored images and picture sources older than `before`; returns how many. */
   purgeImages(before: number): Promise<number>;
   /**
    * Clears the free text kept (feedback notes, reasons of finished retractions) written before

@@ -4,7 +4,7 @@
  * ranking is one SQL text that both run. An engine differs in how it reads and locks, not in
  * what a row means or how the worklist orders.
  */
-import type { AuditRecord, Feedback, FeedbackVerdict, ImageKind, JobState, Retraction, RetractionState, StoredResult, WorklistEntry } from '../domain/records.ts';
+import type { AuditRecord, Feedback, FeedbackVerdict, ImageKind, JobState, Retraction, RetractionState, StoredPictureSource, StoredResult, WorklistEntry } from '../domain/records.ts';
 import { PRIORITY_ORDER } from '../domain/priority.ts';
 
 /** Rank of an entry without a (current) result: after every priority. */
@@ -42,6 +42,32 @@ export interface WorklistRow {
   retraction_cause: Retraction['cause'] | null;
   retraction_state: RetractionState | null;
   retraction_at: number | null;
+}
+
+/**
+ * The pictures each study can show: those drawn already, and those its picture source can draw
+ * (a thumbnail always, a saliency overlay when it has heat). Thumbnail first.
+ */
+export function pictureKinds(drawn: readonly { study_uid: string; kind: ImageKind }[], sources: readonly { study_uid: string; has_heat: boolean | number }[]): Map<string, ImageKind[]> {
+  const kinds = new Map<string, Set<ImageKind>>();
+  const add = (uid: string, kind: ImageKind): void => void (kinds.get(uid) ?? kinds.set(uid, new Set()).get(uid))?.add(kind);
+  for (const { study_uid, kind } of drawn) add(study_uid, kind);
+  for (const { study_uid, has_heat } of sources) {
+    add(study_uid, 'thumbnail');
+    if (has_heat) add(study_uid, 'saliency');
+  }
+  const order: ImageKind[] = ['thumbnail', 'saliency'];
+  return new Map([...kinds].map(([uid, set]) => [uid, order.filter((k) => set.has(k))]));
+}
+
+export function toPictureSource(row: { study_uid: string; data: Buffer; has_heat: boolean | number; result_key: string | null; created_at: number | string }): StoredPictureSource {
+  return {
+    studyInstanceUID: row.study_uid,
+    data: row.data,
+    hasHeat: Boolean(row.has_heat),
+    ...(row.result_key !== null ? { resultKey: row.result_key } : {}),
+    createdAt: Number(row.created_at),
+  };
 }
 
 /** One worklist entry from its row. */

@@ -1,11 +1,11 @@
 /**
  * A seeded in-memory store for the API and browser tests: studies of every priority, a failed
- * and a queued job, rendered thumbnails and saliency overlays of a synthetic radiograph.
+ * and a queued job, the picture sources (thumbnail and saliency overlay) of a synthetic radiograph.
  * (Not a test file: vitest collects *.test.ts only.)
  */
 import type { Store } from '../../src/state/ports.ts';
 import type { Finding, Priority } from '../../src/domain/types.ts';
-import { renderSaliency, renderThumbnail } from '../../src/pipeline/render/images.ts';
+import { encodePictureSource, pictureSourceOf } from '../../src/pipeline/render/picture-source.ts';
 import { openSqliteStore } from '../../src/state/sqlite/index.ts';
 import type { StoredResult } from '../../src/domain/records.ts';
 
@@ -119,8 +119,9 @@ export async function seededStore(clockStart = 1_700_000_000_000): Promise<Store
       const tensor = syntheticChest(SIZE, i + 1);
       const maps = FINDINGS.map(() => blob(s.hot?.[0] ?? 0.5, s.hot?.[1] ?? 0.5));
       const which = result.findings.flatMap((f, k) => (f.positive ? [k] : []));
-      await store.saveImage(s.uid, 'thumbnail', await renderThumbnail(tensor, SIZE, NORMALIZE), result.resultKey);
-      await store.saveImage(s.uid, 'saliency', await renderSaliency(tensor, SIZE, NORMALIZE, maps, which), result.resultKey);
+      // As the pipeline keeps them: the pictures are drawn by the API at their first view.
+      const source = pictureSourceOf(tensor, SIZE, SIZE, NORMALIZE, maps, which);
+      await store.savePictureSource(s.uid, encodePictureSource(source), true, result.resultKey);
     }
   }
   return store;

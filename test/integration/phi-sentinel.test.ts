@@ -7,6 +7,7 @@
  * logs, the job reasons, every API answer, the metrics and the state files on disk are searched
  * for the sentinels: zero hits. The result itself (the SR in the PACS) carries the name, as it must.
  */
+import type { Bundle } from '@medplum/fhirtypes';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -109,7 +110,7 @@ describe.skipIf(!requireOrthanc())('PHI sentinels through the fault scenarios: z
         conclusion: `Patient ${FAMILY} ${GIVEN}, MRN ${mrn(n)}: small left pleural effusion.`,
       },
     ];
-    await rig.fhir.seed({ resourceType: 'Bundle', type: 'transaction', entry: resources.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${r.id}` } })) });
+    await rig.fhir.seed({ resourceType: 'Bundle', type: 'transaction', entry: resources.map((r) => ({ resource: r, request: { method: 'PUT', url: `${r.resourceType}/${r.id}` } })) } as Bundle);
   }
 
   beforeAll(async () => {

@@ -144,7 +144,7 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
     const run = await cli(['run-once', '--config', configFile, '--json']);
     expect(run.code).toBe(1);
     const jobs = await cli(['jobs', '--config', configFile, '--state', 'failed']);
-    expect(jobs.stdout).toMatch(/failed\s+1\.2\.826\.0\.1\.3680043\.10\.999\.1\.1 .*DICOM_NO_PIXEL_DATA/);
+    expect(jobs.stdout).toMatch(/failed\s+live\s+1\.2\.826\.0\.1\.3680043\.10\.999\.1\.1 .*DICOM_NO_PIXEL_DATA/);
   });
 
   it('a FHIR outage is retried with its reason visible, then the study completes when FHIR is back', async () => {

@@ -1,13 +1,10 @@
 /**
- * PNG rendering of what the model saw, for the worklist page: a grey thumbnail of the model
- * input and the same image with the saliency maps of the positive findings overlaid as a heat
- * map. Pure with respect to I/O (sharp only encodes); the pipeline stores what it returns.
+ * The pixels of the worklist pictures: the model input back to grey, and a heat map blended
+ * over it (picture-source.ts keeps the planes and encodes the PNGs). Pure.
  *
  * The saliency maps are the model's attention weights (models/README.md), each normalised to
  * its maximum: they show where the model looked, not a validated localisation.
  */
-import sharp from 'sharp';
-import { TriageError } from '../../domain/errors.ts';
 
 export interface Normalize {
   mean: number;
@@ -27,19 +24,6 @@ const STOPS: readonly (readonly [number, number, number, number])[] = [
   [0.8, 255, 120, 0],
   [1, 255, 0, 0],
 ];
-
-function checkSize(what: string, length: number, size: number): void {
-  if (!Number.isInteger(size) || size <= 0) throw new TriageError('INTERNAL', `render: size must be a positive integer, got ${size}`, { where: 'render' });
-  if (length !== size * size) {
-    throw new TriageError('INTERNAL', `render: ${what} has ${length} values, expected ${size}×${size} = ${size * size}`, { where: 'render' });
-  }
-}
-
-/**
- * zlib level of the worklist PNGs: 6 (zlib's default) makes them a few percent larger than 9
- * and takes a fraction of its time, which every study paid on the write path.
- */
-const PNG_COMPRESSION = 6;
 
 /** The model-input tensor back to 8-bit grey: un-normalise (y·std + mean, the window's [0,1]) and clamp. */
 export function tensorToGrey(tensor: Float32Array, normalize: Normalize): Uint8Array {
@@ -91,43 +75,4 @@ export function overlayHeat(grey: Uint8Array, heat: Float32Array): Uint8Array {
     rgb[3 * i + 2] = Math.round(g * (1 - alpha) + b * alpha);
   }
   return rgb;
-}
-
-/**
- * Grey PNG (8-bit, size×size) of the model input.
- * @param tensor size*size float32, row-major, normalised with `normalize` (the preprocess output)
- */
-export async function renderThumbnail(tensor: Float32Array, size: number, normalize: Normalize): Promise<Buffer> {
-  checkSize('tensor', tensor.length, size);
-  const grey = tensorToGrey(tensor, normalize);
-  return sharp(grey, { raw: { width: size, height: size, channels: 1 } }).toColourspace('b-w').png({ compressionLevel: PNG_COMPRESSION }).toBuffer();
-}
-
-/**
- * RGB PNG (size×size) of the model input with the saliency maps of the findings in `which`
- * overlaid as a heat map (their pixel-wise maximum). With `which` empty it is the grey image
- * in RGB: nothing positive, nothing highlighted.
- * @param maps K maps of size*size in [0,1] (the model's saliency output, in model-input space)
- * @param which indices into `maps` of the positive findings
- */
-export async function renderSaliency(
-  tensor: Float32Array,
-  size: number,
-  normalize: Normalize,
-  maps: readonly Float32Array[],
-  which: readonly number[],
-): Promise<Buffer> {
-  checkSize('tensor', tensor.length, size);
-  const heat = new Float32Array(size * size);
-  for (const k of which) {
-    const map = maps[k];
-    if (!map) throw new TriageError('INTERNAL', `render: no saliency map ${k} (the model gave ${maps.length})`, { where: 'render' });
-    checkSize(`saliency map ${k}`, map.length, size);
-    for (let i = 0; i < heat.length; i++) {
-      const v = map[i] as number;
-      if (v > (heat[i] as number)) heat[i] = v;
-    }
-  }
-  const rgb = overlayHeat(tensorToGrey(tensor, normalize), heat);
-  return sharp(rgb, { raw: { width: size, height: size, channels: 3 } }).png({ compressionLevel: PNG_COMPRESSION }).toBuffer();
 }

@@ -130,6 +130,15 @@ export const MIGRATIONS: readonly string[] = [
   // 2: scheduling classes (live, retry, backfill): claims take the lowest rank first, by the index.
   `ALTER TABLE jobs ADD COLUMN class_rank integer NOT NULL DEFAULT 0;
    CREATE INDEX jobs_class_due ON jobs (class_rank, next_attempt_at, enqueued_at) WHERE state IN ('queued', 'running');`,
+  // 3: what the worklist pictures are drawn from, kept instead of the pictures (drawn at first view).
+  `CREATE TABLE picture_sources (
+     study_uid text COLLATE "C" PRIMARY KEY,
+     data bytea NOT NULL,
+     has_heat boolean NOT NULL,
+     result_key text,
+     created_at bigint NOT NULL
+   );
+   CREATE INDEX picture_sources_age ON picture_sources (created_at);`,
 ];
 
 /**

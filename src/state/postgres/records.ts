@@ -56,8 +56,11 @@ export function postgresRetention(pool: pg.Pool): Retention {
     },
 
     async purgeImages(before) {
-      const { rowCount } = await pool.query(`DELETE FROM images WHERE created_at < $1`, [boundMs(before)]);
-      return rowCount ?? 0;
+      return transaction(pool, async (sql) => {
+        const images = await sql.query(`DELETE FROM images WHERE created_at < $1`, [boundMs(before)]);
+        const sources = await sql.query(`DELETE FROM picture_sources WHERE created_at < $1`, [boundMs(before)]);
+        return (images.rowCount ?? 0) + (sources.rowCount ?? 0);
+      });
     },
 
     async purgeText(before) {

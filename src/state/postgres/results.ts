@@ -6,7 +6,7 @@
 import type pg from 'pg';
 import type { ImageKind, StoredResult, WorklistFilter } from '../../domain/records.ts';
 import type { ResultStore } from '../ports.ts';
-import { DEFAULT_WORKLIST_LIMIT, latestRow, WORKLIST_COLUMNS, WORKLIST_FROM, WORKLIST_ORDER, worklistEntry, type WorklistRow } from '../rows.ts';
+import { DEFAULT_WORKLIST_LIMIT, latestRow, pictureKinds, toPictureSource, WORKLIST_COLUMNS, WORKLIST_FROM, WORKLIST_ORDER, worklistEntry, type WorklistRow } from '../rows.ts';
 import { transaction, type Sql } from './database.ts';
 import { boundMs, lockStudy, wholeMs } from './sql.ts';
 
@@ -92,6 +92,22 @@ export function postgresResults(pool: pg.Pool, schema: string, clock: () => numb
       return { studyInstanceUID: row.study_uid, kind: row.kind, png: row.png, ...(row.result_key !== null ? { resultKey: row.result_key } : {}), createdAt: row.created_at };
     },
 
+    async savePictureSource(uid, data, hasHeat, resultKey) {
+      await transaction(pool, async (sql) => {
+        await sql.query(
+          `INSERT INTO picture_sources (study_uid, data, has_heat, result_key, created_at) VALUES ($1, $2, $3, $4, $5)
+           ON CONFLICT (study_uid) DO UPDATE SET data = excluded.data, has_heat = excluded.has_heat, result_key = excluded.result_key, created_at = excluded.created_at`,
+          [uid, Buffer.from(data.buffer, data.byteOffset, data.byteLength), hasHeat, resultKey, clock()],
+        );
+        await sql.query(`DELETE FROM images WHERE study_uid = $1`, [uid]);
+      });
+    },
+
+    async getPictureSource(uid) {
+      const { rows } = await pool.query<Parameters<typeof toPictureSource>[0]>(`SELECT * FROM picture_sources WHERE study_uid = $1`, [uid]);
+      return rows[0] ? toPictureSource(rows[0]) : undefined;
+    },
+
     async worklist(query = {}) {
       const params: unknown[] = [];
       const where = worklistWhere(query, params);
@@ -106,12 +122,12 @@ export function postgresResults(pool: pg.Pool, schema: string, clock: () => numb
          LIMIT ${limit} OFFSET ${offset}`,
         params,
       );
-      const images = new Map<string, ImageKind[]>();
+      let images = new Map<string, ImageKind[]>();
       if (rows.length > 0) {
-        const found = await pool.query<{ study_uid: string; kind: ImageKind }>(`SELECT study_uid, kind FROM images WHERE study_uid = ANY($1::text[]) ORDER BY kind DESC`, [
-          rows.map((r) => r.study_uid),
-        ]);
-        for (const { study_uid, kind } of found.rows) images.set(study_uid, [...(images.get(study_uid) ?? []), kind]);
+        const uids = rows.map((r) => r.study_uid);
+        const drawn = await pool.query<{ study_uid: string; kind: ImageKind }>(`SELECT study_uid, kind FROM images WHERE study_uid = ANY($1::text[])`, [uids]);
+        const sources = await pool.query<{ study_uid: string; has_heat: boolean }>(`SELECT study_uid, has_heat FROM picture_sources WHERE study_uid = ANY($1::text[])`, [uids]);
+        images = pictureKinds(drawn.rows, sources.rows);
       }
       return rows.map((row) => worklistEntry(row, images.get(row.study_uid) ?? []));
     },

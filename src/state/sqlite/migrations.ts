@@ -138,6 +138,15 @@ export const MIGRATIONS: readonly (string | Migration)[] = [
   // 7: scheduling classes (live, retry, backfill): claims take the lowest rank first, by the index.
   `ALTER TABLE jobs ADD COLUMN class_rank INTEGER NOT NULL DEFAULT 0;
    CREATE INDEX jobs_class_due ON jobs (state, class_rank, next_attempt_at, enqueued_at);`,
+  // 8: what the worklist pictures are drawn from, kept instead of the pictures (drawn at first view).
+  `CREATE TABLE picture_sources (
+     study_uid TEXT PRIMARY KEY,
+     data BLOB NOT NULL,
+     has_heat INTEGER NOT NULL,
+     result_key TEXT,
+     created_at INTEGER NOT NULL
+   );
+   CREATE INDEX picture_sources_age ON picture_sources (created_at);`,
 ];
 
 /** Brings the database to the latest schema, one transaction per version. */

@@ -75,7 +75,7 @@ export function sqliteRetention(db: Database.Database): Retention {
     },
 
     async purgeImages(before) {
-      return db.prepare(`DELETE FROM images WHERE created_at < ?`).run(before).changes;
+      return db.transaction(() => db.prepare(`DELETE FROM images WHERE created_at < ?`).run(before).changes + db.prepare(`DELETE FROM picture_sources WHERE created_at < ?`).run(before).changes)();
     },
 
     async purgeText(before) {

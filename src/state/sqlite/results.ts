@@ -2,7 +2,7 @@
 import type Database from 'better-sqlite3';
 import type { ImageKind, StoredResult, WorklistFilter } from '../../domain/records.ts';
 import type { ResultStore } from '../ports.ts';
-import { DEFAULT_WORKLIST_LIMIT, latestRow, WORKLIST_COLUMNS, WORKLIST_FROM, WORKLIST_ORDER, worklistEntry, type WorklistRow } from '../rows.ts';
+import { DEFAULT_WORKLIST_LIMIT, latestRow, pictureKinds, toPictureSource, WORKLIST_COLUMNS, WORKLIST_FROM, WORKLIST_ORDER, worklistEntry, type WorklistRow } from '../rows.ts';
 import { placeholders, writeTransaction } from './sql.ts';
 
 function latestBody(db: Database.Database, studyUid: string): string | undefined {
@@ -90,6 +90,21 @@ export function sqliteResults(db: Database.Database, clock: () => number): Omit<
       return { studyInstanceUID: row.study_uid, kind: row.kind, png: row.png, ...(row.result_key !== null ? { resultKey: row.result_key } : {}), createdAt: row.created_at };
     },
 
+    async savePictureSource(uid, data, hasHeat, resultKey) {
+      writeTransaction(db, () => {
+        db.prepare(
+          `INSERT INTO picture_sources (study_uid, data, has_heat, result_key, created_at) VALUES (?, ?, ?, ?, ?)
+           ON CONFLICT (study_uid) DO UPDATE SET data = excluded.data, has_heat = excluded.has_heat, result_key = excluded.result_key, created_at = excluded.created_at`,
+        ).run(uid, Buffer.from(data.buffer, data.byteOffset, data.byteLength), hasHeat ? 1 : 0, resultKey, clock());
+        db.prepare(`DELETE FROM images WHERE study_uid = ?`).run(uid);
+      });
+    },
+
+    async getPictureSource(uid) {
+      const row = db.prepare(`SELECT * FROM picture_sources WHERE study_uid = ?`).get(uid) as Parameters<typeof toPictureSource>[0] | undefined;
+      return row ? toPictureSource(row) : undefined;
+    },
+
     async worklist(query = {}) {
       const where = worklistWhere(query);
       const limit = Math.max(0, Math.floor(query.limit ?? DEFAULT_WORKLIST_LIMIT));
@@ -104,12 +119,12 @@ export function sqliteResults(db: Database.Database, clock: () => number): Omit<
            LIMIT ? OFFSET ?`,
         )
         .all(...where.params, limit, offset) as WorklistRow[];
-      const images = new Map<string, ImageKind[]>();
+      let images = new Map<string, ImageKind[]>();
       if (rows.length > 0) {
-        const found = db
-          .prepare(`SELECT study_uid, kind FROM images WHERE study_uid IN ${placeholders(rows.length)} ORDER BY kind DESC`)
-          .all(...rows.map((r) => r.study_uid)) as { study_uid: string; kind: ImageKind }[];
-        for (const { study_uid, kind } of found) images.set(study_uid, [...(images.get(study_uid) ?? []), kind]);
+        const uids = rows.map((r) => r.study_uid);
+        const drawn = db.prepare(`SELECT study_uid, kind FROM images WHERE study_uid IN ${placeholders(uids.length)}`).all(...uids) as { study_uid: string; kind: ImageKind }[];
+        const sources = db.prepare(`SELECT study_uid, has_heat FROM picture_sources WHERE study_uid IN ${placeholders(uids.length)}`).all(...uids) as { study_uid: string; has_heat: number }[];
+        images = pictureKinds(drawn, sources);
       }
       return rows.map((row) => worklistEntry(row, images.get(row.study_uid) ?? []));
     },

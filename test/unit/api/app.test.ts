@@ -226,11 +226,32 @@ describe('API: images', () => {
     expect(Number(res.headers.get('content-length'))).toBe(bytes.length);
   });
 
+  it('draws a picture from its source at the first view, keeps it, and draws again from a newer source', async () => {
+    const uid = SEED_ORDER[1] as string; // .5, with pictures, not viewed by the other tests
+    const source = await store.getPictureSource(uid);
+    expect(source?.resultKey).toBeDefined();
+    expect(await store.getImage(uid, 'saliency')).toBeUndefined();
+    const first = Buffer.from(await (await get(`/api/studies/${uid}/saliency.png`)).arrayBuffer());
+    const kept = await store.getImage(uid, 'saliency');
+    expect(kept?.png).toEqual(first);
+    expect(kept?.resultKey).toBe(source?.resultKey);
+    // Served from the store now: a drawing changed there is what comes back.
+    await store.saveImage(uid, 'saliency', Buffer.concat([first, Buffer.from([0])]), source?.resultKey);
+    expect((await (await get(`/api/studies/${uid}/saliency.png`)).arrayBuffer()).byteLength).toBe(first.length + 1);
+    // A new result's source drops the old drawing (and one kept under an older key is never served).
+    await store.savePictureSource(uid, source!.data, source!.hasHeat, 'a-newer-result');
+    expect(await store.getImage(uid, 'saliency')).toBeUndefined();
+    await store.saveImage(uid, 'saliency', Buffer.from([1, 2, 3]), source?.resultKey);
+    const again = Buffer.from(await (await get(`/api/studies/${uid}/saliency.png`)).arrayBuffer());
+    expect(again).toEqual(first);
+    expect((await store.getImage(uid, 'saliency'))?.resultKey).toBe('a-newer-result');
+  });
+
   it('answers 404 with a JSON error when the study has no image, or is unknown', async () => {
     const none = await get(`/api/studies/${NO_IMAGES}/saliency.png`);
     expect(none.status).toBe(404);
     expect(none.headers.get('content-type')).toMatch(/^application\/json/);
-    expect(await none.json()).toEqual({ error: { code: 'NOT_FOUND', message: `no saliency stored for study ${NO_IMAGES}` } });
+    expect(await none.json()).toEqual({ error: { code: 'NOT_FOUND', message: `no saliency for study ${NO_IMAGES}` } });
     const unknown = await get(`/api/studies/${UNKNOWN}/thumbnail.png`);
     expect(unknown.status).toBe(404);
     expect(await unknown.json()).toEqual({ error: { code: 'NOT_FOUND', message: `no study ${UNKNOWN} in the store` } });

@@ -157,5 +157,40 @@ describe(`${engine.name}: study, requeue, feedback, images`, () => {
     expect(await store.getImage('1.2', 'thumbnail')).toBeUndefined();
     expect((await store.worklist()).map((e) => [e.studyInstanceUID, e.images])).toEqual([['1.1', ['thumbnail', 'saliency']], ['1.2', []]]);
   });
+
+  it('keeps a picture source per study: a new one drops the pictures drawn from the old; the worklist lists what it can draw', async () => {
+    const { store } = await seeded([['1.1', 'stat', 0.9], ['1.2', 'urgent', 0.6], ['1.3', 'routine', 0.1]]);
+    await store.saveImage('1.1', 'thumbnail', Buffer.from([1]), 'key-old');
+    await store.saveImage('1.1', 'saliency', Buffer.from([2]), 'key-old');
+    await store.savePictureSource('1.1', Buffer.from([7, 7]), true, 'key-1.1');
+    expect(await store.getImage('1.1', 'thumbnail')).toBeUndefined();
+    expect(await store.getImage('1.1', 'saliency')).toBeUndefined();
+    expect(await store.getPictureSource('1.1')).toEqual({ studyInstanceUID: '1.1', data: Buffer.from([7, 7]), hasHeat: true, resultKey: 'key-1.1', createdAt: expect.any(Number) });
+    await store.savePictureSource('1.2', new Uint8Array([5]), false, 'key-1.2');
+    await store.saveImage('1.2', 'thumbnail', Buffer.from([3]), 'key-1.2');
+    // Drawing one does not touch the source.
+    expect((await store.getPictureSource('1.2'))?.data).toEqual(Buffer.from([5]));
+    expect(await store.getPictureSource('1.3')).toBeUndefined();
+    expect((await store.worklist()).map((e) => [e.studyInstanceUID, e.images])).toEqual([
+      ['1.1', ['thumbnail', 'saliency']],
+      ['1.2', ['thumbnail']],
+      ['1.3', []],
+    ]);
+  });
+
+  it('retention deletes pictures and picture sources older than the cut, and nothing newer', async () => {
+    const { store, now } = await seeded([['1.1', 'stat', 0.9], ['1.2', 'urgent', 0.6]]);
+    await store.saveImage('1.1', 'thumbnail', Buffer.from([1]), 'key-1.1');
+    await store.savePictureSource('1.2', Buffer.from([2]), true, 'key-1.2');
+    const cut = now();
+    await store.savePictureSource('1.1', Buffer.from([3]), true, 'key-1.1'); // also drops 1.1's drawing
+    await store.saveImage('1.1', 'saliency', Buffer.from([4]), 'key-1.1');
+    expect(await store.purgeImages(cut)).toBe(1);
+    expect(await store.getPictureSource('1.2')).toBeUndefined();
+    expect((await store.getPictureSource('1.1'))?.data).toEqual(Buffer.from([3]));
+    expect((await store.getImage('1.1', 'saliency'))?.png).toEqual(Buffer.from([4]));
+    expect(await store.purgeImages(now())).toBe(2);
+    expect((await store.worklist()).map((e) => e.images)).toEqual([[], []]);
+  });
 });
 }
