@@ -81,8 +81,9 @@ describe.skipIf(!requireOrthanc())('PHI sentinels through the fault scenarios: z
     ds['PatientID'] = mrn(n);
     ds['PatientName'] = [{ Alphabetic: `${FAMILY}^${GIVEN}` }];
     ds['OtherPatientIDs'] = `${mrn(n)}-OLD`;
-    ds['AccessionNumber'] = `QZX-MRN-ACC${n}`;
-    ds['StudyDescription'] = `XR chest ${FAMILY}`;
+    // Accession number and study description are study identifiers the worklist keeps and shows
+    // (issue 16); the patient's name and MRN are not, so only those carry sentinels.
+    ds['AccessionNumber'] = `ACC${n}`;
     return writePart10(ds);
   }
   /** Patient, order and report on the FHIR server for study n; the report names the patient. */
@@ -96,7 +97,7 @@ describe.skipIf(!requireOrthanc())('PHI sentinels through the fault scenarios: z
         status: 'active',
         intent: 'order',
         subject: { reference: `Patient/${pat}`, display: `${FAMILY}, ${GIVEN}` },
-        identifier: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN' }] }, system: 'urn:pacs-triage:synthetic:accession', value: `QZX-MRN-ACC${n}` }],
+        identifier: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'ACSN' }] }, system: 'urn:pacs-triage:synthetic:accession', value: `ACC${n}` }],
         code: { text: 'XR chest' },
         reasonCode: [{ text: `${FAMILY} ${GIVEN} (${mrn(n)}): sudden pleuritic chest pain` }],
       },
