@@ -181,7 +181,7 @@ describe.skipIf(!requireOrthanc() || !requirePostgres())(`${REPLICAS} serve repl
     // The dead replica's studies were taken up by the others (processed, or found fully written
     // when it died after its writes; a later rerun of Orthanc's repeated StableStudy may add an
     // "unchanged" on another replica), after its lease ran out.
-    const finishers = held.map((u) => [u, survivors.filter((r) => new RegExp(`"event":"study\\.(done|unchanged)","study":"${u.replaceAll('.', '\\.')}"`).test(r.output)).length]);
+    const finishers = held.map((u): [string, number] => [u, survivors.filter((r) => new RegExp(`"event":"study\\.(done|unchanged)","study":"${u.replaceAll('.', '\\.')}"`).test(r.output)).length]);
     expect(finishers.filter(([, n]) => n < 1)).toEqual([]);
     expect(Math.min(...jobs.filter((j) => interrupted.has(j.studyInstanceUID)).map((j) => j.updatedAt))).toBeGreaterThanOrEqual(killedAt + LEASE_MS - 1_000);
 
