@@ -5,6 +5,7 @@
  *
  *   npm run bench -- [--n 200] [--trickle 20] [--concurrency 8] [--backlog 0] [--out out/bench]
  *                    [--stable-age 1] [--burst-stable own|orthanc] [--e2e-only]
+ *   npm run bench -- --live-under-backlog 10000 | --store postgres --replicas 1,3   (scale.ts)
  *
  * Orthanc listens on every interface, so the npm script runs this inside `unshare --net` with
  * only loopback (root needed, as for the tests).
@@ -61,8 +62,28 @@ const { values } = parseArgs({
     /** The burst's ingest: "own" (ingest.stableAgeS, NewInstance changes) or "orthanc" (StableStudy). */
     'burst-stable': { type: 'string', default: 'own' },
     'e2e-only': { type: 'boolean', default: false },
+    /** The scale phases (test/bench/scale.ts) instead of the pipeline's: live studies' latency with this many queued as backfill. */
+    'live-under-backlog': { type: 'string', default: '0' },
+    /** The scale phases: a burst on each of these numbers of serve replicas (e.g. 1,3). */
+    replicas: { type: 'string', default: '' },
+    store: { type: 'string', default: 'sqlite' },
   },
 });
+if (Number(values['live-under-backlog']) > 0 || values.replicas !== '') {
+  const { runScale } = await import('./scale.ts');
+  if (values.store !== 'sqlite' && values.store !== 'postgres') throw new Error(`--store sqlite|postgres, not ${values.store}`);
+  await runScale({
+    liveUnderBacklog: Number(values['live-under-backlog']),
+    store: values.store,
+    replicas: values.replicas === '' ? [] : values.replicas.split(',').map(Number),
+    n: Number(values.n),
+    trickle: Number(values.trickle),
+    concurrency: Number(values.concurrency),
+    stableAgeS: Number(values['stable-age']),
+    out: values.out,
+  });
+  process.exit(0);
+}
 const N = Number(values.n);
 const TRICKLE = Number(values.trickle);
 const BACKLOG = Number(values.backlog);
