@@ -14,7 +14,7 @@ import { spawnGroup, type GroupRun } from '../harness/process-group.ts';
 import { requireCommand, requireOrthanc } from '../harness/require-servers.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '../..');
-const STEPS = ['sandbox', 'env', 'doctor', 'serve', 'upload', 'worklist', 'sr', 'risk'] as const;
+const STEPS = ['sandbox', 'env', 'doctor', 'serve', 'upload', 'worklist', 'jobs', 'sr', 'risk', 'more'] as const;
 type Step = (typeof STEPS)[number];
 
 /** The README's first-hour blocks: a fenced `sh` block right after `<!-- first-hour: NAME -->`. */
@@ -151,6 +151,12 @@ describe.skipIf(!ready)('the first hour (README), step by step', () => {
     expect(worklist?.total).toBe(1);
     expect(worklist?.items[0]).toMatchObject({ studyInstanceUID: studyUid, state: 'done', priority: 'stat' });
     expect(worklist?.items[0]?.findings).toContainEqual(expect.objectContaining({ code: 'pneumothorax', positive: true }));
+
+    // `npx pacs-triage jobs` finds the job store through PACS_TRIAGE_CONFIG alone (no --config).
+    const jobs = await inSecondTerminal('jobs');
+    expect(jobs.code, jobs.stderr).toBe(0);
+    expect(jobs.stdout).toMatch(new RegExp(`^done +live +${studyUid.replace(/\./g, '\\.')} +1 *$`, 'm'));
+    expect(jobs.stdout).toContain('1 job');
   }, 150_000);
 
   it('the SR is in the study in Orthanc (Explorer is on), and the RiskAssessment on the FHIR server names it', async () => {
@@ -174,6 +180,29 @@ describe.skipIf(!ready)('the first hour (README), step by step', () => {
     expect(assessments[0]!.prediction.length).toBeGreaterThan(0);
     for (const p of assessments[0]!.prediction) expect(p.probabilityDecimal).toBeGreaterThanOrEqual(0);
   }, 60_000);
+
+  it('the other five demo studies in one loop: demo01 is already stored and not triaged again, the rest reach the worklist ranked', async () => {
+    const run = await inSecondTerminal('more');
+    expect(run.code, run.stderr).toBe(0);
+    const statuses = [...run.stdout.matchAll(/"Status" : "(\w+)"/g)].map((m) => m[1]);
+    expect(statuses.sort()).toEqual(['AlreadyStored', 'Success', 'Success', 'Success', 'Success', 'Success']);
+
+    type Worklist = { total: number; items: { state: string; priority?: string }[] };
+    let worklist: Worklist | undefined;
+    const deadline = Date.now() + 90_000;
+    while (Date.now() < deadline) {
+      worklist = JSON.parse((await inSecondTerminal('worklist')).stdout) as Worklist;
+      if (worklist.total === 6 && worklist.items.every((i) => i.state === 'done')) break;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
+    expect(worklist?.items.map((i) => i.state)).toEqual(Array(6).fill('done'));
+    const rank = { stat: 0, asap: 1, urgent: 2, routine: 3 } as Record<string, number>;
+    const ranks = worklist!.items.map((i) => rank[i.priority ?? ''] ?? 9);
+    expect(ranks).toEqual([...ranks].sort((a, b) => a - b));
+
+    const risk = JSON.parse((await inSecondTerminal('risk')).stdout) as { entry?: { resource: { resourceType: string } }[] };
+    expect((risk.entry ?? []).filter((e) => e.resource.resourceType === 'RiskAssessment')).toHaveLength(1);
+  }, 150_000);
 
   it('Ctrl-C ends serve and the sandbox, which takes its Orthanc and .sandbox/ with it', async () => {
     const timed = async (run: GroupRun): Promise<number> => {
