@@ -1,9 +1,12 @@
 /**
- * Caps the backfill jobs `serve` runs at once (worker.backfillConcurrency): a worker about to
- * claim takes a backfill slot if one is free and then claims in the usual order; without a free
- * slot it claims live studies and retries only. Taking the slot before the claim (and giving it
- * back when the claim brought something else) keeps the cap exact while several workers claim
- * at the same time.
+ * Caps the backfill jobs `serve` runs at once while live studies are arriving
+ * (worker.backfillConcurrency, for LIVE_WINDOW_MS after the last live study or retry was
+ * claimed); with no live work in that window, backfill may use every worker, so a backlog drains
+ * at full speed at night and a live study still shares the CPU with few backfill studies by day.
+ * A worker about to claim takes a backfill slot if one is free and then claims in the usual
+ * order; without a free slot it claims live studies and retries only. Taking the slot before the
+ * claim (and giving it back when the claim brought something else) keeps the cap exact while
+ * several workers claim at the same time.
  */
 import type { Job } from '../domain/records.ts';
 import type { ClaimOrder } from '../state/ports.ts';
@@ -19,14 +22,34 @@ export interface BackfillGate {
   readonly running: number;
 }
 
-export function backfillGate(limit: number, claim: Claim): BackfillGate {
+/**
+ * How long after the last live claim the cap holds: longer than the gap between studies of a
+ * normal daytime flow (seconds to minutes), short enough that a backlog gets every worker back
+ * soon after the flow stops.
+ */
+export const LIVE_WINDOW_MS = 60_000;
+
+export interface GateLimits {
+  /** Backfill jobs at most while live work was claimed in the last LIVE_WINDOW_MS. */
+  whileLive: number;
+  /** Otherwise (worker.concurrency). */
+  idle: number;
+}
+
+export function backfillGate(limits: GateLimits, claim: Claim, clock: () => number = Date.now): BackfillGate {
   let running = 0;
+  let lastUrgent = -Infinity;
+  const limit = (): number => (clock() - lastUrgent < LIVE_WINDOW_MS ? limits.whileLive : limits.idle);
+  const noteUrgent = (job: Job | undefined): Job | undefined => {
+    if (job && job.class !== 'backfill') lastUrgent = clock();
+    return job;
+  };
   return {
     get running() {
       return running;
     },
     async claim(order) {
-      if (running >= limit) return claim('urgent-only');
+      if (running >= limit()) return noteUrgent(await claim('urgent-only'));
       running++;
       let job: Job | undefined;
       try {
@@ -34,7 +57,7 @@ export function backfillGate(limit: number, claim: Claim): BackfillGate {
       } finally {
         if (job?.class !== 'backfill') running--;
       }
-      return job;
+      return noteUrgent(job);
     },
     async run(job, work) {
       try {
@@ -46,7 +69,7 @@ export function backfillGate(limit: number, claim: Claim): BackfillGate {
   };
 }
 
-/** worker.backfillConcurrency, or half of worker.concurrency rounded up. */
-export function backfillLimit(worker: { concurrency: number; backfillConcurrency?: number | undefined }): number {
-  return worker.backfillConcurrency ?? Math.ceil(worker.concurrency / 2);
+/** While live: worker.backfillConcurrency, or a quarter of worker.concurrency rounded up; otherwise every worker. */
+export function backfillLimits(worker: { concurrency: number; backfillConcurrency?: number | undefined }): GateLimits {
+  return { whileLive: worker.backfillConcurrency ?? Math.ceil(worker.concurrency / 4), idle: worker.concurrency };
 }

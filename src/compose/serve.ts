@@ -12,7 +12,7 @@ import { asTriageError, TriageError } from '../domain/errors.ts';
 import { ingestModes } from '../pipeline/ingest/modes.ts';
 import { WorkerPool } from '../pipeline/pool.ts';
 import { runJob, type JobOutcome } from '../pipeline/worker.ts';
-import { backfillGate, backfillLimit } from './backfill-gate.ts';
+import { backfillGate, backfillLimits } from './backfill-gate.ts';
 import { claimOrder, correctionsPass, ingestFailed, ingestPass, retentionPass } from './passes.ts';
 import { NO_PACS_TO_RETRACT, openService, type Service } from './service.ts';
 
@@ -141,7 +141,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   logEvent(log, 'api.listening', { address: server.address() });
   // Workers run apart from ingest: a burst being worked through does not hold back polling,
   // and a study enqueued by any mode is claimed as soon as a worker is free.
-  const gate = backfillGate(backfillLimit(config.worker), (order) => store.claim(Date.now(), service.lease, undefined, order));
+  const gate = backfillGate(backfillLimits(config.worker), (order) => store.claim(Date.now(), service.lease, undefined, order));
   const pool = new WorkerPool<JobOutcome>({
     concurrency: config.worker.concurrency,
     claim: () => gate.claim(() => claimOrder(service)),

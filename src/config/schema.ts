@@ -192,10 +192,11 @@ export const configSchema = z
          */
         backfillShare: z.number().int().min(0).max(1000).default(5),
         /**
-         * At most this many backfill jobs run at once in this process (default: half of
-         * concurrency, rounded up). The other workers stay free for live studies and retries, and
-         * a live study shares the CPU with fewer backfill studies, so a backlog does not add its
-         * whole depth to live latency; backfill still has its workers and drains.
+         * While live studies or retries were claimed in the last minute, at most this many backfill
+         * jobs run at once in this process (default: a quarter of concurrency, rounded up); with
+         * no live work, backfill uses every worker. A live study then finds a free worker and
+         * shares the CPU with few backfill studies, so a backlog does not add its depth to live
+         * latency, and the backlog still drains at full speed when nothing live arrives.
          */
         backfillConcurrency: z.number().int().min(1).max(64).optional(),
       })
