@@ -629,4 +629,7 @@ def write_dicom(case: Case, path):
         ds.WindowWidth = f"{m['WindowWidth']:.1f}"
     ds.BurnedInAnnotation = "NO"
     ds.PixelData = np.ascontiguousarray(case.pixels).astype(case.pixels.dtype.newbyteorder("<")).tobytes()
-    ds.save_as(path, enforce_file_format=True)
+    try:
+        ds.save_as(path, enforce_file_format=True)        # pydicom >= 3
+    except TypeError:                                     # pydicom 2.x: same file (preamble + meta)
+        ds.save_as(path, write_like_original=False)
