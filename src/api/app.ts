@@ -41,7 +41,7 @@ export interface AppOptions {
   /** Prometheus exposition for GET /metrics (absent: 404). */
   metrics?: { contentType: string; text: () => Promise<string> };
   /** Readiness for GET /readyz (absent: ready when the process is up). Details only go to a caller with a token. */
-  ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
+  ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; warning?: boolean; detail?: string }> }>;
   /** `POST /webhooks/orthanc` (ingest mode `webhook`): the shared secret and the body limit (default 4kb). Absent: no route. */
   webhook?: {
     secret: string;

@@ -131,8 +131,18 @@ export const readySchema = z
   .object({
     status: z.enum(['ready', 'not ready']),
     checks: z
-      .record(z.string(), z.object({ ok: z.boolean(), detail: z.string().optional() }))
-      .meta({ description: 'per dependency (pacs, fhir, model, store); only with a valid token, and never an upstream body' })
+      .record(
+        z.string(),
+        z.object({
+          ok: z.boolean(),
+          warning: z.boolean().meta({ description: 'an optional write refused for a configuration reason: ready, but the detail says what to fix' }).optional(),
+          detail: z.string().optional(),
+        }),
+      )
+      .meta({
+        description:
+          'per dependency (pacs, fhir, model, store), and `warning:<cause>` per optional write refused for a configuration reason since the process started (ok, with `warning` and the fix); only with a valid token, and never an upstream body',
+      })
       .optional(),
   })
   .meta({ id: 'Ready' });
@@ -151,6 +161,18 @@ const finding = z
   })
   .meta({ id: 'Finding' });
 
+const writeWarning = z
+  .object({
+    write: z.enum(['metadata', 'order']).meta({ description: "the optional write refused: the PACS's study metadata, or the FHIR order's priority" }),
+    cause: z.string().meta({ description: 'stable name of the cause, e.g. pacs-metadata-undeclared' }),
+    message: z.string(),
+    fix: z.string().meta({ description: 'what to change so that the write is made for the next results' }),
+  })
+  .meta({
+    id: 'WriteWarning',
+    description: 'An optional write refused for a configuration reason: the SR and the RiskAssessment stand (the job is done), this write is not retried for this result',
+  });
+
 const worklistEntry = z
   .object({
     studyInstanceUID: z.string(),
@@ -160,6 +182,7 @@ const worklistEntry = z
     modality: z.string().optional(),
     reason: z.string().optional(),
     errorCode: z.string().optional(),
+    warnings: z.array(writeWarning).meta({ description: 'optional writes of the shown result refused for a configuration reason' }).optional(),
     images: z.array(z.enum(['thumbnail', 'saliency'])),
     receivedAt: ms,
     updatedAt: ms,
@@ -182,7 +205,7 @@ const job = z
     class: z.enum(['live', 'retry', 'backfill']).meta({ description: 'scheduling class: live arrivals go ahead of retries, retries ahead of backfill (backfill, reprocess, retry on request)' }),
     attempts: z.number().int(),
     nextAttemptAt: ms,
-    reason: z.string().meta({ description: 'why it was skipped, or the last error' }).optional(),
+    reason: z.string().meta({ description: 'why it was skipped, or the last error; for a done job, the warnings of its optional writes and their fixes' }).optional(),
     errorCode: z.string().optional(),
     enqueuedAt: ms,
     updatedAt: ms,
@@ -228,6 +251,7 @@ export const studySchema = z
         sourceSopInstanceUIDs: z.array(z.string()),
         written,
         notes: z.array(z.string()),
+        warnings: z.array(writeWarning),
         createdAt: ms,
       })
       .nullable(),

@@ -85,6 +85,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
               sourceSopInstanceUIDs: r.sourceSopInstanceUIDs,
               written: r.written,
               notes: r.notes,
+              warnings: r.warnings ?? [],
               createdAt: r.createdAt,
             }
           : null,

@@ -15,6 +15,7 @@ import { ingestModes } from '../pipeline/ingest/modes.ts';
 import { ownSeries, RecentIds, type OwnSeries } from '../pipeline/ingest/own-writes.ts';
 import type { PipelineDeps, StudySource } from '../pipeline/ports.ts';
 import type { RetractionDeps } from '../pipeline/retract.ts';
+import { WriteWarnings } from '../pipeline/writeback/optional-writes.ts';
 import type { Lease, RetryPolicy } from '../pipeline/worker.ts';
 import type { Leadership } from '../state/ports.ts';
 import { openFolderIngest, type FolderIngest } from './folder.ts';
@@ -38,6 +39,8 @@ export interface Service {
   breakers: { pacs: CircuitBreaker; fhir: CircuitBreaker };
   /** Our own SRs and rejection notes (per-instance ingest must not re-run a study for them). */
   own: { isOwnSeries: OwnSeries; ownInstances: RecentIds };
+  /** Optional writes refused for a configuration reason since this process started (/readyz lists them). */
+  warnings: WriteWarnings;
   /** Retractions' ports; undefined without a PACS (the folder mode alone wrote nothing to one). */
   retractions: RetractionDeps | undefined;
   /** What this replica runs alone (a polling source, the sweep), with a store shared by replicas. */
@@ -91,6 +94,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     await runtime.close();
     throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - ingest.folder: required for the folder mode');
   }
+  const warnings = new WriteWarnings(log);
   const deps: PipelineDeps = {
     model: runtime.model,
     mappings: runtime.mappings,
@@ -103,6 +107,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     log,
     writeOrderPriority: config.fhir?.writeOrderPriority ?? false,
     software: SOFTWARE,
+    warnings,
     metrics,
     dicomLimits: config.limits.dicom,
     ...(pool ? { decode: (bytes, spec, limits) => pool.tensor(bytes, spec, limits) } : {}),
@@ -131,6 +136,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     metrics,
     breakers,
     own: { isOwnSeries: ownSeries(config.uidRoot, runtime.model.manifest), ownInstances },
+    warnings,
     retractions,
     leaderships,
     claims: 0,

@@ -23,7 +23,10 @@ export interface Job {
   class: JobClass;
   attempts: number;
   nextAttemptAt: number;
-  /** Why it was skipped, or the last error (code: message). */
+  /**
+   * Why it was skipped, or the last error (code: message); for a done job whose result stands
+   * but an optional write was refused for a configuration reason, that warning and its fix.
+   */
   reason?: string;
   errorCode?: string;
   enqueuedAt: number;
@@ -78,6 +81,11 @@ export interface StoredResult {
   orderPriority?: { ref: string; fromVersion?: string; toVersion?: string };
   /** Why a write was skipped on purpose (shadow mode, no patient in FHIR…). */
   notes: string[];
+  /**
+   * Optional writes (the Orthanc metadata, the order's priority) refused for a configuration
+   * reason: the result stands without them, and they are not tried again for this result.
+   */
+  warnings?: WriteWarning[];
   riskAssessmentRef?: string;
   /** The SR this one supersedes (Predecessor Documents), kept so a re-encode is byte-identical. */
   predecessor?: { seriesInstanceUID: string; sopInstanceUID: string };
@@ -86,6 +94,20 @@ export interface StoredResult {
    * so a re-encode is byte-identical. Absent in results stored before it was kept (their SR says 1).
    */
   instanceNumber?: number;
+}
+
+/**
+ * An optional write refused for a configuration reason (metadata not declared in Orthanc, a 403,
+ * a server that does not allow the update): what was refused and how to fix it. Ids and statuses
+ * only, never an upstream's answer.
+ */
+export interface WriteWarning {
+  /** Which optional write: the PACS's study metadata, or the FHIR order's priority. */
+  write: 'metadata' | 'order';
+  /** A stable name of the cause (`pacs-metadata-undeclared`…): logged once per cause, not per study. */
+  cause: string;
+  message: string;
+  fix: string;
 }
 
 export interface WorklistEntry {
@@ -98,6 +120,8 @@ export interface WorklistEntry {
   modality?: string;
   reason?: string;
   errorCode?: string;
+  /** Optional writes of the latest result refused for a configuration reason (shown with the result). */
+  warnings?: WriteWarning[];
   /** The images stored for the study. */
   images: ImageKind[];
   /** When the study was first enqueued (ms since epoch): the worklist's waiting time. */

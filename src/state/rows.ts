@@ -78,6 +78,7 @@ export function worklistEntry(row: WorklistRow, images: ImageKind[]): WorklistEn
     studyInstanceUID: row.study_uid,
     state: row.state,
     ...(result ? { priority: result.priority, findings: result.findings } : {}),
+    ...(result?.warnings && result.warnings.length > 0 ? { warnings: result.warnings } : {}),
     ...(retracted ? { retracted: { cause: row.retraction_cause!, state: row.retraction_state!, requestedAt: row.retraction_at! } } : {}),
     ...(row.latest_modality ? { modality: row.latest_modality } : {}),
     ...(row.reason ? { reason: row.reason } : {}),

@@ -25,6 +25,25 @@ export interface OrthancOptions {
  */
 export const PRIORITY_METADATA = 'PacsTriagePriority';
 export const RESULT_METADATA = 'PacsTriageResult';
+/** The declaration docker/orthanc/orthanc.json carries (any free indices 1024–65535 will do). */
+export const USER_METADATA_DECLARATION = `"UserMetadata": { "${PRIORITY_METADATA}": 4100, "${RESULT_METADATA}": 4101 }`;
+/** `where` of the error that says Orthanc does not know our metadata names (its configuration lacks them). */
+export const UNDECLARED_METADATA = 'pacs.userMetadata';
+
+/**
+ * What a failed PUT of our metadata on a study Orthanc has just named means: a 404 there is not
+ * the study (it is there) but the name — Orthanc 1.10 answers "Accessing an inexistent item" for a
+ * metadata name its UserMetadata does not declare — so it becomes CONFIG_INVALID (where
+ * UNDECLARED_METADATA). Any other error is returned as it is.
+ */
+export function metadataRefusal(err: unknown): unknown {
+  if (!(err instanceof TriageError) || err.status !== 404) return err;
+  return new TriageError('CONFIG_INVALID', `Orthanc refused the study metadata ${PRIORITY_METADATA} and ${RESULT_METADATA} (404): its UserMetadata does not declare them`, {
+    cause: err,
+    where: UNDECLARED_METADATA,
+    status: 404,
+  });
+}
 
 /**
  * Orthanc's identifier of a study: the SHA-1 of "PatientID|StudyInstanceUID" in five dashed

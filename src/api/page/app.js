@@ -111,6 +111,7 @@ function row(item) {
   });
   const status = el('td', { className: item.state === 'failed' ? 'state-failed' : '', text: item.state });
   if (item.reason && item.state !== 'done') status.append(el('div', { className: 'muted', text: item.reason }));
+  for (const w of item.warnings ?? []) status.append(el('div', { className: 'warning', text: `⚠ ${w.message}`, title: `Fix: ${w.fix}` }));
   tr.append(
     el('td', {}, badge(item.priority)),
     thumbCell(item),
@@ -320,6 +321,12 @@ async function openStudy(uid, focus = false, message = '') {
         ['Notes', r.notes.join('; ')],
       ]),
     );
+    if (r.warnings.length > 0) {
+      children.push(
+        el('h2', { text: 'Warnings' }),
+        el('ul', { className: 'warnings' }, ...r.warnings.map((w) => el('li', {}, el('span', { className: 'warning', text: `⚠ ${w.message}.` }), ` Fix: ${w.fix}.`))),
+      );
+    }
   } else {
     children.push(el('p', { className: 'muted', text: 'No result yet.' }), status);
   }
