@@ -25,8 +25,6 @@ export interface OrthancOptions {
  */
 export const PRIORITY_METADATA = 'PacsTriagePriority';
 export const RESULT_METADATA = 'PacsTriageResult';
-/** The declaration docker/orthanc/orthanc.json carries (any free indices 1024–65535 will do). */
-export const USER_METADATA_DECLARATION = `"UserMetadata": { "${PRIORITY_METADATA}": 4100, "${RESULT_METADATA}": 4101 }`;
 /** `where` of the error that says Orthanc does not know our metadata names (its configuration lacks them). */
 export const UNDECLARED_METADATA = 'pacs.userMetadata';
 
@@ -51,6 +49,11 @@ export function metadataRefusal(err: unknown): unknown {
  * docker/orthanc/orthanc.json and the test Orthanc use, and the ones `doctor` tells a site to add.
  */
 export const USER_METADATA_DECLARATION = { [PRIORITY_METADATA]: 4100, [RESULT_METADATA]: 4101 } as const;
+
+/** The declaration to paste into orthanc.json, exactly: `doctor` and the write-back warning name it. */
+export const USER_METADATA_FIX = `"UserMetadata": { ${Object.entries(USER_METADATA_DECLARATION)
+  .map(([name, index]) => `"${name}": ${index}`)
+  .join(', ')} }`;
 
 /**
  * A study id Orthanc can never have generated (its ids are SHA-1 digests: five dashed groups of

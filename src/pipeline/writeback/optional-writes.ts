@@ -9,7 +9,7 @@
 import { logEvent, type EventLogger } from '../../domain/log-events.ts';
 import type { TriageError } from '../../domain/errors.ts';
 import type { StoredResult, WriteWarning } from '../../domain/records.ts';
-import { PRIORITY_METADATA, RESULT_METADATA, UNDECLARED_METADATA, USER_METADATA_DECLARATION } from '../../adapters/orthanc/client.ts';
+import { PRIORITY_METADATA, RESULT_METADATA, UNDECLARED_METADATA, USER_METADATA_FIX } from '../../adapters/orthanc/client.ts';
 
 export type OptionalWrite = WriteWarning['write'];
 
@@ -22,7 +22,7 @@ export function configurationRefusal(write: OptionalWrite, e: TriageError): Writ
         write,
         cause: 'pacs-metadata-undeclared',
         message: `Orthanc does not know the study metadata ${PRIORITY_METADATA} and ${RESULT_METADATA}: the triage priority is not set in the PACS`,
-        fix: `declare ${USER_METADATA_DECLARATION} in orthanc.json and restart Orthanc`,
+        fix: `declare ${USER_METADATA_FIX} in orthanc.json and restart Orthanc`,
       };
     }
     if (e.code === 'UPSTREAM_AUTH') {

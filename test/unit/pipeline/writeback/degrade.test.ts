@@ -17,7 +17,7 @@ import { TriageError } from '../../../../src/domain/errors.ts';
 import type { StoredResult } from '../../../../src/domain/records.ts';
 import type { FhirResource, InstanceMeta, Priority } from '../../../../src/domain/types.ts';
 import { resourcesOf } from '../../../../src/evaluate/evalset.ts';
-import { processStudy, type PipelineDeps, type ResultSink } from '../../../../src/pipeline/process-study.ts';
+import type { PipelineDeps, ResultSink } from '../../../../src/pipeline/process-study.ts';
 import { runJob } from '../../../../src/pipeline/worker.ts';
 import { WriteWarnings } from '../../../../src/pipeline/writeback/optional-writes.ts';
 
