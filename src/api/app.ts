@@ -55,6 +55,10 @@ export interface AppOptions {
   onEnqueued?: () => void;
   /** Why retractions cannot run here (the folder mode alone has no PACS): the retract route answers 409. */
   retractUnavailable?: string;
+  /** api.viewerUrlTemplate: the worklist's "open" link per study (absent: none). */
+  viewerUrlTemplate?: string;
+  /** api.showPatientIdentity: the patient's name and ID in the answers (default: never). */
+  showPatientIdentity?: boolean;
 }
 
 /** The worklist page: static files, read once. */
@@ -154,7 +158,14 @@ export function createApp(options: AppOptions): express.Express {
         return [id, handler];
       }),
     ),
-    ...studyHandlers({ store: options.store, shadow: options.shadow, log: options.log, retractUnavailable: options.retractUnavailable }),
+    ...studyHandlers({
+      store: options.store,
+      shadow: options.shadow,
+      log: options.log,
+      retractUnavailable: options.retractUnavailable,
+      viewerUrlTemplate: options.viewerUrlTemplate,
+      showPatientIdentity: options.showPatientIdentity,
+    }),
     orthancWebhook: options.webhook ? webhookHandler(options.webhook, options) : undefined,
   };
 

@@ -143,6 +143,8 @@ export async function serve(config: Config, log: Logger): Promise<void> {
       : {}),
     onEnqueued: () => wakeWorkers(),
     ...(service.servers.dicomweb ? {} : { retractUnavailable: NO_PACS_TO_RETRACT }),
+    ...(config.api.viewerUrlTemplate ? { viewerUrlTemplate: config.api.viewerUrlTemplate } : {}),
+    showPatientIdentity: config.api.showPatientIdentity,
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.api.port, config.api.host, () => resolve(s));

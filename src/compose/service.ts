@@ -108,6 +108,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     writeOrderPriority: config.fhir?.writeOrderPriority ?? false,
     software: SOFTWARE,
     warnings,
+    keepPatientIdentity: config.api.showPatientIdentity,
     metrics,
     dicomLimits: config.limits.dicom,
     ...(pool ? { decode: (bytes, spec, limits) => pool.tensor(bytes, spec, limits) } : {}),

@@ -3,6 +3,7 @@
  * feedback, images and the audit log. Engine-independent (state/ports.ts says how they are kept).
  */
 import type { Finding, Priority, StudyRef } from './types.ts';
+import type { StudyFields } from './study-fields.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'skipped';
 
@@ -100,6 +101,12 @@ export interface StoredResult {
    * stored before it was recorded. Not part of the result key: the mappings version already is.
    */
   selectedBy?: { rule: string; attributes: string[] };
+  /**
+   * What the worklist shows of the study (accession, description, date, the patient's age and
+   * sex; name and ID only with api.showPatientIdentity), from the analysed image's metadata.
+   * Absent in results stored before it was kept. Not part of the result key.
+   */
+  study?: StudyFields;
 }
 
 /**
@@ -116,7 +123,7 @@ export interface WriteWarning {
   fix: string;
 }
 
-export interface WorklistEntry {
+export interface WorklistEntry extends StudyFields {
   studyInstanceUID: string;
   state: JobState;
   /** From the latest result, while the job is done. */
@@ -138,6 +145,8 @@ export interface WorklistEntry {
    * entry then has no priority or findings and ranks with the studies that have no result.
    */
   retracted?: { cause: RetractionCause; state: RetractionState; requestedAt: number };
+  /** The study in the site's viewer (api.viewerUrlTemplate); added by the API. */
+  viewerUrl?: string;
 }
 
 /** Filters and paging of the worklist. Lists match any of their values; absent = no filter. */
@@ -150,9 +159,28 @@ export interface WorklistFilter {
   since?: number;
   /** Received before (ms since epoch). */
   until?: number;
+  /** The study's fields (from its latest result; studies without one never match): */
+  /** Accession number, exactly. */
+  accession?: string;
+  /** Study description containing this (case-insensitive). */
+  description?: string;
+  /** Study date (DICOM DA, YYYYMMDD) on or after / on or before. */
+  studyDateFrom?: string;
+  studyDateTo?: string;
+  /** Patient's sex: any of M, F, O. */
+  sex?: readonly string[];
+  /** Patient's age at the study, in whole years: at least / at most. */
+  ageFrom?: number;
+  ageTo?: number;
 }
 
+/** What the worklist can be sorted on; `priority` is its ranking (stat first, then probability, then waiting time). */
+export const WORKLIST_SORT_KEYS = ['priority', 'received', 'studyDate', 'accession', 'description', 'modality', 'age'] as const;
+export type WorklistSortKey = (typeof WORKLIST_SORT_KEYS)[number];
+
 export interface WorklistQuery extends WorklistFilter {
+  /** Default: priority, ascending (the ranking). Ties keep the ranking; entries without the field come last. */
+  sort?: { key: WorklistSortKey; descending: boolean };
   /** Default 50. */
   limit?: number;
   offset?: number;

@@ -105,6 +105,8 @@ export interface PipelineDeps {
   writeOrderPriority?: boolean;
   now?: () => Date;
   software: { name: string; version: string };
+  /** api.showPatientIdentity: keep the patient's name and ID with the result for the worklist (default: not kept). */
+  keepPatientIdentity?: boolean;
   /** Optional writes refused for a configuration reason, logged once per cause (absent: not logged). */
   warnings?: WriteWarnings;
   /** Stage timings, write counts (optional: `analyze` has none). */

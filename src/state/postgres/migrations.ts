@@ -139,6 +139,17 @@ export const MIGRATIONS: readonly string[] = [
      created_at bigint NOT NULL
    );
    CREATE INDEX picture_sources_age ON picture_sources (created_at);`,
+  // 4: the worklist's study fields (state/worklist-sql.ts), as SQLite's version 9; "C" so that
+  // they order bytewise as on SQLite. Never the patient's name or ID.
+  `ALTER TABLE study_latest
+     ADD COLUMN accession_number text COLLATE "C",
+     ADD COLUMN study_description text COLLATE "C",
+     ADD COLUMN study_date text COLLATE "C",
+     ADD COLUMN study_time text COLLATE "C",
+     ADD COLUMN patient_sex text COLLATE "C",
+     ADD COLUMN patient_age_days integer;
+   CREATE INDEX study_latest_accession ON study_latest (accession_number);
+   CREATE INDEX study_latest_study_date ON study_latest (study_date, study_time);`,
 ];
 
 /**

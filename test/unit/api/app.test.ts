@@ -136,7 +136,7 @@ describe('API: worklist', () => {
   });
 
   it('refuses a bad query with a 400 that lists every problem', async () => {
-    const res = await get('/api/worklist?priority=stat,soon&status=lost&modality=C-R&date=yesterday&limit=0&offset=x&sort=name&since=2024-13');
+    const res = await get('/api/worklist?priority=stat,soon&status=lost&modality=C-R&date=yesterday&limit=0&offset=x&sort=name&patient=x&since=2024-13');
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { code: string; message: string; problems: { path: string; message: string }[] } };
     expect(body.error.code).toBe('USAGE');
@@ -146,9 +146,10 @@ describe('API: worklist', () => {
       { path: 'modality.0', message: 'must be a DICOM modality code such as CR or DX' },
       { path: 'date', message: 'must be a day, YYYY-MM-DD (UTC)' },
       { path: 'since', message: '"2024-13" is not an ISO 8601 date (YYYY-MM-DD) or date-time with a time zone' },
+      { path: 'sort', message: 'must be one of priority, received, studyDate, accession, description, modality, age, with a leading - for descending' },
       { path: 'limit', message: 'must be at least 1' },
       { path: 'offset', message: 'must be a whole number' },
-      { path: 'sort', message: 'is not a known field' },
+      { path: 'patient', message: 'is not a known field' },
     ]);
     expect(body.error.message).toMatch(/^invalid worklist query: priority\.1: "soon" is not a priority/);
     expect((await get('/api/worklist?limit=201')).status).toBe(400);

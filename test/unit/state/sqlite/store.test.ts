@@ -71,7 +71,7 @@ describe('sqlite only', () => {
     expect((await store.worklist()).map((e) => [e.studyInstanceUID, e.priority])).toEqual([['1.2', 'stat'], ['1.1', 'urgent']]);
     await store.close();
     const reopened = new Database(file);
-    expect(reopened.pragma('user_version', { simple: true })).toBe(8);
+    expect(reopened.pragma('user_version', { simple: true })).toBe(9);
     reopened.close();
   });
 });
