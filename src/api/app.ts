@@ -68,6 +68,7 @@ const PAGE: Record<string, { type: string; body: Buffer }> = Object.fromEntries(
       ['/', 'index.html', 'text/html; charset=utf-8'],
       ['/app.js', 'app.js', 'text/javascript; charset=utf-8'],
       ['/view.js', 'view.js', 'text/javascript; charset=utf-8'],
+      ['/filters.js', 'filters.js', 'text/javascript; charset=utf-8'],
       ['/app.css', 'app.css', 'text/css; charset=utf-8'],
     ] as const
   ).map(([route, file, type]) => [route, { type, body: readFileSync(new URL(`./page/${file}`, import.meta.url)) }]),
@@ -149,7 +150,7 @@ export function createApp(options: AppOptions): express.Express {
       res.json(openApiDocument);
     },
     ...Object.fromEntries(
-      (['page', 'pageScript', 'pageView', 'pageStyle'] as const).map((id) => {
+      (['page', 'pageScript', 'pageView', 'pageFilters', 'pageStyle'] as const).map((id) => {
         const file = PAGE[ROUTES.find((r) => r.id === id)?.path ?? ''];
         const handler: Handler = async (_req, res) => {
           if (!file) throw new TriageError('NOT_FOUND', 'no such file');

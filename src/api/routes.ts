@@ -93,6 +93,7 @@ export const ROUTES: readonly Route[] = [
   { id: 'page', ...STATIC('/', 'text/html') },
   { id: 'pageScript', ...STATIC('/app.js', 'text/javascript') },
   { id: 'pageView', ...STATIC('/view.js', 'text/javascript') },
+  { id: 'pageFilters', ...STATIC('/filters.js', 'text/javascript') },
   { id: 'pageStyle', ...STATIC('/app.css', 'text/css') },
   {
     id: 'worklist',

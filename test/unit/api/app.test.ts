@@ -411,6 +411,7 @@ describe('API: errors and documentation', () => {
         '/',
         '/app.js',
         '/view.js',
+        '/filters.js',
         '/app.css',
         '/metrics',
         '/healthz',
@@ -454,6 +455,7 @@ describe('the worklist page', () => {
     ['/', 'text/html; charset=utf-8'],
     ['/app.js', 'text/javascript; charset=utf-8'],
     ['/view.js', 'text/javascript; charset=utf-8'],
+    ['/filters.js', 'text/javascript; charset=utf-8'],
     ['/app.css', 'text/css; charset=utf-8'],
   ])('%s is served without a token, with a strict Content-Security-Policy', async (path, type) => {
     const res = await fetch(`${base}${path}`);
@@ -467,7 +469,7 @@ describe('the worklist page', () => {
 
   it('loads nothing from another origin, keeps the token out of URLs and localStorage, and writes no HTML from data', async () => {
     const html = await (await fetch(`${base}/`)).text();
-    const js = (await (await fetch(`${base}/app.js`)).text()) + (await (await fetch(`${base}/view.js`)).text());
+    const js = (await Promise.all(['/app.js', '/view.js', '/filters.js'].map(async (f) => (await fetch(`${base}${f}`)).text()))).join('\n');
     const css = await (await fetch(`${base}/app.css`)).text();
     for (const text of [html, js, css]) expect(text).not.toMatch(/(https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}\//i);
     expect(js).toContain('sessionStorage');
