@@ -307,6 +307,18 @@ export const studySchema = z
       .nullable(),
     images: z.object({ thumbnail: z.string().nullable(), saliency: z.string().nullable() }).meta({ description: 'URLs of the stored images, null when none' }),
     feedback: z.array(feedbackRecordSchema),
+    verification: z
+      .object({
+        state: z.enum(['pending', 'running', 'done', 'failed']),
+        reader: z.string(),
+        verifiedAt: ms,
+        attempts: z.number().int(),
+        outcome: z.string().optional().meta({ description: 'when done: the RiskAssessment version made final, or why nothing was written' }),
+        errorCode: z.string().optional(),
+        lastError: z.string().optional(),
+      })
+      .nullable()
+      .meta({ description: "a reader's accept of the latest result, written to the EHR as durable work: the RiskAssessment final and a Provenance naming the reader" }),
     retraction: z
       .object({
         cause: retractionCause,

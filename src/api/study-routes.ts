@@ -3,7 +3,7 @@ import { logEvent } from '../domain/log-events.ts';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { TriageError } from '../domain/errors.ts';
-import type { ImageKind } from '../domain/records.ts';
+import type { ImageKind, VerificationTask } from '../domain/records.ts';
 import { withoutIdentity, type StudyFields } from '../domain/study-fields.ts';
 import { viewerUrl } from '../domain/viewer-url.ts';
 import { decodePictureSource, renderPicture } from '../pipeline/render/picture-source.ts';
@@ -13,6 +13,19 @@ import { retractSchema } from './schemas.ts';
 import { checkStudyUid, parseFeedback, parseJobsQuery, parseWorklistQuery, problemsOf, RequestInvalid } from './validation.ts';
 
 export type Handler = (req: Request, res: Response) => Promise<void>;
+
+/** A verification as the API shows it: where it stands, never more than ids and codes. */
+function verificationView(v: VerificationTask | undefined): object | null {
+  if (!v) return null;
+  return {
+    state: v.state,
+    reader: v.reader,
+    verifiedAt: v.verifiedAt,
+    attempts: v.attempts,
+    ...(v.outcome ? { outcome: v.outcome } : {}),
+    ...(v.errorCode ? { errorCode: v.errorCode, lastError: v.lastError } : {}),
+  };
+}
 
 export interface StudyRouteOptions {
   store: Store;
@@ -104,6 +117,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
           : null,
         images: { thumbnail: await imageUrl('thumbnail'), saliency: await imageUrl('saliency') },
         feedback: await store.listFeedback(uid),
+        verification: r ? verificationView(await store.getVerification(r.resultKey)) : null,
         // The reason stays in the store (free text may name a patient); the API says that and when.
         retraction: x
           ? {

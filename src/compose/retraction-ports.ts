@@ -30,14 +30,15 @@ export function serverRetractionPorts(servers: { dicomweb: DicomWebClient; ortha
           },
         }
       : {}),
-    ...(fhir
-      ? {
-          fhir: {
-            findRiskAssessments: (resultKey: string) => fhir.search('RiskAssessment', { identifier: `${RESULT_SYSTEM}|${resultKey}` }),
-            update: (resource: FhirResource) => fhir.update(resource),
-            transaction: (bundle: FhirResource) => fhir.transaction(bundle),
-          },
-        }
-      : {}),
+    ...(fhir ? { fhir: fhirRiskAssessments(fhir) } : {}),
+  };
+}
+
+/** Our RiskAssessments on the FHIR server (found by result key), for retractions and verifications. */
+export function fhirRiskAssessments(fhir: FhirClient): NonNullable<RetractionPorts['fhir']> {
+  return {
+    findRiskAssessments: (resultKey: string) => fhir.search('RiskAssessment', { identifier: `${RESULT_SYSTEM}|${resultKey}` }),
+    update: (resource: FhirResource) => fhir.update(resource),
+    transaction: (bundle: FhirResource) => fhir.transaction(bundle),
   };
 }

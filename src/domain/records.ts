@@ -275,3 +275,31 @@ export interface StoredImage {
   createdAt: number;
 }
 
+
+export type VerificationState = 'pending' | 'running' | 'done' | 'failed';
+
+/**
+ * A reader's accept of a result, to be written to the EHR: its RiskAssessment becomes `final`
+ * (a new version) with a Provenance naming the reader. Durable work like a retraction, recorded
+ * with the verdict in one transaction, one per result (the first accept; an accept after a
+ * failure queues it again).
+ */
+export interface VerificationTask {
+  resultKey: string;
+  studyInstanceUID: string;
+  /** Self-declared, as the feedback's `by`. */
+  reader: string;
+  /** When the accept was recorded (ms since epoch): the Provenance's time. */
+  verifiedAt: number;
+  feedbackId: string;
+  state: VerificationState;
+  attempts: number;
+  nextAttemptAt: number;
+  errorCode?: string;
+  lastError?: string;
+  /** When done: what was written (`RiskAssessment/<id>/_history/<v>`), or why nothing was (no FHIR, retracted). */
+  outcome?: string;
+  requestedAt: number;
+  updatedAt: number;
+  doneAt?: number;
+}

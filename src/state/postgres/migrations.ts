@@ -150,6 +150,27 @@ export const MIGRATIONS: readonly string[] = [
      ADD COLUMN patient_age_days integer;
    CREATE INDEX study_latest_accession ON study_latest (accession_number);
    CREATE INDEX study_latest_study_date ON study_latest (study_date, study_time);`,
+  // 5: verifications, as SQLite's version 10.
+  `CREATE TABLE verifications (
+     result_key text COLLATE "C" PRIMARY KEY,
+     study_uid text COLLATE "C" NOT NULL,
+     reader text NOT NULL,
+     verified_at bigint NOT NULL,
+     feedback_id text NOT NULL,
+     state text NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+     attempts integer NOT NULL DEFAULT 0,
+     next_attempt_at bigint NOT NULL,
+     error_code text,
+     last_error text,
+     outcome text,
+     lease_owner text,
+     lease_until bigint,
+     requested_at bigint NOT NULL,
+     updated_at bigint NOT NULL,
+     done_at bigint
+   );
+   CREATE INDEX verifications_due ON verifications (state, next_attempt_at);
+   CREATE INDEX verifications_study ON verifications (study_uid);`,
 ];
 
 /**

@@ -158,6 +158,28 @@ export const MIGRATIONS: readonly (string | Migration)[] = [
    ALTER TABLE study_latest ADD COLUMN patient_age_days INTEGER;
    CREATE INDEX study_latest_accession ON study_latest (accession_number);
    CREATE INDEX study_latest_study_date ON study_latest (study_date, study_time);`,
+  // 10: verifications — a reader's accept written to the EHR (RiskAssessment final + Provenance)
+  // as durable work with leases and retries, one per result (state/verification-rows.ts).
+  `CREATE TABLE verifications (
+     result_key TEXT PRIMARY KEY,
+     study_uid TEXT NOT NULL,
+     reader TEXT NOT NULL,
+     verified_at INTEGER NOT NULL,
+     feedback_id TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     error_code TEXT,
+     last_error TEXT,
+     outcome TEXT,
+     lease_owner TEXT,
+     lease_until INTEGER,
+     requested_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     done_at INTEGER
+   );
+   CREATE INDEX verifications_due ON verifications (state, next_attempt_at);
+   CREATE INDEX verifications_study ON verifications (study_uid);`,
 ];
 
 /** Brings the database to the latest schema, one transaction per version. */

@@ -193,6 +193,7 @@ describe('API: one study', () => {
       },
       images: { thumbnail: `/api/studies/${STAT}/thumbnail.png`, saliency: `/api/studies/${STAT}/saliency.png` },
       feedback: [],
+      verification: null,
     });
     const findings = (body['result'] as { findings: unknown[] }).findings;
     expect(findings[0]).toEqual({ code: 'pneumothorax', display: 'Pneumothorax', probability: 0.91, threshold: 0.5, positive: true });
@@ -328,7 +329,11 @@ describe('API: feedback', () => {
     await post(`/api/studies/${uid}/feedback`, { findingCode: 'pneumothorax', verdict: 'reject' });
     const list = (await (await get(`/api/studies/${uid}/feedback`)).json()) as { items: { findingCode: string; verdict: string; by: string }[] };
     expect(list.items.map((f) => [f.findingCode, f.verdict, f.by])).toEqual([['pleural_effusion', 'accept', 'AB'], ['pneumothorax', 'reject', 'anonymous']]);
-    expect(((await (await get(`/api/studies/${uid}`)).json()) as { feedback: unknown[] }).feedback).toHaveLength(2);
+    const study = (await (await get(`/api/studies/${uid}`)).json()) as { feedback: unknown[]; verification: unknown };
+    expect(study.feedback).toHaveLength(2);
+    // The accept recorded its verification with it: durable work for the next pass, not written by the request.
+    expect(study.verification).toEqual({ state: 'pending', reader: 'AB', verifiedAt: stored['createdAt'], attempts: 0 });
+    expect((await store.verifications()).map((v) => [v.resultKey, v.state])).toEqual([[`key-${uid}`, 'pending']]);
     expect(await store.listFeedback()).toHaveLength(2);
   });
 
