@@ -43,6 +43,8 @@ describe.skipIf(!requireOrthanc())('an Orthanc without UserMetadata: the optiona
   let rig: Rig;
   let configFile: string;
   let uids: string[] = [];
+  /** Orthanc's last change once the uploaded studies were stable. */
+  let stableAt = 0;
 
   async function jobs(): Promise<Job[]> {
     const store = openSqliteStore(rig.storePath);
@@ -79,6 +81,7 @@ describe.skipIf(!requireOrthanc())('an Orthanc without UserMetadata: the optiona
       const stable = new Set((await rig.rest.changes(since, 5000)).changes.filter((c) => c.changeType === 'StableStudy').map((c) => c.orthancId));
       return ids.every((id) => stable.has(id)) ? true : undefined;
     });
+    stableAt = (await rig.rest.changes(since, 5000)).last;
   }, 120_000);
 
   afterAll(async () => {
@@ -105,6 +108,13 @@ describe.skipIf(!requireOrthanc())('an Orthanc without UserMetadata: the optiona
   });
 
   it('a second run-once writes nothing: the same SRs and RiskAssessments, no new audit entry', async () => {
+    // Our SRs made each study stable again in Orthanc: this run sees those changes and runs the
+    // studies again (unchanged), and a serve started after it has nothing left to pick up.
+    const ids = await Promise.all(uids.map((u) => rig.rest.findStudy(u)));
+    await waitFor('the studies stable again after our SRs', async () => {
+      const stable = new Set((await rig.rest.changes(stableAt, 5000)).changes.filter((c) => c.changeType === 'StableStudy').map((c) => c.orthancId));
+      return ids.every((id) => id !== undefined && stable.has(id)) ? true : undefined;
+    });
     const store = openSqliteStore(rig.storePath);
     const auditBefore = (await store.auditLog()).length;
     await store.close();
@@ -113,7 +123,9 @@ describe.skipIf(!requireOrthanc())('an Orthanc without UserMetadata: the optiona
     expect(second.code).toBe(0);
     const summary = JSON.parse(second.stdout) as { failed: number; outcomes: { status: string; unchanged?: boolean; warnings?: string[] }[] };
     expect(summary.failed).toBe(0);
-    for (const o of summary.outcomes.filter((x) => x.status === 'done')) expect(o).toMatchObject({ unchanged: true, warnings: ['pacs-metadata-undeclared'] });
+    const done = summary.outcomes.filter((x) => x.status === 'done');
+    expect(done).toHaveLength(uids.length);
+    for (const o of done) expect(o).toMatchObject({ unchanged: true, warnings: ['pacs-metadata-undeclared'] });
     expect(await onServers()).toEqual(before);
     const after = openSqliteStore(rig.storePath);
     expect((await after.auditLog()).length).toBe(auditBefore);
