@@ -106,6 +106,8 @@ describe.skipIf(!chromiumAvailable())('worklist page in headless Chromium', () =
     await page.getByRole('button', { name: 'Accept Pleural effusion' }).click();
     await expect.poll(() => detail.textContent()).toContain('Saved: accept pleural_effusion.');
     expect((await store.listFeedback(SEED_ORDER[1])).map((f) => [f.findingCode, f.verdict, f.by])).toEqual([['pleural_effusion', 'accept', 'AB']]);
+    // The accept's verification is recorded for the next pass, and the study view says so.
+    await expect.poll(() => detail.textContent()).toContain('Verificationpending (AB)');
 
     await page.screenshot({ path: SCREENSHOT });
     console.info(`[pacs-triage tests] worklist page screenshot: ${SCREENSHOT}`);

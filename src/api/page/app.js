@@ -305,6 +305,7 @@ async function openStudy(uid, focus = false, message = '') {
         ['SR series', r.sr.seriesInstanceUID, true],
         ['RiskAssessment', r.riskAssessment ?? 'not written'],
         ['Written', Object.entries(r.written).map(([k, v]) => `${k} ${v ? '✓' : '✗'}`).join(' · ')],
+        ['Verification', study.verification ? `${study.verification.state} (${study.verification.reader})${study.verification.errorCode ? ` · ${study.verification.errorCode}` : ''}` : undefined],
         ['Notes', r.notes.join('; ')],
       ]),
     );
