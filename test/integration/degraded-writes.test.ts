@@ -162,6 +162,9 @@ describe.skipIf(!requireOrthanc())('an Orthanc without UserMetadata: the optiona
       expect(ready.status).toBe('ready');
       expect(ready.checks['warning:pacs-metadata-undeclared']).toEqual({ ok: true, warning: true, detail: expect.stringContaining(`Fix: ${FIX}`) });
       // Logged once for the cause (this process), with no patient data: the event names the study UID and the fix.
+      // (The child's log reaches this pipe a moment after /readyz answers.)
+      await waitFor('the warning in the log', async () => (output.includes('"event":"study.warning"') ? true : undefined));
+      await sleep(200);
       expect(output.split('\n').filter((l) => l.includes('"event":"study.warning"'))).toHaveLength(1);
     } finally {
       serve.kill('SIGTERM');
