@@ -1,6 +1,6 @@
 import type { DicomWebClient } from './dicomweb/client.ts';
 import type { FhirClient } from './fhir/client.ts';
-import { orthancInstanceId, orthancStudyId, PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from './orthanc/client.ts';
+import { orthancInstanceId, orthancStudyId, PRIORITY_METADATA, RESULT_METADATA, metadataRefusal, type OrthancClient } from './orthanc/client.ts';
 import type { FhirResource, InstanceMeta } from '../domain/types.ts';
 import type { StoredResult } from '../domain/records.ts';
 import { TriageError } from '../domain/errors.ts';
@@ -71,6 +71,9 @@ export class ServerSink {
     }
     const id = await orthanc.findStudy(study.StudyInstanceUID);
     if (id === undefined) throw new TriageError('NOT_FOUND', `study ${study.StudyInstanceUID} is no longer in the PACS`);
-    await put(id);
+    // The study is there (Orthanc just named it): a 404 now is about the metadata's name.
+    await put(id).catch((err: unknown) => {
+      throw metadataRefusal(err);
+    });
   }
 }

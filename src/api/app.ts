@@ -41,7 +41,7 @@ export interface AppOptions {
   /** Prometheus exposition for GET /metrics (absent: 404). */
   metrics?: { contentType: string; text: () => Promise<string> };
   /** Readiness for GET /readyz (absent: ready when the process is up). Details only go to a caller with a token. */
-  ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; detail?: string }> }>;
+  ready?: () => Promise<{ ready: boolean; checks: Record<string, { ok: boolean; warning?: boolean; detail?: string }> }>;
   /** `POST /webhooks/orthanc` (ingest mode `webhook`): the shared secret and the body limit (default 4kb). Absent: no route. */
   webhook?: {
     secret: string;
@@ -55,6 +55,10 @@ export interface AppOptions {
   onEnqueued?: () => void;
   /** Why retractions cannot run here (the folder mode alone has no PACS): the retract route answers 409. */
   retractUnavailable?: string;
+  /** api.viewerUrlTemplate: the worklist's "open" link per study (absent: none). */
+  viewerUrlTemplate?: string;
+  /** api.showPatientIdentity: the patient's name and ID in the answers (default: never). */
+  showPatientIdentity?: boolean;
 }
 
 /** The worklist page: static files, read once. */
@@ -64,6 +68,7 @@ const PAGE: Record<string, { type: string; body: Buffer }> = Object.fromEntries(
       ['/', 'index.html', 'text/html; charset=utf-8'],
       ['/app.js', 'app.js', 'text/javascript; charset=utf-8'],
       ['/view.js', 'view.js', 'text/javascript; charset=utf-8'],
+      ['/filters.js', 'filters.js', 'text/javascript; charset=utf-8'],
       ['/app.css', 'app.css', 'text/css; charset=utf-8'],
     ] as const
   ).map(([route, file, type]) => [route, { type, body: readFileSync(new URL(`./page/${file}`, import.meta.url)) }]),
@@ -145,7 +150,7 @@ export function createApp(options: AppOptions): express.Express {
       res.json(openApiDocument);
     },
     ...Object.fromEntries(
-      (['page', 'pageScript', 'pageView', 'pageStyle'] as const).map((id) => {
+      (['page', 'pageScript', 'pageView', 'pageFilters', 'pageStyle'] as const).map((id) => {
         const file = PAGE[ROUTES.find((r) => r.id === id)?.path ?? ''];
         const handler: Handler = async (_req, res) => {
           if (!file) throw new TriageError('NOT_FOUND', 'no such file');
@@ -154,7 +159,14 @@ export function createApp(options: AppOptions): express.Express {
         return [id, handler];
       }),
     ),
-    ...studyHandlers({ store: options.store, shadow: options.shadow, log: options.log, retractUnavailable: options.retractUnavailable }),
+    ...studyHandlers({
+      store: options.store,
+      shadow: options.shadow,
+      log: options.log,
+      retractUnavailable: options.retractUnavailable,
+      viewerUrlTemplate: options.viewerUrlTemplate,
+      showPatientIdentity: options.showPatientIdentity,
+    }),
     orthancWebhook: options.webhook ? webhookHandler(options.webhook, options) : undefined,
   };
 

@@ -93,6 +93,7 @@ export const ROUTES: readonly Route[] = [
   { id: 'page', ...STATIC('/', 'text/html') },
   { id: 'pageScript', ...STATIC('/app.js', 'text/javascript') },
   { id: 'pageView', ...STATIC('/view.js', 'text/javascript') },
+  { id: 'pageFilters', ...STATIC('/filters.js', 'text/javascript') },
   { id: 'pageStyle', ...STATIC('/app.css', 'text/css') },
   {
     id: 'worklist',
@@ -179,7 +180,8 @@ export const ROUTES: readonly Route[] = [
     method: 'post',
     path: '/api/studies/{uid}/feedback',
     access: 'token',
-    summary: "Accept or reject one finding of the study's latest result (stored with that result's key, for later evaluation)",
+    summary:
+      "Accept or reject one finding of the study's latest result (stored with that result's key, for later evaluation). The first accept of a result also records its verification, in the same transaction: the next pass makes the RiskAssessment final with a Provenance naming the reader (`by`), retried while the FHIR server is away; GET /api/studies/{uid} shows where it stands",
     body: feedbackSchema,
     responses: {
       201: { description: 'stored', schema: feedbackRecordSchema },

@@ -4,7 +4,7 @@
  * handlers build the bodies); each carries its component name in `meta.id`.
  */
 import { z } from 'zod';
-import type { JobState } from '../domain/records.ts';
+import { WORKLIST_SORT_KEYS, type JobState, type WorklistSortKey } from '../domain/records.ts';
 import type { Priority } from '../domain/types.ts';
 import { MAX_RETRACTION_REASON } from '../pipeline/retract.ts';
 
@@ -29,6 +29,16 @@ function listOf<T extends string>(allowed: readonly T[], name: string, descripti
 
 const DAY = /^\d{4}-\d{2}-\d{2}$/;
 export { DAY };
+
+/** A calendar day YYYY-MM-DD → DICOM DA (YYYYMMDD), as the study date is kept. */
+const studyDay = z.string().transform((s, ctx) => {
+  const t = DAY.test(s) ? Date.parse(`${s}T00:00:00Z`) : Number.NaN;
+  if (!Number.isFinite(t) || new Date(t).toISOString().slice(0, 10) !== s) {
+    ctx.addIssue({ code: 'custom', message: `"${s.slice(0, 40)}" is not a calendar day (YYYY-MM-DD)` });
+    return z.NEVER;
+  }
+  return s.replace(/-/g, '');
+});
 
 /** An ISO 8601 date (YYYY-MM-DD, UTC midnight) or date-time with an offset → ms since epoch. */
 const instant = z.string().transform((s, ctx) => {
@@ -65,6 +75,26 @@ export const worklistQuerySchema = z.strictObject({
   date: z.string().regex(DAY, 'must be a day, YYYY-MM-DD (UTC)').meta({ description: 'received on this day (UTC)' }).optional(),
   since: instant.meta({ description: 'received at or after (YYYY-MM-DD = UTC midnight, or a date-time with a zone)' }).optional(),
   until: instant.meta({ description: 'received before' }).optional(),
+  accession: z.string().trim().min(1).max(16, 'must be at most 16 characters').meta({ description: 'accession number, exactly' }).optional(),
+  description: z.string().trim().min(1).max(64, 'must be at most 64 characters').meta({ description: 'study description containing this (case-insensitive)' }).optional(),
+  studyDateFrom: studyDay.meta({ description: 'study date on or after (YYYY-MM-DD, the date the archive gives: the site\'s local day)' }).optional(),
+  studyDateTo: studyDay.meta({ description: 'study date on or before (YYYY-MM-DD)' }).optional(),
+  sex: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(',')).map((s) => s.trim().toUpperCase()).filter((s) => s.length > 0))
+    .pipe(z.array(z.enum(['M', 'F', 'O'], { error: (i) => `"${String(i.input)}" is not a sex (one of M, F, O)` })))
+    .meta({ description: "comma-separated patient's sex: M, F, O (case-insensitive)" })
+    .optional(),
+  ageFrom: count(0, 200, "patient's age at the study, in whole years: at least").optional(),
+  ageTo: count(0, 200, "patient's age at the study, in whole years: at most").optional(),
+  sort: z
+    .string()
+    .regex(new RegExp(`^-?(${WORKLIST_SORT_KEYS.join('|')})$`), `must be one of ${WORKLIST_SORT_KEYS.join(', ')}, with a leading - for descending`)
+    .transform((v) => ({ key: v.replace(/^-/, '') as WorklistSortKey, descending: v.startsWith('-') }))
+    .meta({
+      description: `sort key (${WORKLIST_SORT_KEYS.join(', ')}; a leading - reverses it); default priority, the ranking. Entries without the field come last; ties keep the ranking`,
+    })
+    .optional(),
   ...paging,
 });
 
@@ -131,8 +161,18 @@ export const readySchema = z
   .object({
     status: z.enum(['ready', 'not ready']),
     checks: z
-      .record(z.string(), z.object({ ok: z.boolean(), detail: z.string().optional() }))
-      .meta({ description: 'per dependency (pacs, fhir, model, store); only with a valid token, and never an upstream body' })
+      .record(
+        z.string(),
+        z.object({
+          ok: z.boolean(),
+          warning: z.boolean().meta({ description: 'an optional write refused for a configuration reason: ready, but the detail says what to fix' }).optional(),
+          detail: z.string().optional(),
+        }),
+      )
+      .meta({
+        description:
+          'per dependency (pacs, fhir, model, store), and `warning:<cause>` per optional write refused for a configuration reason since the process started (ok, with `warning` and the fix); only with a valid token, and never an upstream body',
+      })
       .optional(),
   })
   .meta({ id: 'Ready' });
@@ -151,15 +191,42 @@ const finding = z
   })
   .meta({ id: 'Finding' });
 
+const writeWarning = z
+  .object({
+    write: z.enum(['metadata', 'order']).meta({ description: "the optional write refused: the PACS's study metadata, or the FHIR order's priority" }),
+    cause: z.string().meta({ description: 'stable name of the cause, e.g. pacs-metadata-undeclared' }),
+    message: z.string(),
+    fix: z.string().meta({ description: 'what to change so that the write is made for the next results' }),
+  })
+  .meta({
+    id: 'WriteWarning',
+    description: 'An optional write refused for a configuration reason: the SR and the RiskAssessment stand (the job is done), this write is not retried for this result',
+  });
+
+/** The study's fields kept with its result (absent in results stored before they were kept). */
+const studyFields = {
+  accessionNumber: z.string().optional(),
+  studyDescription: z.string().optional(),
+  studyDate: z.string().meta({ description: 'DICOM DA, YYYYMMDD: the local date the archive gives' }).optional(),
+  studyTime: z.string().meta({ description: 'DICOM TM, HHMMSS' }).optional(),
+  patientAge: z.string().meta({ description: 'DICOM AS (045Y, 006M, 003W, 010D): PatientAge, or from the birth and study dates' }).optional(),
+  patientSex: z.enum(['M', 'F', 'O']).optional(),
+  patientName: z.string().meta({ description: 'only with api.showPatientIdentity (otherwise never stored)' }).optional(),
+  patientId: z.string().meta({ description: 'only with api.showPatientIdentity (otherwise never stored)' }).optional(),
+};
+
 const worklistEntry = z
   .object({
     studyInstanceUID: z.string(),
+    ...studyFields,
+    viewerUrl: z.string().meta({ description: 'the study in the site viewer (api.viewerUrlTemplate); absent without one' }).optional(),
     state: jobState,
     priority: priority.optional(),
     findings: z.array(finding).optional(),
     modality: z.string().optional(),
     reason: z.string().optional(),
     errorCode: z.string().optional(),
+    warnings: z.array(writeWarning).meta({ description: 'optional writes of the shown result refused for a configuration reason' }).optional(),
     images: z.array(z.enum(['thumbnail', 'saliency'])),
     receivedAt: ms,
     updatedAt: ms,
@@ -182,7 +249,7 @@ const job = z
     class: z.enum(['live', 'retry', 'backfill']).meta({ description: 'scheduling class: live arrivals go ahead of retries, retries ahead of backfill (backfill, reprocess, retry on request)' }),
     attempts: z.number().int(),
     nextAttemptAt: ms,
-    reason: z.string().meta({ description: 'why it was skipped, or the last error' }).optional(),
+    reason: z.string().meta({ description: 'why it was skipped, or the last error; for a done job, the warnings of its optional writes and their fixes' }).optional(),
     errorCode: z.string().optional(),
     enqueuedAt: ms,
     updatedAt: ms,
@@ -213,6 +280,7 @@ export const studySchema = z
   .object({
     studyInstanceUID: z.string(),
     shadow: z.boolean(),
+    viewerUrl: z.string().meta({ description: 'the study in the site viewer (api.viewerUrlTemplate); absent without one' }).optional(),
     job,
     result: z
       .object({
@@ -220,6 +288,7 @@ export const studySchema = z
         priority,
         findings: z.array(finding),
         modality: z.string().optional(),
+        study: z.object(studyFields).meta({ description: "the study's fields shown on the worklist, from the analysed image" }),
         model: z.object({ id: z.string(), version: z.string(), executionProvider: z.string() }),
         sr: z
           .object({ seriesInstanceUID: z.string(), sopInstanceUID: z.string(), wadoRsPath: z.string() })
@@ -232,11 +301,24 @@ export const studySchema = z
           .meta({ description: 'the series-selection rule that chose the source image and the attributes it matched on (mappings/series-selection.yaml)' }),
         written,
         notes: z.array(z.string()),
+        warnings: z.array(writeWarning),
         createdAt: ms,
       })
       .nullable(),
     images: z.object({ thumbnail: z.string().nullable(), saliency: z.string().nullable() }).meta({ description: 'URLs of the stored images, null when none' }),
     feedback: z.array(feedbackRecordSchema),
+    verification: z
+      .object({
+        state: z.enum(['pending', 'running', 'done', 'failed']),
+        reader: z.string(),
+        verifiedAt: ms,
+        attempts: z.number().int(),
+        outcome: z.string().optional().meta({ description: 'when done: the RiskAssessment version made final, or why nothing was written' }),
+        errorCode: z.string().optional(),
+        lastError: z.string().optional(),
+      })
+      .nullable()
+      .meta({ description: "a reader's accept of the latest result, written to the EHR as durable work: the RiskAssessment final and a Provenance naming the reader" }),
     retraction: z
       .object({
         cause: retractionCause,

@@ -3,7 +3,9 @@ import { logEvent } from '../domain/log-events.ts';
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
 import { TriageError } from '../domain/errors.ts';
-import type { ImageKind } from '../domain/records.ts';
+import type { ImageKind, VerificationTask } from '../domain/records.ts';
+import { withoutIdentity, type StudyFields } from '../domain/study-fields.ts';
+import { viewerUrl } from '../domain/viewer-url.ts';
 import { decodePictureSource, renderPicture } from '../pipeline/render/picture-source.ts';
 import { requestMarkedWrong } from '../pipeline/retract.ts';
 import type { Store } from '../state/ports.ts';
@@ -12,16 +14,36 @@ import { checkStudyUid, parseFeedback, parseJobsQuery, parseWorklistQuery, probl
 
 export type Handler = (req: Request, res: Response) => Promise<void>;
 
+/** A verification as the API shows it: where it stands, never more than ids and codes. */
+function verificationView(v: VerificationTask | undefined): object | null {
+  if (!v) return null;
+  return {
+    state: v.state,
+    reader: v.reader,
+    verifiedAt: v.verifiedAt,
+    attempts: v.attempts,
+    ...(v.outcome ? { outcome: v.outcome } : {}),
+    ...(v.errorCode ? { errorCode: v.errorCode, lastError: v.lastError } : {}),
+  };
+}
+
 export interface StudyRouteOptions {
   store: Store;
   shadow: boolean;
   log?: Logger | undefined;
   /** Why retractions cannot run here (the folder mode alone has no PACS): the route answers 409. */
   retractUnavailable?: string | undefined;
+  /** api.viewerUrlTemplate (validated with the configuration): each study gets its "open" link. */
+  viewerUrlTemplate?: string | undefined;
+  /** api.showPatientIdentity: off, the patient's name and ID are left out of every answer, even where a store still holds them. */
+  showPatientIdentity?: boolean | undefined;
 }
 
 export function studyHandlers(options: StudyRouteOptions): Record<string, Handler> {
   const { store, log } = options;
+  const template = options.viewerUrlTemplate;
+  const linked = (uid: string): { viewerUrl?: string } => (template ? { viewerUrl: viewerUrl(template, uid) } : {});
+  const shown = <T extends StudyFields>(fields: T): T | Omit<T, 'patientName' | 'patientId'> => (options.showPatientIdentity ? fields : withoutIdentity(fields));
   const knownStudy = async (req: Request): Promise<string> => {
     const uid = checkStudyUid(String(req.params['uid']));
     if (!(await store.get(uid))) throw new TriageError('NOT_FOUND', `no study ${uid} in the store`, { where: 'api' });
@@ -49,8 +71,9 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
   return {
     worklist: async (req, res) => {
       const query = parseWorklistQuery(req.query);
-      const { limit, offset, ...filter } = query;
-      res.json({ shadow: options.shadow, total: await store.countWorklist(filter), limit, offset, items: await store.worklist(query) });
+      const { limit, offset, sort: _sort, ...filter } = query;
+      const items = (await store.worklist(query)).map((e) => ({ ...shown(e), ...linked(e.studyInstanceUID) }));
+      res.json({ shadow: options.shadow, total: await store.countWorklist(filter), limit, offset, items });
     },
 
     jobs: async (req, res) => {
@@ -72,6 +95,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
       res.json({
         studyInstanceUID: uid,
         shadow: options.shadow,
+        ...linked(uid),
         job: record.job,
         result: r
           ? {
@@ -79,6 +103,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
               priority: r.priority,
               findings: r.findings,
               ...(r.modality ? { modality: r.modality } : {}),
+              study: shown(r.study ?? {}),
               model: { id: r.modelId, version: r.modelVersion, executionProvider: r.executionProvider },
               sr: { seriesInstanceUID: r.srSeriesInstanceUID, sopInstanceUID: r.srSopInstanceUID, wadoRsPath: `/studies/${uid}/series/${r.srSeriesInstanceUID}/instances/${r.srSopInstanceUID}` },
               riskAssessment: r.riskAssessmentRef ?? null,
@@ -86,11 +111,13 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
               ...(r.selectedBy ? { selectedBy: r.selectedBy } : {}),
               written: r.written,
               notes: r.notes,
+              warnings: r.warnings ?? [],
               createdAt: r.createdAt,
             }
           : null,
         images: { thumbnail: await imageUrl('thumbnail'), saliency: await imageUrl('saliency') },
         feedback: await store.listFeedback(uid),
+        verification: r ? verificationView(await store.getVerification(r.resultKey)) : null,
         // The reason stays in the store (free text may name a patient); the API says that and when.
         retraction: x
           ? {

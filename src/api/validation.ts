@@ -4,8 +4,7 @@
  */
 import type { z } from 'zod';
 import { TriageError } from '../domain/errors.ts';
-import type { Priority } from '../domain/types.ts';
-import type { JobState } from '../domain/records.ts';
+import type { JobState, WorklistQuery } from '../domain/records.ts';
 import { DEFAULT_PAGE, feedbackSchema, jobsQuerySchema, UID_PATTERN, worklistQuerySchema } from './schemas.ts';
 
 export { DEFAULT_PAGE, JOB_STATES, MAX_NOTE, MAX_PAGE, PRIORITIES } from './schemas.ts';
@@ -59,12 +58,7 @@ export function parseFeedback(body: unknown, findingCodes: readonly string[]): F
   return parsed.data;
 }
 
-export interface WorklistParams {
-  priority?: Priority[];
-  state?: JobState[];
-  modality?: string[];
-  since?: number;
-  until?: number;
+export interface WorklistParams extends WorklistQuery {
   limit: number;
   offset: number;
 }
@@ -88,6 +82,14 @@ export function parseWorklistQuery(query: unknown): WorklistParams {
     ...(q.modality && q.modality.length > 0 ? { modality: q.modality } : {}),
     ...(since !== undefined ? { since } : {}),
     ...(until !== undefined ? { until } : {}),
+    ...(q.accession !== undefined ? { accession: q.accession } : {}),
+    ...(q.description !== undefined ? { description: q.description } : {}),
+    ...(q.studyDateFrom !== undefined ? { studyDateFrom: q.studyDateFrom } : {}),
+    ...(q.studyDateTo !== undefined ? { studyDateTo: q.studyDateTo } : {}),
+    ...(q.sex && q.sex.length > 0 ? { sex: q.sex } : {}),
+    ...(q.ageFrom !== undefined ? { ageFrom: q.ageFrom } : {}),
+    ...(q.ageTo !== undefined ? { ageTo: q.ageTo } : {}),
+    ...(q.sort !== undefined ? { sort: q.sort } : {}),
     limit: q.limit ?? DEFAULT_PAGE,
     offset: q.offset ?? 0,
   };

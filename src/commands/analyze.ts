@@ -25,13 +25,19 @@ JSON into DIR (nothing written without --out); prints a ranked worklist.
       { inputs: positionals, select: !values['no-select'], ...(fhir === undefined ? {} : { fhirBundle: fhir }), ...(outDir === undefined ? {} : { outDir }) },
       loggerFor(values),
     );
+    const studies = results.filter((r) => r.studyInstanceUID !== '');
     if (values['json']) {
       out.stdout(JSON.stringify({ studies: results }));
-    } else {
+    } else if (studies.length > 0) {
       out.stdout(formatWorklist(results));
-      if (outDir !== undefined) out.stdout(`\nSR files and RiskAssessment JSON written under ${outDir}/<StudyInstanceUID>/`);
+      if (outDir !== undefined) out.stdout(`\n${writtenLine(results, outDir)}`);
     }
     for (const r of results) if (r.status === 'failed') out.stderr(`pacs-triage analyze: ${r.file ?? r.studyInstanceUID}: ${r.reason ?? 'failed'}`);
+    if (studies.length === 0) {
+      const unread = results.length;
+      out.stderr(`pacs-triage analyze: no DICOM files in ${positionals.join(', ')}${unread > 0 ? ` (${unread} file${unread === 1 ? ' was' : 's were'} not readable DICOM)` : ''}`);
+      return 1;
+    }
     return results.some((r) => r.status === 'failed') ? 1 : 0;
   },
 };
@@ -52,4 +58,13 @@ export function formatWorklist(results: readonly AnalyzedStudy[]): string {
     if (r.status === 'done' && r.reason) lines.push(`   note: ${r.reason}`);
   });
   return lines.join('\n');
+}
+
+/** What --out received, counted from the results: never a claim for files that were not written. */
+export function writtenLine(results: readonly AnalyzedStudy[], outDir: string): string {
+  const srs = results.filter((r) => r.outputs?.sr !== undefined).length;
+  const risks = results.filter((r) => r.outputs?.riskAssessment !== undefined).length;
+  if (srs + risks === 0) return `Nothing written under ${outDir}/ (no study gave a result).`;
+  const n = (k: number, what: string): string => `${k} ${what}${k === 1 ? '' : 's'}`;
+  return `${n(srs, 'SR file')} and ${n(risks, 'RiskAssessment file')} written under ${outDir}/<StudyInstanceUID>/`;
 }

@@ -8,12 +8,33 @@ import { configFor, loggerFor, studyUidArgument, type Command } from './command.
 export function summarise(o: JobOutcome): object {
   switch (o.status) {
     case 'done':
-      return { status: o.status, study: o.result.studyInstanceUID, priority: o.result.priority, unchanged: o.unchanged, sr: o.result.srSopInstanceUID };
+      return {
+        status: o.status,
+        study: o.result.studyInstanceUID,
+        priority: o.result.priority,
+        unchanged: o.unchanged,
+        sr: o.result.srSopInstanceUID,
+        ...(o.result.warnings && o.result.warnings.length > 0 ? { warnings: o.result.warnings.map((w) => w.cause) } : {}),
+      };
     case 'skipped':
       return { status: o.status, reason: o.reason };
     case 'failed':
       return { status: o.status, code: o.code, reason: o.reason };
   }
+}
+
+/** One line per warning cause among the done studies: how many it touched and its fix. */
+export function warningLines(outcomes: readonly JobOutcome[]): string[] {
+  const byCause = new Map<string, { fix: string; message: string; studies: number }>();
+  for (const o of outcomes) {
+    if (o.status !== 'done') continue;
+    for (const w of o.result.warnings ?? []) {
+      const known = byCause.get(w.cause) ?? { fix: w.fix, message: w.message, studies: 0 };
+      known.studies++;
+      byCause.set(w.cause, known);
+    }
+  }
+  return [...byCause].map(([cause, w]) => `warning (${w.studies} stud${w.studies === 1 ? 'y' : 'ies'}, ${cause}): ${w.message}; fix: ${w.fix}`);
 }
 
 export const serveCommand: Command = {
@@ -39,7 +60,7 @@ export const runOnceCommand: Command = {
     out.stdout(
       values['json']
         ? JSON.stringify({ ...summary, outcomes: outcomes.map(summarise) })
-        : `enqueued ${enqueued}; done ${summary.done}, skipped ${summary.skipped}, failed ${summary.failed}`,
+        : [`enqueued ${enqueued}; done ${summary.done}, skipped ${summary.skipped}, failed ${summary.failed}`, ...warningLines(outcomes)].join('\n'),
     );
     return summary.failed > 0 ? 1 : 0;
   },

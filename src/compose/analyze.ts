@@ -51,18 +51,17 @@ export async function analyze(config: Config, options: AnalyzeOptions, log: Logg
     clinical = new BundleSource(resourcesOf(json));
   }
   const source = await FileStudySource.open(options.inputs, config.limits.dicom);
+  // Checked before the model loads: an output folder that cannot be written is a usage error.
+  const sink = options.outDir === undefined ? new FolderSink('.') : await FolderSink.open(options.outDir);
+  const unreadable: AnalyzedStudy[] = source.problems.map((p) => ({ studyInstanceUID: '', status: 'failed', reason: `${p.code}: ${p.message}`, file: p.file }));
+  // No study, no model to load: the caller says there was no DICOM.
+  if (source.studies().length === 0) return unreadable;
   const runtime = await openRuntime(config, log, ':memory:');
   try {
     const mappings = options.select
       ? runtime.mappings
       : { ...runtime.mappings, selection: { version: 1 as const, rules: [{ name: 'any image (--no-select)', match: {}, exclude: { SOPClassUID: ['/^1\\.2\\.840\\.10008\\.5\\.1\\.4\\.1\\.1\\.88\\./'] } }] } };
-    const sink = new FolderSink(options.outDir ?? '.');
-    const results: AnalyzedStudy[] = source.problems.map((p) => ({
-      studyInstanceUID: '',
-      status: 'failed' as const,
-      reason: `${p.code}: ${p.message}`,
-      file: p.file,
-    }));
+    const results: AnalyzedStudy[] = [...unreadable];
     for (const uid of source.studies()) {
       try {
         const outcome = await processStudy(uid, {

@@ -4,6 +4,7 @@ import { asTriageError } from '../domain/errors.ts';
 import { ingestModes, pollIngest } from '../pipeline/ingest/modes.ts';
 import type { ClaimOrder } from '../state/ports.ts';
 import { drainRetractions, sweepIfDue } from '../pipeline/retract.ts';
+import { drainVerifications } from '../pipeline/verify.ts';
 import { runJob, type JobOutcome } from '../pipeline/worker.ts';
 import type { Service } from './service.ts';
 
@@ -72,8 +73,8 @@ export async function retentionPass(service: Service): Promise<void> {
 /**
  * Corrections and retention, once per pass of `serve` and `run-once`: stored free text past
  * retention.reportTextMaxAgeH cleared, ended jobs past retention.jobsMaxAgeDays deleted, the
- * deleted-study sweep when due, then every due
- * retraction. Never throws: a failing part is logged and tried again next pass.
+ * readers' accepts to write to the EHR (verifications), the deleted-study sweep when due, then
+ * every due retraction. Never throws: a failing part is logged and tried again next pass.
  */
 export async function correctionsPass(service: Service): Promise<void> {
   const { config, log } = service;
@@ -88,6 +89,12 @@ export async function correctionsPass(service: Service): Promise<void> {
   } catch (err) {
     const e = asTriageError(err, 'retention');
     logEvent(log, 'retention.error', { code: e.code, err: e.message });
+  }
+  try {
+    await drainVerifications(service.verifications, service.retry, service.lease, () => service.stopping);
+  } catch (err) {
+    const e = asTriageError(err, 'verify');
+    logEvent(log, 'verification.error', { code: e.code, err: e.message });
   }
   const deps = service.retractions;
   if (!deps) return;

@@ -1,6 +1,6 @@
 import type { DicomWebClient } from '../adapters/dicomweb/client.ts';
 import type { FhirClient } from '../adapters/fhir/client.ts';
-import { PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from '../adapters/orthanc/client.ts';
+import { metadataRefusal, PRIORITY_METADATA, RESULT_METADATA, type OrthancClient } from '../adapters/orthanc/client.ts';
 import type { FhirResource } from '../domain/types.ts';
 import { RESULT_SYSTEM } from '../pipeline/encode/fhir.ts';
 import type { RetractionPorts } from '../pipeline/ports.ts';
@@ -20,20 +20,25 @@ export function serverRetractionPorts(servers: { dicomweb: DicomWebClient; ortha
           markRetracted: async (uid, detail) => {
             const id = await orthanc.findStudy(uid);
             if (id === undefined) return; // deleted meanwhile: nothing left to mark
-            // The priority itself says "retracted", so anything that sorts or routes on it stops at once.
-            await orthanc.setStudyMetadata(id, PRIORITY_METADATA, RETRACTED_PRIORITY);
-            await orthanc.setStudyMetadata(id, RESULT_METADATA, JSON.stringify({ retracted: detail.srs, rejectionNote: detail.rejectionNote ?? null, cause: detail.cause }));
+            try {
+              // The priority itself says "retracted", so anything that sorts or routes on it stops at once.
+              await orthanc.setStudyMetadata(id, PRIORITY_METADATA, RETRACTED_PRIORITY);
+              await orthanc.setStudyMetadata(id, RESULT_METADATA, JSON.stringify({ retracted: detail.srs, rejectionNote: detail.rejectionNote ?? null, cause: detail.cause }));
+            } catch (err) {
+              throw metadataRefusal(err);
+            }
           },
         }
       : {}),
-    ...(fhir
-      ? {
-          fhir: {
-            findRiskAssessments: (resultKey: string) => fhir.search('RiskAssessment', { identifier: `${RESULT_SYSTEM}|${resultKey}` }),
-            update: (resource: FhirResource) => fhir.update(resource),
-            transaction: (bundle: FhirResource) => fhir.transaction(bundle),
-          },
-        }
-      : {}),
+    ...(fhir ? { fhir: fhirRiskAssessments(fhir) } : {}),
+  };
+}
+
+/** Our RiskAssessments on the FHIR server (found by result key), for retractions and verifications. */
+export function fhirRiskAssessments(fhir: FhirClient): NonNullable<RetractionPorts['fhir']> {
+  return {
+    findRiskAssessments: (resultKey: string) => fhir.search('RiskAssessment', { identifier: `${RESULT_SYSTEM}|${resultKey}` }),
+    update: (resource: FhirResource) => fhir.update(resource),
+    transaction: (bundle: FhirResource) => fhir.transaction(bundle),
   };
 }

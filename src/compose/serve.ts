@@ -16,9 +16,13 @@ import { backfillGate, backfillLimits } from './backfill-gate.ts';
 import { claimOrder, correctionsPass, ingestFailed, ingestPass, retentionPass } from './passes.ts';
 import { NO_PACS_TO_RETRACT, openService, type Service } from './service.ts';
 
-type Check = { ok: boolean; detail?: string };
+type Check = { ok: boolean; warning?: boolean; detail?: string };
 
-/** `/readyz`: each upstream answers, the model is loaded. */
+/**
+ * `/readyz`: each upstream answers, the model is loaded. An optional write refused for a
+ * configuration reason is listed too (`warning`, one per cause, with its fix): the service is
+ * ready — its results are written — but something the operator set up is not used.
+ */
 export async function readiness(service: Service): Promise<{ ready: boolean; checks: Record<string, Check> }> {
   const check = async (run: () => Promise<unknown>): Promise<Check> => {
     try {
@@ -36,6 +40,13 @@ export async function readiness(service: Service): Promise<{ ready: boolean; che
     model: { ok: true, detail: `${model.manifest.id}@${model.manifest.version} on ${model.provider}` },
   };
   if (fhir) checks['fhir'] = await check(() => fhir.capabilities());
+  for (const { warning, studies, lastAt } of service.warnings.list()) {
+    checks[`warning:${warning.cause}`] = {
+      ok: true,
+      warning: true,
+      detail: `${warning.message}. Fix: ${warning.fix} (${studies} stud${studies === 1 ? 'y' : 'ies'} since start, last ${new Date(lastAt).toISOString()})`,
+    };
+  }
   return { ready: Object.values(checks).every((c) => c.ok), checks };
 }
 
@@ -133,6 +144,8 @@ export async function serve(config: Config, log: Logger): Promise<void> {
       : {}),
     onEnqueued: () => wakeWorkers(),
     ...(service.servers.dicomweb ? {} : { retractUnavailable: NO_PACS_TO_RETRACT }),
+    ...(config.api.viewerUrlTemplate ? { viewerUrlTemplate: config.api.viewerUrlTemplate } : {}),
+    showPatientIdentity: config.api.showPatientIdentity,
   });
   const server: Server = await new Promise((resolve, reject) => {
     const s = app.listen(config.api.port, config.api.host, () => resolve(s));

@@ -15,11 +15,13 @@ import { ingestModes } from '../pipeline/ingest/modes.ts';
 import { ownSeries, RecentIds, type OwnSeries } from '../pipeline/ingest/own-writes.ts';
 import type { PipelineDeps, StudySource } from '../pipeline/ports.ts';
 import type { RetractionDeps } from '../pipeline/retract.ts';
+import type { VerificationDeps } from '../pipeline/verify.ts';
+import { WriteWarnings } from '../pipeline/writeback/optional-writes.ts';
 import type { Lease, RetryPolicy } from '../pipeline/worker.ts';
 import type { Leadership } from '../state/ports.ts';
 import { openFolderIngest, type FolderIngest } from './folder.ts';
 import { DicomWorkerPool } from './workers/dicom-pool.ts';
-import { serverRetractionPorts } from './retraction-ports.ts';
+import { fhirRiskAssessments, serverRetractionPorts } from './retraction-ports.ts';
 import { openRuntime, type Runtime } from './runtime.ts';
 import { connectServers, instrument, type Servers } from './servers.ts';
 import { SOFTWARE } from './software.ts';
@@ -38,8 +40,12 @@ export interface Service {
   breakers: { pacs: CircuitBreaker; fhir: CircuitBreaker };
   /** Our own SRs and rejection notes (per-instance ingest must not re-run a study for them). */
   own: { isOwnSeries: OwnSeries; ownInstances: RecentIds };
+  /** Optional writes refused for a configuration reason since this process started (/readyz lists them). */
+  warnings: WriteWarnings;
   /** Retractions' ports; undefined without a PACS (the folder mode alone wrote nothing to one). */
   retractions: RetractionDeps | undefined;
+  /** Readers' accepts to write to the EHR (RiskAssessment final, Provenance). */
+  verifications: VerificationDeps;
   /** What this replica runs alone (a polling source, the sweep), with a store shared by replicas. */
   leaderships: Map<string, Leadership>;
   /** Claims made by this process (for worker.backfillShare). */
@@ -91,6 +97,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     await runtime.close();
     throw new TriageError('CONFIG_INVALID', 'configuration is invalid:\n  - ingest.folder: required for the folder mode');
   }
+  const warnings = new WriteWarnings(log);
   const deps: PipelineDeps = {
     model: runtime.model,
     mappings: runtime.mappings,
@@ -103,6 +110,8 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     log,
     writeOrderPriority: config.fhir?.writeOrderPriority ?? false,
     software: SOFTWARE,
+    warnings,
+    keepPatientIdentity: config.api.showPatientIdentity,
     metrics,
     dicomLimits: config.limits.dicom,
     ...(pool ? { decode: (bytes, spec, limits) => pool.tensor(bytes, spec, limits) } : {}),
@@ -119,6 +128,14 @@ export async function openService(config: Config, log: Logger): Promise<Service>
         metrics,
       }
     : undefined;
+  const verifications: VerificationDeps = {
+    store,
+    fhir: servers.fhir ? fhirRiskAssessments(servers.fhir) : undefined,
+    shadow: config.shadow,
+    software: SOFTWARE,
+    log,
+    metrics,
+  };
   return {
     config,
     log,
@@ -131,7 +148,9 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     metrics,
     breakers,
     own: { isOwnSeries: ownSeries(config.uidRoot, runtime.model.manifest), ownInstances },
+    warnings,
     retractions,
+    verifications,
     leaderships,
     claims: 0,
     stopping: false,

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { basicAuth, bearerAuth, fhirAuth, tls, tlsNeedsHttps } from './transport-schema.ts';
 import { store } from './store-schema.ts';
 import { isLoopbackHost } from '../domain/hosts.ts';
+import { viewerTemplateProblem } from '../domain/viewer-url.ts';
 import { DEFAULT_DICOM_LIMITS } from '../dicom/limits.ts';
 
 const uid = z.string().regex(/^[0-2](\.(0|[1-9][0-9]*))*$/, 'must be a DICOM UID root (digits and dots, no leading zeros)').max(40);
@@ -161,6 +162,17 @@ export const configSchema = z
         metricsToken: z.string().min(16, 'must be at least 16 characters').optional(),
         /** Host names clients use (besides loopback names and api.host); any other Host header is answered 421. */
         allowedHosts: z.array(z.string().regex(/^[A-Za-z0-9.:[\]-]+$/, 'a host name or address, without port')).default([]),
+        /** The worklist's "open" link per study, e.g. OHIF's `https://viewer.example.org/viewer?StudyInstanceUIDs={StudyInstanceUID}`. */
+        viewerUrlTemplate: z
+          .string()
+          .max(2000)
+          .superRefine((t, ctx) => {
+            const problem = viewerTemplateProblem(t);
+            if (problem) ctx.addIssue({ code: 'custom', message: problem });
+          })
+          .optional(),
+        /** Keep and show the patient's name and ID on the worklist. Off: they are not stored at all. */
+        showPatientIdentity: z.boolean().default(false),
       })
       .strict()
       .superRefine((api, ctx) => {

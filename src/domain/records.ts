@@ -3,6 +3,7 @@
  * feedback, images and the audit log. Engine-independent (state/ports.ts says how they are kept).
  */
 import type { Finding, Priority, StudyRef } from './types.ts';
+import type { StudyFields } from './study-fields.ts';
 
 export type JobState = 'queued' | 'running' | 'done' | 'failed' | 'skipped';
 
@@ -23,7 +24,10 @@ export interface Job {
   class: JobClass;
   attempts: number;
   nextAttemptAt: number;
-  /** Why it was skipped, or the last error (code: message). */
+  /**
+   * Why it was skipped, or the last error (code: message); for a done job whose result stands
+   * but an optional write was refused for a configuration reason, that warning and its fix.
+   */
   reason?: string;
   errorCode?: string;
   enqueuedAt: number;
@@ -78,6 +82,11 @@ export interface StoredResult {
   orderPriority?: { ref: string; fromVersion?: string; toVersion?: string };
   /** Why a write was skipped on purpose (shadow mode, no patient in FHIR…). */
   notes: string[];
+  /**
+   * Optional writes (the Orthanc metadata, the order's priority) refused for a configuration
+   * reason: the result stands without them, and they are not tried again for this result.
+   */
+  warnings?: WriteWarning[];
   riskAssessmentRef?: string;
   /** The SR this one supersedes (Predecessor Documents), kept so a re-encode is byte-identical. */
   predecessor?: { seriesInstanceUID: string; sopInstanceUID: string };
@@ -92,9 +101,29 @@ export interface StoredResult {
    * stored before it was recorded. Not part of the result key: the mappings version already is.
    */
   selectedBy?: { rule: string; attributes: string[] };
+  /**
+   * What the worklist shows of the study (accession, description, date, the patient's age and
+   * sex; name and ID only with api.showPatientIdentity), from the analysed image's metadata.
+   * Absent in results stored before it was kept. Not part of the result key.
+   */
+  study?: StudyFields;
 }
 
-export interface WorklistEntry {
+/**
+ * An optional write refused for a configuration reason (metadata not declared in Orthanc, a 403,
+ * a server that does not allow the update): what was refused and how to fix it. Ids and statuses
+ * only, never an upstream's answer.
+ */
+export interface WriteWarning {
+  /** Which optional write: the PACS's study metadata, or the FHIR order's priority. */
+  write: 'metadata' | 'order';
+  /** A stable name of the cause (`pacs-metadata-undeclared`…): logged once per cause, not per study. */
+  cause: string;
+  message: string;
+  fix: string;
+}
+
+export interface WorklistEntry extends StudyFields {
   studyInstanceUID: string;
   state: JobState;
   /** From the latest result, while the job is done. */
@@ -104,6 +133,8 @@ export interface WorklistEntry {
   modality?: string;
   reason?: string;
   errorCode?: string;
+  /** Optional writes of the latest result refused for a configuration reason (shown with the result). */
+  warnings?: WriteWarning[];
   /** The images stored for the study. */
   images: ImageKind[];
   /** When the study was first enqueued (ms since epoch): the worklist's waiting time. */
@@ -114,6 +145,8 @@ export interface WorklistEntry {
    * entry then has no priority or findings and ranks with the studies that have no result.
    */
   retracted?: { cause: RetractionCause; state: RetractionState; requestedAt: number };
+  /** The study in the site's viewer (api.viewerUrlTemplate); added by the API. */
+  viewerUrl?: string;
 }
 
 /** Filters and paging of the worklist. Lists match any of their values; absent = no filter. */
@@ -126,9 +159,28 @@ export interface WorklistFilter {
   since?: number;
   /** Received before (ms since epoch). */
   until?: number;
+  /** The study's fields (from its latest result; studies without one never match): */
+  /** Accession number, exactly. */
+  accession?: string;
+  /** Study description containing this (case-insensitive). */
+  description?: string;
+  /** Study date (DICOM DA, YYYYMMDD) on or after / on or before. */
+  studyDateFrom?: string;
+  studyDateTo?: string;
+  /** Patient's sex: any of M, F, O. */
+  sex?: readonly string[];
+  /** Patient's age at the study, in whole years: at least / at most. */
+  ageFrom?: number;
+  ageTo?: number;
 }
 
+/** What the worklist can be sorted on; `priority` is its ranking (stat first, then probability, then waiting time). */
+export const WORKLIST_SORT_KEYS = ['priority', 'received', 'studyDate', 'accession', 'description', 'modality', 'age'] as const;
+export type WorklistSortKey = (typeof WORKLIST_SORT_KEYS)[number];
+
 export interface WorklistQuery extends WorklistFilter {
+  /** Default: priority, ascending (the ranking). Ties keep the ranking; entries without the field come last. */
+  sort?: { key: WorklistSortKey; descending: boolean };
   /** Default 50. */
   limit?: number;
   offset?: number;
@@ -223,3 +275,31 @@ export interface StoredImage {
   createdAt: number;
 }
 
+
+export type VerificationState = 'pending' | 'running' | 'done' | 'failed';
+
+/**
+ * A reader's accept of a result, to be written to the EHR: its RiskAssessment becomes `final`
+ * (a new version) with a Provenance naming the reader. Durable work like a retraction, recorded
+ * with the verdict in one transaction, one per result (the first accept; an accept after a
+ * failure queues it again).
+ */
+export interface VerificationTask {
+  resultKey: string;
+  studyInstanceUID: string;
+  /** Self-declared, as the feedback's `by`. */
+  reader: string;
+  /** When the accept was recorded (ms since epoch): the Provenance's time. */
+  verifiedAt: number;
+  feedbackId: string;
+  state: VerificationState;
+  attempts: number;
+  nextAttemptAt: number;
+  errorCode?: string;
+  lastError?: string;
+  /** When done: what was written (`RiskAssessment/<id>/_history/<v>`), or why nothing was (no FHIR, retracted). */
+  outcome?: string;
+  requestedAt: number;
+  updatedAt: number;
+  doneAt?: number;
+}

@@ -14,6 +14,7 @@ import type { DicomLimits } from '../dicom/limits.ts';
 import type { ImageSpec, TensorResult } from './preprocess/image-tensor.ts';
 import type { ModelInput, ModelOutput } from '../adapters/model/run.ts';
 import type { TextEncoding } from '../adapters/model/tokenizer.ts';
+import type { WriteWarnings } from './writeback/optional-writes.ts';
 
 /** Where a study's instances come from: the PACS (QIDO + WADO-RS), a watched folder, or files given to `analyze`. */
 export interface StudySource {
@@ -104,6 +105,10 @@ export interface PipelineDeps {
   writeOrderPriority?: boolean;
   now?: () => Date;
   software: { name: string; version: string };
+  /** api.showPatientIdentity: keep the patient's name and ID with the result for the worklist (default: not kept). */
+  keepPatientIdentity?: boolean;
+  /** Optional writes refused for a configuration reason, logged once per cause (absent: not logged). */
+  warnings?: WriteWarnings;
   /** Stage timings, write counts (optional: `analyze` has none). */
   metrics?: Metrics;
   /** limits.dicom: what a retrieved instance may declare or inflate to. */

@@ -55,6 +55,8 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   const sameKey = previous?.resultKey === key ? previous : undefined;
   if (sameKey && fullyWritten(sameKey, deps.shadow)) {
     logEvent(log, 'study.unchanged', { study: studyInstanceUID, resultKey: key });
+    // Still refused, as far as this process knows: /readyz keeps saying so (logged once per cause).
+    for (const w of sameKey.warnings ?? []) deps.warnings?.report(w, studyInstanceUID);
     return { status: 'done', result: sameKey, sr: new Uint8Array(), fhir: undefined, unchanged: true };
   }
 

@@ -32,6 +32,8 @@ import { resultIdentifier } from './encode/fhir.ts';
 import { encodeRejectionNote, enteredInError, encodeRetractionProvenance, type RejectedSr } from './encode/retraction.ts';
 import { studyMetaOf } from './encode/study-modules.ts';
 import { nextAttemptDelay, type Lease, type RetryPolicy } from './worker.ts';
+import { fullyWritten } from './writeback/write-back.ts';
+import { configurationRefusal } from './writeback/optional-writes.ts';
 import type { RetractionPorts } from './ports.ts';
 
 export type { RetractionPorts } from './ports.ts';
@@ -81,7 +83,8 @@ export function studyInstanceFor(results: readonly StoredResult[], instances: re
  */
 export function pendingWrite(jobState: string | undefined, results: readonly StoredResult[]): boolean {
   if (jobState !== 'queued' && jobState !== 'running') return false;
-  return results.some((r) => !r.notes.some((n) => n.startsWith('shadow mode')) && (!r.written.pacs || !r.written.metadata || (!r.written.fhir && !r.notes.some((n) => n.startsWith('fhir skipped')))));
+  // An optional write given up with a warning is not pending: fullyWritten counts it as done.
+  return results.some((r) => !r.notes.some((n) => n.startsWith('shadow mode')) && !fullyWritten(r, false));
 }
 
 /** Runs one claimed retraction to the end; throws a TriageError (retryable or not) when a write fails. */
@@ -151,7 +154,14 @@ export async function runRetraction(retraction: Retraction, deps: RetractionDeps
         const mark = ports.markRetracted?.bind(ports);
         if (mark) {
           const detail = { ...(rejectionNote ? { rejectionNote } : {}), srs: rejected.map((r) => r.sopInstanceUID), cause: retraction.cause };
-          await audited({ target: 'pacs', action: 'mark-retracted', resource: 'priority retracted' }, () => mark(uid, detail));
+          try {
+            await audited({ target: 'pacs', action: 'mark-retracted', resource: 'priority retracted' }, () => mark(uid, detail));
+          } catch (err) {
+            // Like the result's own metadata, a convenience: the rejection note and FHIR are the retraction.
+            const warning = configurationRefusal('metadata', asTriageError(err));
+            if (!warning) throw err;
+            note(`metadata not marked: ${warning.message}; fix: ${warning.fix}`);
+          }
         }
         progress.written.metadata = true;
         await save();

@@ -6,6 +6,7 @@ import type { Lease } from '../state/ports.ts';
 import type { PipelineDeps } from './ports.ts';
 import { processStudy, type StudyOutcome } from './process-study.ts';
 import { WriteBackPending } from './writeback/write-back.ts';
+import { warningReason } from './writeback/optional-writes.ts';
 
 export interface RetryPolicy {
   maxAttempts: number;
@@ -50,7 +51,9 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
   try {
     const outcome = await processStudy(job.studyInstanceUID, deps, timings);
     timings['total'] = Math.round(performance.now() - started);
-    await deps.store.finish(job.studyInstanceUID, outcome.status, outcome.status === 'skipped' ? outcome.reason : undefined, timings, lease?.owner);
+    // A done job's reason carries the warnings of its result (also an unchanged rerun's): `jobs` and /api/jobs show them.
+    const reason = outcome.status === 'skipped' ? outcome.reason : warningReason(outcome.result);
+    await deps.store.finish(job.studyInstanceUID, outcome.status, reason, timings, lease?.owner);
     deps.metrics?.observeTimings(timings);
     deps.metrics?.jobOutcomes.inc({ outcome: outcome.status === 'done' && outcome.unchanged ? 'unchanged' : outcome.status, code: '' });
     if (outcome.status === 'skipped') logEvent(log, 'study.skipped', { study: job.studyInstanceUID, reason: outcome.reason });

@@ -23,6 +23,8 @@ import type {
   StoredImage,
   StoredPictureSource,
   StoredResult,
+  VerificationState,
+  VerificationTask,
   StudyRecord,
   WorklistEntry,
   WorklistFilter,
@@ -146,6 +148,10 @@ export interface ResultStore {
 }
 
 export interface FeedbackStore {
+  /**
+   * Records a verdict. An accept of a result (with `resultKey`) also records its verification as
+   * pending work in the same transaction (VerificationQueue): the verdict is never kept without it.
+   */
   addFeedback(feedback: NewFeedback): Promise<Feedback>;
   /** Oldest first; every study's when no UID is given. */
   listFeedback(studyInstanceUID?: string): Promise<Feedback[]>;
@@ -217,8 +223,21 @@ export interface Leadership {
   release(): Promise<void>;
 }
 
+/** Verifications (a reader's accept, written to the EHR): durable work like retractions, one per result. */
+export interface VerificationQueue {
+  getVerification(resultKey: string): Promise<VerificationTask | undefined>;
+  /** Most recently updated first. */
+  verifications(filter?: { state?: VerificationState; studyInstanceUID?: string }): Promise<VerificationTask[]>;
+  /** The next due one (pending, or running with an expired lease), now running under `lease`. */
+  claimVerification(now: number, lease: Lease): Promise<VerificationTask | undefined>;
+  /** Done: `outcome` says what was written, or why nothing was. */
+  finishVerification(resultKey: string, outcome: string): Promise<void>;
+  /** Retry at `retryAt`, or give up (failed) when it is undefined. */
+  failVerification(resultKey: string, errorCode: string, message: string, retryAt: number | undefined): Promise<void>;
+}
+
 /** Everything an engine provides. */
-export interface Store extends JobQueue, IngestState, ResultStore, FeedbackStore, AuditLog, RetractionQueue, Retention {
+export interface Store extends JobQueue, IngestState, ResultStore, FeedbackStore, AuditLog, RetractionQueue, VerificationQueue, Retention {
   /** Which engine, for logs and /readyz. */
   readonly engine: string;
   /**

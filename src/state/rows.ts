@@ -19,12 +19,6 @@ export const WORKLIST_FROM = `jobs j
   LEFT JOIN study_latest l ON l.study_uid = j.study_uid
   LEFT JOIN retractions x ON x.study_uid = j.study_uid AND x.result_key = l.result_key`;
 
-/** The ranking: priority (stat first; no current result last), the highest probability, waiting time (oldest first), then UID. */
-export const WORKLIST_ORDER = `ORDER BY
-  CASE WHEN j.state = 'done' AND x.study_uid IS NULL AND l.priority_rank IS NOT NULL THEN l.priority_rank ELSE ${NO_PRIORITY_RANK} END,
-  CASE WHEN j.state = 'done' AND x.study_uid IS NULL AND l.top_probability IS NOT NULL THEN l.top_probability ELSE 0 END DESC,
-  j.enqueued_at, j.study_uid`;
-
 /** The worklist's columns (over WORKLIST_FROM and `results r` of the latest result). */
 export const WORKLIST_COLUMNS = `j.study_uid, j.state, j.reason, j.error_code, j.enqueued_at, j.updated_at,
   l.modality AS latest_modality, r.body AS latest_body,
@@ -73,11 +67,15 @@ export function toPictureSource(row: { study_uid: string; data: Buffer; has_heat
 /** One worklist entry from its row. */
 export function worklistEntry(row: WorklistRow, images: ImageKind[]): WorklistEntry {
   const retracted = row.retraction_cause !== null;
-  const result = row.state === 'done' && !retracted && row.latest_body !== null ? (JSON.parse(row.latest_body) as StoredResult) : undefined;
+  const latest = row.latest_body !== null ? (JSON.parse(row.latest_body) as StoredResult) : undefined;
+  const result = row.state === 'done' && !retracted ? latest : undefined;
   return {
     studyInstanceUID: row.study_uid,
     state: row.state,
+    // What identifies the study stays shown while it is reprocessed, failed or retracted.
+    ...latest?.study,
     ...(result ? { priority: result.priority, findings: result.findings } : {}),
+    ...(result?.warnings && result.warnings.length > 0 ? { warnings: result.warnings } : {}),
     ...(retracted ? { retracted: { cause: row.retraction_cause!, state: row.retraction_state!, requestedAt: row.retraction_at! } } : {}),
     ...(row.latest_modality ? { modality: row.latest_modality } : {}),
     ...(row.reason ? { reason: row.reason } : {}),

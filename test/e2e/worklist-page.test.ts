@@ -14,11 +14,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import { createApp } from '../../src/api/app.ts';
 import type { Store } from '../../src/state/ports.ts';
-import { SEED_ORDER, TOKEN, seededStore } from '../harness/api-seed.ts';
+import { IDENTITY, SEED_ORDER, TOKEN, seededStore } from '../harness/api-seed.ts';
 
 const CHROMIUM = process.env['CHROMIUM_PATH'] ?? '/usr/bin/chromium';
 const SCREENSHOT = process.env['PACS_TRIAGE_SCREENSHOT'] ?? '/tmp/pacs-triage-worklist.png';
 const FAILED = '1.2.826.0.1.3680043.10.999.3';
+/** An OHIF-style viewer link (never followed: the test only reads the href). */
+const VIEWER = 'https://viewer.example.org/viewer?StudyInstanceUIDs={StudyInstanceUID}';
 
 function chromiumAvailable(): boolean {
   if (existsSync(CHROMIUM)) return true;
@@ -41,7 +43,7 @@ describe.skipIf(!chromiumAvailable())('worklist page in headless Chromium', () =
 
   beforeAll(async () => {
     store = await seededStore(Date.now() - 45 * 60_000);
-    const app = createApp({ store, token: TOKEN, shadow: true, status: () => ({ provider: 'cpu', model: 'cxr-triage@1.0.0' }) });
+    const app = createApp({ store, token: TOKEN, shadow: true, status: () => ({ provider: 'cpu', model: 'cxr-triage@1.0.0' }), viewerUrlTemplate: VIEWER });
     server = await new Promise<Server>((resolve) => {
       const s = app.listen(0, '127.0.0.1', () => resolve(s));
     });
@@ -104,6 +106,8 @@ describe.skipIf(!chromiumAvailable())('worklist page in headless Chromium', () =
     await page.getByRole('button', { name: 'Accept Pleural effusion' }).click();
     await expect.poll(() => detail.textContent()).toContain('Saved: accept pleural_effusion.');
     expect((await store.listFeedback(SEED_ORDER[1])).map((f) => [f.findingCode, f.verdict, f.by])).toEqual([['pleural_effusion', 'accept', 'AB']]);
+    // The accept's verification is recorded for the next pass, and the study view says so.
+    await expect.poll(() => detail.textContent()).toContain('Verificationpending (AB)');
 
     await page.screenshot({ path: SCREENSHOT });
     console.info(`[pacs-triage tests] worklist page screenshot: ${SCREENSHOT}`);
@@ -113,10 +117,47 @@ describe.skipIf(!chromiumAvailable())('worklist page in headless Chromium', () =
     expect(await page.evaluate(() => document.activeElement?.getAttribute('data-uid'))).toBe(SEED_ORDER[1]);
   });
 
+  it('each row shows the accession, the description, the study date, age and sex, and a link to the viewer', async () => {
+    const stat = page.locator(`#rows tr[data-uid="${SEED_ORDER[0]}"]`);
+    const text = await stat.textContent();
+    for (const expected of ['Thorax ap liegend', 'Acc. ACC1002', '2026-03-03 14:00', '081Y M']) expect(text).toContain(expected);
+    expect(await stat.locator('a.open').getAttribute('href')).toBe(`https://viewer.example.org/viewer?StudyInstanceUIDs=${SEED_ORDER[0]}`);
+    expect(await stat.locator('a.open').getAttribute('rel')).toBe('noopener noreferrer');
+    // Not shown: api.showPatientIdentity is off (the store holds a name for .1; the API leaves it out).
+    expect(await page.locator('#rows').textContent()).not.toContain(IDENTITY.patientName);
+    const detail = page.locator('#detail');
+    await stat.click();
+    await expect.poll(() => detail.textContent()).toContain('Acc');
+    expect(await detail.textContent()).toContain('ACC1002');
+    expect(await detail.locator('a.open').getAttribute('href')).toContain(SEED_ORDER[0]);
+  });
+
   it('filters from the page: only the stat and asap studies', async () => {
     await page.check('input[name=priority][value=stat]');
     await page.check('input[name=priority][value=asap]');
     await expect.poll(() => page.locator('#rows tr').count()).toBe(2);
     expect(await page.locator('#page-info').textContent()).toBe('1–2 of 2');
+    await page.uncheck('input[name=priority][value=stat]');
+    await page.uncheck('input[name=priority][value=asap]');
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(SEED_ORDER.length);
+  });
+
+  it('filters on the description and sex, and sorts by study date, from the page', async () => {
+    await page.fill('input[name=description]', 'chest');
+    await page.press('input[name=description]', 'Enter');
+    await page.locator('input[name=description]').dispatchEvent('change');
+    await expect.poll(() => page.locator('#rows tr').count()).toBe(2);
+    await page.selectOption('select[name=sex]', 'F');
+    await page.selectOption('select[name=sort]', '-studyDate');
+    await expect.poll(async () => page.locator('#rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-uid')))).toEqual([
+      '1.2.826.0.1.3680043.10.999.1',
+      '1.2.826.0.1.3680043.10.999.4',
+    ]);
+    await page.fill('input[name=description]', '');
+    await page.locator('input[name=description]').dispatchEvent('change');
+    await page.selectOption('select[name=sex]', '');
+    await expect.poll(async () => page.locator('#rows tr').evaluateAll((rows) => rows.map((r) => r.getAttribute('data-uid')))).toEqual(
+      ['.2', '.5', '.1', '.4', '.6', '.3', '.7'].map((s) => `1.2.826.0.1.3680043.10.999${s}`),
+    );
   });
 });

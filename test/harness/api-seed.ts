@@ -85,15 +85,20 @@ export interface SeededStudy {
   images?: boolean;
   /** Where the saliency of each positive finding points (x, y in [0,1]). */
   hot?: [number, number];
+  /** What the worklist shows of the study (the pipeline keeps them with the result). */
+  study?: StoredResult['study'];
 }
+
+/** A patient's name and ID as a store would hold them with api.showPatientIdentity on. */
+export const IDENTITY = { patientName: 'DOE^JANE', patientId: 'PID-4711' } as const;
 
 /** The worklist order of SEED (priority, then highest probability, then oldest first). */
 export const SEED: readonly SeededStudy[] = [
-  { uid: '1.2.826.0.1.3680043.10.999.1', priority: 'urgent', probabilities: [0.1, 0.62, 0.3, 0.2], images: true, hot: [0.3, 0.7] },
-  { uid: '1.2.826.0.1.3680043.10.999.2', priority: 'stat', probabilities: [0.91, 0.3, 0.1, 0.05], images: true, hot: [0.72, 0.3] },
+  { uid: '1.2.826.0.1.3680043.10.999.1', priority: 'urgent', probabilities: [0.1, 0.62, 0.3, 0.2], images: true, hot: [0.3, 0.7], study: { accessionNumber: 'ACC1001', studyDescription: 'XR Chest PA', studyDate: '20260302', studyTime: '081500', patientAge: '067Y', patientSex: 'F', ...IDENTITY } },
+  { uid: '1.2.826.0.1.3680043.10.999.2', priority: 'stat', probabilities: [0.91, 0.3, 0.1, 0.05], images: true, hot: [0.72, 0.3], study: { accessionNumber: 'ACC1002', studyDescription: 'Thorax ap liegend', studyDate: '20260303', studyTime: '140000', patientAge: '081Y', patientSex: 'M' } },
   { uid: '1.2.826.0.1.3680043.10.999.3', fail: { code: 'DICOM_UNREADABLE', reason: 'instance 1.2.3: not a DICOM file' } },
-  { uid: '1.2.826.0.1.3680043.10.999.4', priority: 'routine', probabilities: [0.05, 0.1, 0.2, 0.1], modality: 'DX', images: true },
-  { uid: '1.2.826.0.1.3680043.10.999.5', priority: 'asap', probabilities: [0.2, 0.86, 0.4, 0.1], images: true, hot: [0.25, 0.75] },
+  { uid: '1.2.826.0.1.3680043.10.999.4', priority: 'routine', probabilities: [0.05, 0.1, 0.2, 0.1], modality: 'DX', images: true, study: { accessionNumber: 'ACC1004', studyDescription: 'XR Chest 2 views', studyDate: '20260228', studyTime: '093000', patientAge: '034Y', patientSex: 'F' } },
+  { uid: '1.2.826.0.1.3680043.10.999.5', priority: 'asap', probabilities: [0.2, 0.86, 0.4, 0.1], images: true, hot: [0.25, 0.75], study: { accessionNumber: 'ACC1005', studyDescription: 'CXR portable', studyDate: '20260303', studyTime: '091000', patientAge: '052Y', patientSex: 'M' } },
   { uid: '1.2.826.0.1.3680043.10.999.6', priority: 'urgent', probabilities: [0.1, 0.2, 0.3, 0.81], hot: [0.65, 0.45] },
   { uid: '1.2.826.0.1.3680043.10.999.7', queued: true },
 ];
@@ -112,7 +117,7 @@ export async function seededStore(clockStart = 1_700_000_000_000): Promise<Store
       await store.fail(s.uid, s.fail.code, s.fail.reason, undefined);
       continue;
     }
-    const result = storedResult(s.uid, s.priority ?? 'routine', s.probabilities ?? [], s.modality ? { modality: s.modality } : {});
+    const result = storedResult(s.uid, s.priority ?? 'routine', s.probabilities ?? [], { ...(s.modality ? { modality: s.modality } : {}), ...(s.study ? { study: s.study } : {}) });
     await store.saveResult(result);
     await store.finish(s.uid, 'done', undefined, { 'context.instances': 12.5, retrieve: 40.1, preprocess: 18.2, infer: 35.7, encode: 9.9 });
     if (s.images) {

@@ -18,6 +18,7 @@ import { requirePostgres } from '../harness/require-servers.ts';
 import type { StoreEngine } from '../unit/state/contract/engine.ts';
 import { jobQueueContract } from '../unit/state/contract/jobs.contract.ts';
 import { recordsContract } from '../unit/state/contract/records.contract.ts';
+import { verificationContract } from '../unit/state/contract/verifications.contract.ts';
 import { retractionContract } from '../unit/state/contract/retractions.contract.ts';
 import { worklistContract } from '../unit/state/contract/worklist.contract.ts';
 
@@ -87,6 +88,7 @@ describe.skipIf(!requirePostgres())('postgres store', () => {
   worklistContract(postgres);
   retractionContract(postgres);
   recordsContract(postgres);
+  verificationContract(postgres);
 
   describe('postgres only: concurrency', () => {
     it('two claimers on two pools race for one job: exactly one wins, each time', async () => {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
+import { access, chmod, constants as fsConstants, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { TriageError, asTriageError } from '../../domain/errors.ts';
 import type { FhirResource, InstanceMeta } from '../../domain/types.ts';
@@ -88,6 +88,31 @@ export class FolderSink {
   readonly written = new Map<string, { sr?: string; riskAssessment?: string }>();
 
   constructor(private readonly outDir: string) {}
+
+  /**
+   * A sink whose folder exists (created 0700 when it did not) and can be written, checked before
+   * the model runs: a folder that cannot take the results is the caller's mistake (USAGE, naming
+   * the folder and why), not a failure of every study after its inference.
+   */
+  static async open(outDir: string): Promise<FolderSink> {
+    try {
+      if (!existsSync(outDir)) await privateDir(outDir);
+      const info = await stat(outDir);
+      if (!info.isDirectory()) throw Object.assign(new Error('not a folder'), { code: 'ENOTDIR' });
+      await access(outDir, fsConstants.W_OK | fsConstants.X_OK);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      const why = e.code === 'ENOTDIR' ? 'it, or a folder above it, is a file' : e.code === 'EACCES' || e.code === 'EPERM' ? 'permission denied' : e.code === 'EROFS' ? 'read-only file system' : (e.code ?? e.message);
+      throw new TriageError('USAGE', `--out ${outDir}: cannot write results there (${why})`, { cause: err, where: 'analyze.out' });
+    }
+    return new FolderSink(outDir);
+  }
+
+  /** How many SR and RiskAssessment files were written. */
+  get files(): { sr: number; riskAssessment: number } {
+    const all = [...this.written.values()];
+    return { sr: all.filter((w) => w.sr).length, riskAssessment: all.filter((w) => w.riskAssessment).length };
+  }
 
   private async dir(studyInstanceUID: string): Promise<string> {
     // An output folder we create is ours (0700); one the operator made keeps its mode.

@@ -25,6 +25,23 @@ export interface OrthancOptions {
  */
 export const PRIORITY_METADATA = 'PacsTriagePriority';
 export const RESULT_METADATA = 'PacsTriageResult';
+/** `where` of the error that says Orthanc does not know our metadata names (its configuration lacks them). */
+export const UNDECLARED_METADATA = 'pacs.userMetadata';
+
+/**
+ * What a failed PUT of our metadata on a study Orthanc has just named means: a 404 there is not
+ * the study (it is there) but the name — Orthanc 1.10 answers "Accessing an inexistent item" for a
+ * metadata name its UserMetadata does not declare — so it becomes CONFIG_INVALID (where
+ * UNDECLARED_METADATA). Any other error is returned as it is.
+ */
+export function metadataRefusal(err: unknown): unknown {
+  if (!(err instanceof TriageError) || err.status !== 404) return err;
+  return new TriageError('CONFIG_INVALID', `Orthanc refused the study metadata ${PRIORITY_METADATA} and ${RESULT_METADATA} (404): its UserMetadata does not declare them`, {
+    cause: err,
+    where: UNDECLARED_METADATA,
+    status: 404,
+  });
+}
 
 /**
  * The "UserMetadata" declaration pacs-triage needs in orthanc.json: our names with indices in
@@ -32,6 +49,11 @@ export const RESULT_METADATA = 'PacsTriageResult';
  * docker/orthanc/orthanc.json and the test Orthanc use, and the ones `doctor` tells a site to add.
  */
 export const USER_METADATA_DECLARATION = { [PRIORITY_METADATA]: 4100, [RESULT_METADATA]: 4101 } as const;
+
+/** The declaration to paste into orthanc.json, exactly: `doctor` and the write-back warning name it. */
+export const USER_METADATA_FIX = `"UserMetadata": { ${Object.entries(USER_METADATA_DECLARATION)
+  .map(([name, index]) => `"${name}": ${index}`)
+  .join(', ')} }`;
 
 /**
  * A study id Orthanc can never have generated (its ids are SHA-1 digests: five dashed groups of

@@ -3,7 +3,8 @@
 // header, never in a URL; images are fetched with it and shown through blob: URLs.
 // Everything from the API is written with textContent, never as HTML.
 
-import { ago, badge, bar, el, facts, findingsGrid, pct } from './view.js';
+import { ago, badge, bar, el, facts, findingsGrid, patientCell, patientText, pct, studyCell, studyWhen, viewerLink } from './view.js';
+import { filterQuery } from './filters.js';
 
 const REFRESH_MS = 10_000;
 const PAGE_SIZE = 50;
@@ -111,10 +112,13 @@ function row(item) {
   });
   const status = el('td', { className: item.state === 'failed' ? 'state-failed' : '', text: item.state });
   if (item.reason && item.state !== 'done') status.append(el('div', { className: 'muted', text: item.reason }));
+  for (const w of item.warnings ?? []) status.append(el('div', { className: 'warning', text: `⚠ ${w.message}`, title: `Fix: ${w.fix}` }));
   tr.append(
     el('td', {}, badge(item.priority)),
     thumbCell(item),
-    el('td', { className: 'uid mono', text: item.studyInstanceUID }),
+    studyCell(item),
+    patientCell(item),
+    el('td', { text: studyWhen(item.studyDate, item.studyTime) }),
     el('td', {}, item.findings ? findingsGrid(item.findings) : el('span', { className: 'muted', text: '—' })),
     el('td', { text: item.modality ?? '' }),
     status,
@@ -138,27 +142,6 @@ function row(item) {
   return tr;
 }
 
-function filterQuery() {
-  const form = $('filters');
-  const q = new URLSearchParams();
-  const priorities = [...form.querySelectorAll('input[name=priority]:checked')].map((i) => i.value);
-  if (priorities.length > 0) q.set('priority', priorities.join(','));
-  if (form.status.value) q.set('status', form.status.value);
-  const modality = form.modality.value.trim();
-  if (/^[A-Za-z0-9]{1,16}(,[A-Za-z0-9]{1,16})*$/.test(modality)) q.set('modality', modality);
-  if (form.date.value) {
-    // The day in this browser's time zone, as an interval of received times.
-    const start = new Date(`${form.date.value}T00:00:00`);
-    const end = new Date(start);
-    end.setDate(end.getDate() + 1);
-    q.set('since', start.toISOString());
-    q.set('until', end.toISOString());
-  }
-  q.set('limit', String(PAGE_SIZE));
-  q.set('offset', String(state.offset));
-  return q;
-}
-
 async function loadHealth() {
   const res = await fetch('/healthz', { cache: 'no-store' });
   const h = await res.json();
@@ -167,7 +150,7 @@ async function loadHealth() {
 }
 
 async function loadWorklist() {
-  const page = await apiJson(`/api/worklist?${filterQuery()}`);
+  const page = await apiJson(`/api/worklist?${filterQuery($('filters'), state.offset, PAGE_SIZE)}`);
   state.items = page.items;
   state.total = page.total;
   $('shadow-banner').hidden = page.shadow !== true && $('shadow-banner').hidden;
@@ -273,6 +256,7 @@ async function openStudy(uid, focus = false, message = '') {
   const children = [
     el('div', { className: 'detail-head' }, el('h2', { id: 'detail-title', text: 'Study' }), el('div', {}, again, ' ', close)),
     el('div', { className: 'mono', text: uid }),
+    study.viewerUrl ? el('p', {}, viewerLink(study.viewerUrl, 'Open in the viewer')) : undefined,
     el('p', {}, badge(r && study.job.state === 'done' ? r.priority : undefined), ` ${study.job.state}`),
   ];
   if (study.images.saliency || study.images.thumbnail) {
@@ -313,13 +297,24 @@ async function openStudy(uid, focus = false, message = '') {
         ['Model', `${r.model.id} ${r.model.version} (${r.model.executionProvider})`],
         ['Result', new Date(r.createdAt).toLocaleString()],
         ['Modality', r.modality],
+        ['Accession', r.study.accessionNumber],
+        ['Description', r.study.studyDescription],
+        ['Study date', studyWhen(r.study.studyDate, r.study.studyTime)],
+        ['Patient', [patientText(r.study), r.study.patientName, r.study.patientId].filter(Boolean).join(' · ')],
         ['SR SOP Instance UID', r.sr.sopInstanceUID, true],
         ['SR series', r.sr.seriesInstanceUID, true],
         ['RiskAssessment', r.riskAssessment ?? 'not written'],
         ['Written', Object.entries(r.written).map(([k, v]) => `${k} ${v ? '✓' : '✗'}`).join(' · ')],
+        ['Verification', study.verification ? `${study.verification.state} (${study.verification.reader})${study.verification.errorCode ? ` · ${study.verification.errorCode}` : ''}` : undefined],
         ['Notes', r.notes.join('; ')],
       ]),
     );
+    if (r.warnings.length > 0) {
+      children.push(
+        el('h2', { text: 'Warnings' }),
+        el('ul', { className: 'warnings' }, ...r.warnings.map((w) => el('li', {}, el('span', { className: 'warning', text: `⚠ ${w.message}.` }), ` Fix: ${w.fix}.`))),
+      );
+    }
   } else {
     children.push(el('p', { className: 'muted', text: 'No result yet.' }), status);
   }
@@ -336,7 +331,7 @@ async function openStudy(uid, focus = false, message = '') {
       ['Stage timings', timings],
     ]),
   );
-  panel.replaceChildren(...children);
+  panel.replaceChildren(...children.filter(Boolean));
   if (focus) panel.focus({ preventScroll: true });
 }
 

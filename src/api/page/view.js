@@ -63,3 +63,42 @@ export function facts(pairs) {
   return dl;
 }
 
+
+/** DICOM DA + TM (the archive's local date and time) as "2026-03-02 08:15"; '' without a date. */
+export function studyWhen(date, time) {
+  if (!/^\d{8}$/.test(date ?? '')) return '';
+  const day = `${date.slice(0, 4)}-${date.slice(4, 6)}-${date.slice(6, 8)}`;
+  return /^\d{4}/.test(time ?? '') ? `${day} ${time.slice(0, 2)}:${time.slice(2, 4)}` : day;
+}
+
+/** The "open in the viewer" link (api.viewerUrlTemplate); a new tab, no referrer, no opener. */
+export function viewerLink(url, label = 'Open') {
+  if (!url) return undefined;
+  const a = el('a', { className: 'open', href: url, target: '_blank', rel: 'noopener noreferrer', text: label });
+  // A click on the link opens the viewer, not the study panel of the row it sits in.
+  a.addEventListener('click', (ev) => ev.stopPropagation());
+  a.addEventListener('keydown', (ev) => ev.stopPropagation());
+  return a;
+}
+
+/** The study cell: description, accession number, the UID (small), and the viewer link. */
+export function studyCell(item) {
+  return el(
+    'td',
+    { className: 'study' },
+    el('div', { className: 'desc', text: item.studyDescription ?? '—' }),
+    el('div', { className: 'muted' }, item.accessionNumber ? `Acc. ${item.accessionNumber}` : 'no accession', ' ', viewerLink(item.viewerUrl)),
+    el('div', { className: 'uid mono', text: item.studyInstanceUID }),
+  );
+}
+
+/** Age and sex ("067Y F"), with the name and ID when the service shows them (api.showPatientIdentity). */
+export function patientText(item) {
+  return [item.patientAge, item.patientSex].filter(Boolean).join(' ');
+}
+
+export function patientCell(item) {
+  const td = el('td', { text: patientText(item) || '—' });
+  if (item.patientName || item.patientId) td.append(el('div', { className: 'muted', text: [item.patientName, item.patientId].filter(Boolean).join(' · ') }));
+  return td;
+}

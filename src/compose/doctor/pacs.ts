@@ -5,16 +5,13 @@
  */
 import type { Config } from '../../config/schema.ts';
 import type { DicomWebClient } from '../../adapters/dicomweb/client.ts';
-import { USER_METADATA_DECLARATION, type OrthancClient, type OrthancSystem } from '../../adapters/orthanc/client.ts';
+import { USER_METADATA_DECLARATION, USER_METADATA_FIX, type OrthancClient, type OrthancSystem } from '../../adapters/orthanc/client.ts';
 import { describeTls } from '../../adapters/http/tls.ts';
 import { attempt, fail, ok, upstreamFix, warn, type Check } from './report.ts';
 
 type Pacs = NonNullable<Config['pacs']>;
 
-/** The declaration to paste into orthanc.json, exactly. */
-export const USER_METADATA_FIX = `"UserMetadata": { ${Object.entries(USER_METADATA_DECLARATION)
-  .map(([name, index]) => `"${name}": ${index}`)
-  .join(', ')} }`;
+export { USER_METADATA_FIX };
 
 export interface PacsClients {
   dicomweb: DicomWebClient;

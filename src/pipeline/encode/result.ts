@@ -5,6 +5,7 @@
  */
 import type { ClinicalContext, FhirResource, Finding, InstanceMeta, Priority, StudyMeta } from '../../domain/types.ts';
 import type { StoredResult } from '../../domain/records.ts';
+import { studyFieldsOf } from '../../domain/study-fields.ts';
 import type { PipelineDeps } from '../ports.ts';
 import type { Timed } from '../timing.ts';
 import { encodeSr } from './sr.ts';
@@ -116,6 +117,8 @@ export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed:
     ...(predecessor ? { predecessor } : {}),
     instanceNumber,
     ...(input.selectedBy ? { selectedBy: input.selectedBy } : {}),
+    // The study's own attributes (validated as the SR copies them); the age from the image.
+    study: studyFieldsOf({ ...study, PatientAge: instance.PatientAge }, deps.keepPatientIdentity ?? false),
   };
   if (!clinical.patientRef) result.notes.push(`fhir skipped: ${clinical.patientProblem?.message ?? 'no FHIR server configured'}`);
   return { result, sr, fhir: bundle as unknown as FhirResource | undefined };

@@ -9,6 +9,7 @@ import type { AuditEntry, StoredResult } from '../../domain/records.ts';
 import { TriageError } from '../../domain/errors.ts';
 import type { PipelineDeps } from '../ports.ts';
 import type { Timed } from '../timing.ts';
+import { configurationRefusal, warned, withWarning, type OptionalWrite } from './optional-writes.ts';
 
 /**
  * A retryable failure of a write after the result was stored: the job waits for the upstream
@@ -29,14 +30,18 @@ export class WriteBackPending extends TriageError {
   }
 }
 
-/** Whether every write the result asks for is done (everything, in shadow mode, where nothing is written). */
+/**
+ * Whether every write the result asks for is done (everything, in shadow mode, where nothing is
+ * written). An optional write refused for a configuration reason counts as done: its warning
+ * stands for it, and a rerun with the same inputs writes nothing.
+ */
 export function fullyWritten(result: StoredResult, shadow: boolean): boolean {
   if (shadow) return true;
   return (
     result.written.pacs &&
-    result.written.metadata &&
+    (result.written.metadata || warned(result, 'metadata')) &&
     (result.written.fhir || result.notes.some((n) => n.startsWith('fhir skipped'))) &&
-    result.written.order !== false
+    (result.written.order !== false || warned(result, 'order'))
   );
 }
 
@@ -70,6 +75,22 @@ export async function writeBack(input: WriteBackInput, deps: PipelineDeps, timed
       throw e.retryable ? new WriteBackPending(entry.target as 'pacs' | 'fhir', e) : e;
     }
   };
+  /**
+   * An optional write: refused for a configuration reason, it leaves a warning on the result
+   * (saved, reported once per cause) instead of failing the job; anything else is thrown as is.
+   */
+  const optional = async (write: OptionalWrite, run: () => Promise<void>): Promise<void> => {
+    if (warned(result, write)) return;
+    try {
+      await run();
+    } catch (err) {
+      const warning = err instanceof TriageError && !(err instanceof WriteBackPending) ? configurationRefusal(write, err) : undefined;
+      if (!warning) throw err;
+      withWarning(result, warning);
+      await store.saveResult(result);
+      deps.warnings?.report(warning, uid);
+    }
+  };
   const pacsWrites = async (): Promise<void> => {
     await timed('write.pacs', async () => {
       if (result.written.pacs) return;
@@ -81,9 +102,11 @@ export async function writeBack(input: WriteBackInput, deps: PipelineDeps, timed
     });
     await timed('write.priority', async () => {
       if (result.written.metadata) return;
-      await audited({ target: 'pacs', action: 'set-priority', resource: `priority ${result.priority}` }, () => sink.setPriority(instance, result));
-      result.written.metadata = true;
-      await store.saveResult(result);
+      await optional('metadata', async () => {
+        await audited({ target: 'pacs', action: 'set-priority', resource: `priority ${result.priority}` }, () => sink.setPriority(instance, result));
+        result.written.metadata = true;
+        await store.saveResult(result);
+      });
     });
   };
   const fhirWrites = async (): Promise<void> => {
@@ -97,17 +120,19 @@ export async function writeBack(input: WriteBackInput, deps: PipelineDeps, timed
     }
     const writeOrder = sink.writeOrderPriority?.bind(sink);
     if (order && writeOrder && result.written.order === false) {
-      await timed('write.order', async () => {
-        const ref = `ServiceRequest/${order.resource.id ?? ''}`;
-        if (order.resource['priority'] !== result.priority) {
-          const toVersion = await audited({ target: 'fhir', action: 'order-priority', resource: `${ref} priority ${result.priority}` }, () =>
-            writeOrder(order.resource, result.priority),
-          );
-          result.orderPriority = { ref, ...(order.fromVersion ? { fromVersion: order.fromVersion } : {}), ...(toVersion ? { toVersion } : {}) };
-        }
-        result.written.order = true;
-        await store.saveResult(result);
-      });
+      await timed('write.order', () =>
+        optional('order', async () => {
+          const ref = `ServiceRequest/${order.resource.id ?? ''}`;
+          if (order.resource['priority'] !== result.priority) {
+            const toVersion = await audited({ target: 'fhir', action: 'order-priority', resource: `${ref} priority ${result.priority}` }, () =>
+              writeOrder(order.resource, result.priority),
+            );
+            result.orderPriority = { ref, ...(order.fromVersion ? { fromVersion: order.fromVersion } : {}), ...(toVersion ? { toVersion } : {}) };
+          }
+          result.written.order = true;
+          await store.saveResult(result);
+        }),
+      );
     }
   };
   const settled = await Promise.allSettled([pacsWrites(), fhirWrites(), alongside]);

@@ -16,6 +16,7 @@ import { postgresAudit, postgresFeedback, postgresRetention } from './records.ts
 import { latestResult, postgresResults } from './results.ts';
 import { postgresRetractions, readRetraction } from './retractions.ts';
 import { wholeMs } from './sql.ts';
+import { postgresVerifications } from './verifications.ts';
 import { wakeSubscription } from './wake.ts';
 
 export interface PostgresStoreOptions extends PostgresConnection {
@@ -53,6 +54,7 @@ export async function openPostgresStore(options: PostgresStoreOptions): Promise<
     ...postgresFeedback(pool, clock),
     ...postgresAudit(pool, clock),
     ...postgresRetractions(pool, schema, clock),
+    ...postgresVerifications(pool, clock),
     ...postgresRetention(pool),
     async study(uid: string) {
       const job = await readJob(pool, uid);

@@ -139,6 +139,38 @@ export const MIGRATIONS: readonly string[] = [
      created_at bigint NOT NULL
    );
    CREATE INDEX picture_sources_age ON picture_sources (created_at);`,
+  // 4: the worklist's study fields (state/worklist-sql.ts), as SQLite's version 9; "C" so that
+  // they order bytewise as on SQLite. Never the patient's name or ID.
+  `ALTER TABLE study_latest
+     ADD COLUMN accession_number text COLLATE "C",
+     ADD COLUMN study_description text COLLATE "C",
+     ADD COLUMN study_date text COLLATE "C",
+     ADD COLUMN study_time text COLLATE "C",
+     ADD COLUMN patient_sex text COLLATE "C",
+     ADD COLUMN patient_age_days integer;
+   CREATE INDEX study_latest_accession ON study_latest (accession_number);
+   CREATE INDEX study_latest_study_date ON study_latest (study_date, study_time);`,
+  // 5: verifications, as SQLite's version 10.
+  `CREATE TABLE verifications (
+     result_key text COLLATE "C" PRIMARY KEY,
+     study_uid text COLLATE "C" NOT NULL,
+     reader text NOT NULL,
+     verified_at bigint NOT NULL,
+     feedback_id text NOT NULL,
+     state text NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+     attempts integer NOT NULL DEFAULT 0,
+     next_attempt_at bigint NOT NULL,
+     error_code text,
+     last_error text,
+     outcome text,
+     lease_owner text,
+     lease_until bigint,
+     requested_at bigint NOT NULL,
+     updated_at bigint NOT NULL,
+     done_at bigint
+   );
+   CREATE INDEX verifications_due ON verifications (state, next_attempt_at);
+   CREATE INDEX verifications_study ON verifications (study_uid);`,
 ];
 
 /**

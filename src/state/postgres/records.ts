@@ -6,15 +6,20 @@ import type { AuditLog, FeedbackStore, Retention } from '../ports.ts';
 import { toAuditRecord, toFeedback, type AuditRow, type FeedbackRow } from '../rows.ts';
 import { transaction } from './database.ts';
 import { boundMs } from './sql.ts';
+import { requestVerification } from './verifications.ts';
 
 export function postgresFeedback(pool: pg.Pool, clock: () => number): FeedbackStore {
   return {
     async addFeedback(feedback) {
       const stored: Feedback = { ...feedback, id: randomUUID(), createdAt: clock() };
-      await pool.query(
-        `INSERT INTO feedback (id, study_uid, finding_code, verdict, note, created_by, result_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-        [stored.id, stored.studyInstanceUID, stored.findingCode, stored.verdict, stored.note ?? null, stored.by, stored.resultKey ?? null, stored.createdAt],
-      );
+      const resultKey = stored.verdict === 'accept' ? stored.resultKey : undefined;
+      await transaction(pool, async (sql) => {
+        await sql.query(
+          `INSERT INTO feedback (id, study_uid, finding_code, verdict, note, created_by, result_key, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+          [stored.id, stored.studyInstanceUID, stored.findingCode, stored.verdict, stored.note ?? null, stored.by, stored.resultKey ?? null, stored.createdAt],
+        );
+        if (resultKey) await requestVerification(sql, { resultKey, studyInstanceUID: stored.studyInstanceUID, reader: stored.by, feedbackId: stored.id, now: stored.createdAt });
+      });
       return stored;
     },
 

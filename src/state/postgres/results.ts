@@ -6,9 +6,10 @@
 import type pg from 'pg';
 import type { ImageKind, StoredResult, WorklistFilter } from '../../domain/records.ts';
 import type { ResultStore } from '../ports.ts';
-import { DEFAULT_WORKLIST_LIMIT, latestRow, pictureKinds, toPictureSource, WORKLIST_COLUMNS, WORKLIST_FROM, WORKLIST_ORDER, worklistEntry, type WorklistRow } from '../rows.ts';
+import { DEFAULT_WORKLIST_LIMIT, latestRow, pictureKinds, toPictureSource, WORKLIST_COLUMNS, WORKLIST_FROM, worklistEntry, type WorklistRow } from '../rows.ts';
 import { transaction, type Sql } from './database.ts';
 import { boundMs, lockStudy, wholeMs } from './sql.ts';
+import { STUDY_COLUMNS, studyColumnValues, studyFieldClauses, worklistOrder } from '../worklist-sql.ts';
 
 async function latestBody(sql: Sql, studyUid: string): Promise<string | undefined> {
   const { rows } = await sql.query<{ body: string }>(`SELECT body FROM results WHERE study_uid = $1 ORDER BY created_at DESC, seq DESC LIMIT 1`, [studyUid]);
@@ -30,13 +31,15 @@ async function refreshLatest(sql: Sql, studyUid: string): Promise<void> {
   const result = await latestResult(sql, studyUid);
   if (!result) return;
   const row = latestRow(result);
+  const study = studyColumnValues(result);
   await sql.query(
-    `INSERT INTO study_latest (study_uid, result_key, priority, priority_rank, top_probability, modality, created_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+    `INSERT INTO study_latest (study_uid, result_key, priority, priority_rank, top_probability, modality, created_at, ${STUDY_COLUMNS.join(', ')})
+     VALUES ($1, $2, $3, $4, $5, $6, $7, ${STUDY_COLUMNS.map((_, i) => `$${i + 8}`).join(', ')})
      ON CONFLICT (study_uid) DO UPDATE SET
        result_key = excluded.result_key, priority = excluded.priority, priority_rank = excluded.priority_rank,
-       top_probability = excluded.top_probability, modality = excluded.modality, created_at = excluded.created_at`,
-    [studyUid, row.resultKey, row.priority, row.rank, row.top, row.modality, wholeMs(row.createdAt)],
+       top_probability = excluded.top_probability, modality = excluded.modality, created_at = excluded.created_at,
+       ${STUDY_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`,
+    [studyUid, row.resultKey, row.priority, row.rank, row.top, row.modality, wholeMs(row.createdAt), ...study],
   );
 }
 
@@ -49,6 +52,7 @@ function worklistWhere(filter: WorklistFilter, params: unknown[]): string {
   if (filter.modality && filter.modality.length > 0) clauses.push(`l.modality = ANY(${p(filter.modality.map((m) => m.toUpperCase()))}::text[])`);
   if (filter.since !== undefined) clauses.push(`j.enqueued_at >= ${p(boundMs(filter.since))}`);
   if (filter.until !== undefined) clauses.push(`j.enqueued_at < ${p(boundMs(filter.until))}`);
+  clauses.push(...studyFieldClauses(filter, p));
   return clauses.length > 0 ? `WHERE ${clauses.map((c) => `(${c})`).join(' AND ')}` : '';
 }
 
@@ -118,7 +122,7 @@ export function postgresResults(pool: pg.Pool, schema: string, clock: () => numb
          FROM ${WORKLIST_FROM}
          LEFT JOIN results r ON r.result_key = l.result_key
          ${where}
-         ${WORKLIST_ORDER}
+         ${worklistOrder(query.sort)}
          LIMIT ${limit} OFFSET ${offset}`,
         params,
       );

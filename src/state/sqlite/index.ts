@@ -9,6 +9,7 @@ import { readJob, sqliteJobQueue } from './jobs.ts';
 import { sqliteIngestState } from './ingest.ts';
 import { latestResultSync, sqliteResults } from './results.ts';
 import { readRetraction, sqliteRetractions } from './retractions.ts';
+import { sqliteVerifications } from './verifications.ts';
 import { sqliteAudit, sqliteFeedback, sqliteRetention } from './records.ts';
 
 export interface SqliteStoreOptions {
@@ -28,6 +29,7 @@ export function openSqliteStore(file: string, options: SqliteStoreOptions = {}):
     ...sqliteFeedback(db, clock),
     ...sqliteAudit(db, clock),
     ...sqliteRetractions(db, clock),
+    ...sqliteVerifications(db, clock),
     ...sqliteRetention(db),
     async study(uid) {
       const job = readJob(db, uid);

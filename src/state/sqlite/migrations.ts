@@ -72,7 +72,7 @@ export const MIGRATIONS: readonly (string | Migration)[] = [
      );`,
     backfill: (db) => {
       const studies = db.prepare(`SELECT DISTINCT study_uid FROM results`).all() as { study_uid: string }[];
-      for (const { study_uid } of studies) refreshLatest(db, study_uid);
+      for (const { study_uid } of studies) refreshLatest(db, study_uid, true);
     },
   },
   // 3: leases on running jobs (several workers may share a store), and the append-only audit
@@ -147,6 +147,39 @@ export const MIGRATIONS: readonly (string | Migration)[] = [
      created_at INTEGER NOT NULL
    );
    CREATE INDEX picture_sources_age ON picture_sources (created_at);`,
+  // 9: the worklist's study fields (state/worklist-sql.ts), to filter and sort on; never the
+  // patient's name or ID (those, when kept at all, stay in the result's body). Results stored
+  // before have none of them to fill in.
+  `ALTER TABLE study_latest ADD COLUMN accession_number TEXT;
+   ALTER TABLE study_latest ADD COLUMN study_description TEXT;
+   ALTER TABLE study_latest ADD COLUMN study_date TEXT;
+   ALTER TABLE study_latest ADD COLUMN study_time TEXT;
+   ALTER TABLE study_latest ADD COLUMN patient_sex TEXT;
+   ALTER TABLE study_latest ADD COLUMN patient_age_days INTEGER;
+   CREATE INDEX study_latest_accession ON study_latest (accession_number);
+   CREATE INDEX study_latest_study_date ON study_latest (study_date, study_time);`,
+  // 10: verifications — a reader's accept written to the EHR (RiskAssessment final + Provenance)
+  // as durable work with leases and retries, one per result (state/verification-rows.ts).
+  `CREATE TABLE verifications (
+     result_key TEXT PRIMARY KEY,
+     study_uid TEXT NOT NULL,
+     reader TEXT NOT NULL,
+     verified_at INTEGER NOT NULL,
+     feedback_id TEXT NOT NULL,
+     state TEXT NOT NULL CHECK (state IN ('pending', 'running', 'done', 'failed')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     next_attempt_at INTEGER NOT NULL,
+     error_code TEXT,
+     last_error TEXT,
+     outcome TEXT,
+     lease_owner TEXT,
+     lease_until INTEGER,
+     requested_at INTEGER NOT NULL,
+     updated_at INTEGER NOT NULL,
+     done_at INTEGER
+   );
+   CREATE INDEX verifications_due ON verifications (state, next_attempt_at);
+   CREATE INDEX verifications_study ON verifications (study_uid);`,
 ];
 
 /** Brings the database to the latest schema, one transaction per version. */

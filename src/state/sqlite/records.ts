@@ -5,23 +5,29 @@ import type { Feedback } from '../../domain/records.ts';
 import type { AuditLog, FeedbackStore, Retention } from '../ports.ts';
 import { toAuditRecord, toFeedback, type AuditRow, type FeedbackRow } from '../rows.ts';
 import { writeTransaction } from './sql.ts';
+import { requestVerification } from './verifications.ts';
 
 export function sqliteFeedback(db: Database.Database, clock: () => number): FeedbackStore {
   return {
     async addFeedback(feedback) {
       const stored: Feedback = { ...feedback, id: randomUUID(), createdAt: clock() };
-      db.prepare(
-        `INSERT INTO feedback (id, study_uid, finding_code, verdict, note, created_by, result_key, created_at)
-         VALUES (@id, @uid, @code, @verdict, @note, @by, @resultKey, @createdAt)`,
-      ).run({
-        id: stored.id,
-        uid: stored.studyInstanceUID,
-        code: stored.findingCode,
-        verdict: stored.verdict,
-        note: stored.note ?? null,
-        by: stored.by,
-        resultKey: stored.resultKey ?? null,
-        createdAt: stored.createdAt,
+      writeTransaction(db, () => {
+        db.prepare(
+          `INSERT INTO feedback (id, study_uid, finding_code, verdict, note, created_by, result_key, created_at)
+           VALUES (@id, @uid, @code, @verdict, @note, @by, @resultKey, @createdAt)`,
+        ).run({
+          id: stored.id,
+          uid: stored.studyInstanceUID,
+          code: stored.findingCode,
+          verdict: stored.verdict,
+          note: stored.note ?? null,
+          by: stored.by,
+          resultKey: stored.resultKey ?? null,
+          createdAt: stored.createdAt,
+        });
+        if (stored.verdict === 'accept' && stored.resultKey) {
+          requestVerification(db, { resultKey: stored.resultKey, studyInstanceUID: stored.studyInstanceUID, reader: stored.by, feedbackId: stored.id, now: stored.createdAt });
+        }
       });
       return stored;
     },

@@ -2,8 +2,9 @@
 import type Database from 'better-sqlite3';
 import type { ImageKind, StoredResult, WorklistFilter } from '../../domain/records.ts';
 import type { ResultStore } from '../ports.ts';
-import { DEFAULT_WORKLIST_LIMIT, latestRow, pictureKinds, toPictureSource, WORKLIST_COLUMNS, WORKLIST_FROM, WORKLIST_ORDER, worklistEntry, type WorklistRow } from '../rows.ts';
+import { DEFAULT_WORKLIST_LIMIT, latestRow, pictureKinds, toPictureSource, WORKLIST_COLUMNS, WORKLIST_FROM, worklistEntry, type WorklistRow } from '../rows.ts';
 import { placeholders, writeTransaction } from './sql.ts';
+import { STUDY_COLUMNS, studyColumnValues, studyFieldClauses, worklistOrder } from '../worklist-sql.ts';
 
 function latestBody(db: Database.Database, studyUid: string): string | undefined {
   const row = db
@@ -12,18 +13,29 @@ function latestBody(db: Database.Database, studyUid: string): string | undefined
   return row?.body;
 }
 
-/** Points study_latest at the study's latest result (the one latestResult returns). */
-export function refreshLatest(db: Database.Database, studyUid: string): void {
+/**
+ * Points study_latest at the study's latest result (the one latestResult returns). `schema2`: the
+ * columns of schema version 2 only, for its migration's backfill (the study columns come at 9).
+ */
+export function refreshLatest(db: Database.Database, studyUid: string, schema2 = false): void {
   const body = latestBody(db, studyUid);
   if (body === undefined) return;
-  const row = latestRow(JSON.parse(body) as StoredResult);
+  const result = JSON.parse(body) as StoredResult;
+  const row = latestRow(result);
+  if (schema2) {
+    db.prepare(
+      `INSERT INTO study_latest (study_uid, result_key, priority, priority_rank, top_probability, modality, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+    ).run(studyUid, row.resultKey, row.priority, row.rank, row.top, row.modality, row.createdAt);
+    return;
+  }
   db.prepare(
-    `INSERT INTO study_latest (study_uid, result_key, priority, priority_rank, top_probability, modality, created_at)
-     VALUES (@uid, @resultKey, @priority, @rank, @top, @modality, @createdAt)
+    `INSERT INTO study_latest (study_uid, result_key, priority, priority_rank, top_probability, modality, created_at, ${STUDY_COLUMNS.join(', ')})
+     VALUES (?, ?, ?, ?, ?, ?, ?, ${STUDY_COLUMNS.map(() => '?').join(', ')})
      ON CONFLICT (study_uid) DO UPDATE SET
        result_key = excluded.result_key, priority = excluded.priority, priority_rank = excluded.priority_rank,
-       top_probability = excluded.top_probability, modality = excluded.modality, created_at = excluded.created_at`,
-  ).run({ uid: studyUid, ...row });
+       top_probability = excluded.top_probability, modality = excluded.modality, created_at = excluded.created_at,
+       ${STUDY_COLUMNS.map((c) => `${c} = excluded.${c}`).join(', ')}`,
+  ).run(studyUid, row.resultKey, row.priority, row.rank, row.top, row.modality, row.createdAt, ...studyColumnValues(result));
 }
 
 /** WHERE clause and parameters of a worklist filter (over WORKLIST_FROM). */
@@ -50,6 +62,7 @@ export function worklistWhere(filter: WorklistFilter): { sql: string; params: (s
     clauses.push(`j.enqueued_at < ?`);
     params.push(filter.until);
   }
+  clauses.push(...studyFieldClauses(filter, (value) => (params.push(value), '?')));
   return { sql: clauses.length > 0 ? `WHERE ${clauses.map((c) => `(${c})`).join(' AND ')}` : '', params };
 }
 
@@ -115,7 +128,7 @@ export function sqliteResults(db: Database.Database, clock: () => number): Omit<
            FROM ${WORKLIST_FROM}
            LEFT JOIN results r ON r.result_key = l.result_key
            ${where.sql}
-           ${WORKLIST_ORDER}
+           ${worklistOrder(query.sort)}
            LIMIT ? OFFSET ?`,
         )
         .all(...where.params, limit, offset) as WorklistRow[];

@@ -136,7 +136,7 @@ describe('API: worklist', () => {
   });
 
   it('refuses a bad query with a 400 that lists every problem', async () => {
-    const res = await get('/api/worklist?priority=stat,soon&status=lost&modality=C-R&date=yesterday&limit=0&offset=x&sort=name&since=2024-13');
+    const res = await get('/api/worklist?priority=stat,soon&status=lost&modality=C-R&date=yesterday&limit=0&offset=x&sort=name&patient=x&since=2024-13');
     expect(res.status).toBe(400);
     const body = (await res.json()) as { error: { code: string; message: string; problems: { path: string; message: string }[] } };
     expect(body.error.code).toBe('USAGE');
@@ -146,9 +146,10 @@ describe('API: worklist', () => {
       { path: 'modality.0', message: 'must be a DICOM modality code such as CR or DX' },
       { path: 'date', message: 'must be a day, YYYY-MM-DD (UTC)' },
       { path: 'since', message: '"2024-13" is not an ISO 8601 date (YYYY-MM-DD) or date-time with a time zone' },
+      { path: 'sort', message: 'must be one of priority, received, studyDate, accession, description, modality, age, with a leading - for descending' },
       { path: 'limit', message: 'must be at least 1' },
       { path: 'offset', message: 'must be a whole number' },
-      { path: 'sort', message: 'is not a known field' },
+      { path: 'patient', message: 'is not a known field' },
     ]);
     expect(body.error.message).toMatch(/^invalid worklist query: priority\.1: "soon" is not a priority/);
     expect((await get('/api/worklist?limit=201')).status).toBe(400);
@@ -192,6 +193,7 @@ describe('API: one study', () => {
       },
       images: { thumbnail: `/api/studies/${STAT}/thumbnail.png`, saliency: `/api/studies/${STAT}/saliency.png` },
       feedback: [],
+      verification: null,
     });
     const findings = (body['result'] as { findings: unknown[] }).findings;
     expect(findings[0]).toEqual({ code: 'pneumothorax', display: 'Pneumothorax', probability: 0.91, threshold: 0.5, positive: true });
@@ -327,7 +329,11 @@ describe('API: feedback', () => {
     await post(`/api/studies/${uid}/feedback`, { findingCode: 'pneumothorax', verdict: 'reject' });
     const list = (await (await get(`/api/studies/${uid}/feedback`)).json()) as { items: { findingCode: string; verdict: string; by: string }[] };
     expect(list.items.map((f) => [f.findingCode, f.verdict, f.by])).toEqual([['pleural_effusion', 'accept', 'AB'], ['pneumothorax', 'reject', 'anonymous']]);
-    expect(((await (await get(`/api/studies/${uid}`)).json()) as { feedback: unknown[] }).feedback).toHaveLength(2);
+    const study = (await (await get(`/api/studies/${uid}`)).json()) as { feedback: unknown[]; verification: unknown };
+    expect(study.feedback).toHaveLength(2);
+    // The accept recorded its verification with it: durable work for the next pass, not written by the request.
+    expect(study.verification).toEqual({ state: 'pending', reader: 'AB', verifiedAt: stored['createdAt'], attempts: 0 });
+    expect((await store.verifications()).map((v) => [v.resultKey, v.state])).toEqual([[`key-${uid}`, 'pending']]);
     expect(await store.listFeedback()).toHaveLength(2);
   });
 
@@ -410,6 +416,7 @@ describe('API: errors and documentation', () => {
         '/',
         '/app.js',
         '/view.js',
+        '/filters.js',
         '/app.css',
         '/metrics',
         '/healthz',
@@ -453,6 +460,7 @@ describe('the worklist page', () => {
     ['/', 'text/html; charset=utf-8'],
     ['/app.js', 'text/javascript; charset=utf-8'],
     ['/view.js', 'text/javascript; charset=utf-8'],
+    ['/filters.js', 'text/javascript; charset=utf-8'],
     ['/app.css', 'text/css; charset=utf-8'],
   ])('%s is served without a token, with a strict Content-Security-Policy', async (path, type) => {
     const res = await fetch(`${base}${path}`);
@@ -466,7 +474,7 @@ describe('the worklist page', () => {
 
   it('loads nothing from another origin, keeps the token out of URLs and localStorage, and writes no HTML from data', async () => {
     const html = await (await fetch(`${base}/`)).text();
-    const js = (await (await fetch(`${base}/app.js`)).text()) + (await (await fetch(`${base}/view.js`)).text());
+    const js = (await Promise.all(['/app.js', '/view.js', '/filters.js'].map(async (f) => (await fetch(`${base}${f}`)).text()))).join('\n');
     const css = await (await fetch(`${base}/app.css`)).text();
     for (const text of [html, js, css]) expect(text).not.toMatch(/(https?:)?\/\/[a-z0-9.-]+\.[a-z]{2,}\//i);
     expect(js).toContain('sessionStorage');

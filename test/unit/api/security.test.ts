@@ -69,7 +69,7 @@ describe('unauthenticated requests', () => {
   });
 
   it('the public routes are exactly the documented few', () => {
-    expect(ROUTES.filter((r) => r.access === 'public').map((r) => r.path).sort()).toEqual(['/', '/app.css', '/app.js', '/healthz', '/openapi.json', '/readyz', '/view.js']);
+    expect(ROUTES.filter((r) => r.access === 'public').map((r) => r.path).sort()).toEqual(['/', '/app.css', '/app.js', '/filters.js', '/healthz', '/openapi.json', '/readyz', '/view.js']);
   });
 
   it('an unknown /api path answers 401 too (nothing is learnt without the token)', async () => {

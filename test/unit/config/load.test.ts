@@ -21,6 +21,15 @@ describe('loadConfig', () => {
     expect(config.fhir).toBeUndefined();
   });
 
+  it('api.viewerUrlTemplate: a template with {StudyInstanceUID} is taken; a javascript: one is refused with its path', () => {
+    const ohif = 'https://viewer.example.org/viewer?StudyInstanceUIDs={StudyInstanceUID}';
+    expect(loadConfig({ env: { PACS_TRIAGE_API__VIEWER_URL_TEMPLATE: ohif } }).api.viewerUrlTemplate).toBe(ohif);
+    expect(loadConfig({ env: {} }).api.showPatientIdentity).toBe(false);
+    expect(() => loadConfig({ env: { PACS_TRIAGE_API__VIEWER_URL_TEMPLATE: 'javascript:alert({StudyInstanceUID})' } })).toThrow(
+      /api\.viewerUrlTemplate: must be an http or https URL \(not javascript:\)/,
+    );
+  });
+
   it('nests environment variables on "__" and camel-cases their segments', () => {
     const config = loadConfig({
       env: {

@@ -106,8 +106,12 @@ describe('docker/Dockerfile', () => {
     expect(copies('os-gpu').map((c) => [c.from, c.dest])).toContainEqual(['node', '/usr/local/bin/node']);
     expect(stage('deps', all).from).toBe('os-${VARIANT}');
     expect(runtime!.from).toBe('os-${VARIANT}');
-    // CUDA provider libraries at npm ci time, for the gpu variant only.
-    expect(runText('deps')).toMatch(/if \[ "\$VARIANT" = "gpu" \]; then export ONNXRUNTIME_NODE_INSTALL=cuda12; fi\s*\\?\s*&& npm ci/);
+    // npm ci runs no onnxruntime-node script (it would fetch CUDA from NuGet), and no .npmrc key npm 11 warns about is needed for that.
+    const pkg = JSON.parse(readFileSync(ROOT + 'package.json', 'utf8')) as { allowScripts: Record<string, boolean> };
+    expect(pkg.allowScripts['onnxruntime-node']).toBe(false);
+    expect(existsSync(ROOT + '.npmrc') ? readFileSync(ROOT + '.npmrc', 'utf8') : '').not.toMatch(/onnxruntime/);
+    // CUDA provider libraries after npm ci (whose allowScripts skip onnxruntime-node's script), for the gpu variant only.
+    expect(runText('deps')).toMatch(/npm ci[^\n]*\s*\\?\s*&& if \[ "\$VARIANT" = "gpu" \]; then ONNXRUNTIME_NODE_INSTALL=cuda12 node node_modules\/onnxruntime-node\/script\/install\.js; fi/);
     expect(stageEnv(stage('os-gpu', all))['PACS_TRIAGE_MODEL__EXECUTION_PROVIDERS']).toBe('cuda,cpu');
     expect(stageEnv(stage('os-cpu', all))['PACS_TRIAGE_MODEL__EXECUTION_PROVIDERS']).toBeUndefined();
     // node-gyp for better-sqlite3 needs these in the build stage.

@@ -140,6 +140,9 @@ describe('retraction: pure parts', () => {
     expect(pendingWrite('done', [waiting])).toBe(false);
     expect(pendingWrite('queued', [written])).toBe(false);
     expect(pendingWrite('queued', [{ ...waiting, notes: ['fhir skipped: no Patient'] }])).toBe(false);
+    // Metadata refused for a configuration reason is not pending: the job will not write it.
+    const refused = result('k1', 'x', { written: { pacs: true, metadata: false, fhir: true }, warnings: [{ write: 'metadata', cause: 'pacs-metadata-undeclared', message: 'm', fix: 'f' }] });
+    expect(pendingWrite('queued', [refused])).toBe(false);
   });
 });
 
@@ -205,6 +208,20 @@ describe('retraction: what is written', () => {
     expect(await store.getRetraction(UID)).toMatchObject({ state: 'failed', errorCode: 'UPSTREAM_REJECTED', lastError: 'fhir 422' });
     expect((await requestMarkedWrong(store, UID, 'again')).created).toBe(true);
     expect(await drainRetractions(deps, policy, lease)).toEqual([{ status: 'done' }]);
+  });
+
+  it('Orthanc without our UserMetadata: the rejection note and FHIR are written; the mark is skipped with a note naming the fix', async () => {
+    const { store, servers, deps } = await setup();
+    servers.markRetracted = async () => {
+      servers.calls.push('mark');
+      throw new TriageError('CONFIG_INVALID', 'Orthanc refused the study metadata', { where: 'pacs.userMetadata', status: 404 });
+    };
+    await requestMarkedWrong(store, UID, 'wrong');
+    expect(await drainRetractions(deps, policy, lease)).toEqual([{ status: 'done' }]);
+    expect(servers.notes).toHaveLength(1);
+    expect([...servers.ras.values()].map((r) => r['status'])).toEqual(['entered-in-error', 'entered-in-error']);
+    expect(await store.getRetraction(UID)).toMatchObject({ state: 'done', written: { pacs: true, metadata: true, fhir: true } });
+    expect((await store.getRetraction(UID))?.notes).toEqual([expect.stringMatching(/^metadata not marked: Orthanc does not know .*; fix: declare "UserMetadata"/)]);
   });
 
   it('the study was deleted: no PACS write, a note; only FHIR and the store change', async () => {

@@ -117,4 +117,14 @@ describe('encodeStage writes and stores the Instance Number', () => {
     expect(again.result.instanceNumber).toBe(2);
     expect(Buffer.from(again.sr.part10).equals(Buffer.from(second.sr.part10))).toBe(true);
   });
+
+  it("keeps the study's worklist fields with the result; the patient's name and ID only with keepPatientIdentity", async () => {
+    const off = await encodeStage(input('key-1'), deps([]), stageTimer({}));
+    expect(off.result.study).toMatchObject({ accessionNumber: study.AccessionNumber });
+    expect(off.result.study).not.toHaveProperty('patientName');
+    expect(off.result.study).not.toHaveProperty('patientId');
+    const on = await encodeStage(input('key-1'), { ...deps([]), keepPatientIdentity: true }, stageTimer({}));
+    expect(on.result.study).toMatchObject({ patientName: study.PatientName, patientId: study.PatientID });
+    expect(Buffer.from(on.sr.part10).equals(Buffer.from(off.sr.part10))).toBe(true);
+  });
 });

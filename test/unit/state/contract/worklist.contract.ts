@@ -102,6 +102,44 @@ describe(`${engine.name}: worklist`, () => {
     expect(await store.countWorklist({ modality: ['DX', 'MR'] })).toBe(1);
   });
 
+  it("the study's fields: on each entry, filtered and sorted on (entries without the field last, either way), the same on every engine", async () => {
+    const { store } = await seeded([['1.1', 'queued'], ['1.2', 'queued'], ['1.3', 'queued'], ['1.4', 'queued']]);
+    const fields: Record<string, StoredResult['study']> = {
+      '1.1': { accessionNumber: 'A100', studyDescription: 'XR Chest PA', studyDate: '20260110', studyTime: '083000', patientAge: '045Y', patientSex: 'F' },
+      '1.2': { accessionNumber: 'A200', studyDescription: 'Thorax 100%_ap', studyDate: '20260110', studyTime: '120000', patientAge: '006M', patientSex: 'M' },
+      '1.3': { accessionNumber: 'a300', studyDescription: 'CHEST portable', studyDate: '20251231', patientAge: '080Y', patientSex: 'O' },
+    };
+    for (const [uid, priority, p] of [['1.1', 'urgent', 0.6], ['1.2', 'stat', 0.9], ['1.3', 'routine', 0.1], ['1.4', 'routine', 0.2]] as const) {
+      await store.claim(Number.MAX_SAFE_INTEGER);
+      await store.saveResult(result(uid, priority, p, fields[uid] ? { study: fields[uid] } : {}));
+      await store.finish(uid, 'done', undefined);
+    }
+    expect((await store.worklist()).find((e) => e.studyInstanceUID === '1.1')).toMatchObject({ ...fields['1.1'], priority: 'urgent' });
+    const uids = async (q: Parameters<Store['worklist']>[0]): Promise<string[]> => (await store.worklist(q)).map((e) => e.studyInstanceUID);
+    expect(await uids({ accession: 'A200' })).toEqual(['1.2']);
+    expect(await uids({ accession: 'A300' })).toEqual([]);
+    expect(await uids({ description: 'chest' })).toEqual(['1.1', '1.3']);
+    // LIKE's wildcards in a description are matched as themselves.
+    expect(await uids({ description: '100%_' })).toEqual(['1.2']);
+    expect(await uids({ description: '%' })).toEqual(['1.2']);
+    expect(await uids({ studyDateFrom: '20260101' })).toEqual(['1.2', '1.1']);
+    expect(await uids({ studyDateTo: '20251231' })).toEqual(['1.3']);
+    expect(await uids({ sex: ['f', 'O'] })).toEqual(['1.1', '1.3']);
+    expect(await uids({ ageFrom: 1 })).toEqual(['1.1', '1.3']);
+    expect(await uids({ ageFrom: 45, ageTo: 45 })).toEqual(['1.1']);
+    expect(await uids({ ageTo: 0 })).toEqual(['1.2']);
+    expect(await store.countWorklist({ description: 'chest', sex: ['F'] })).toBe(1);
+    expect(await uids({ sort: { key: 'studyDate', descending: false } })).toEqual(['1.3', '1.1', '1.2', '1.4']);
+    expect(await uids({ sort: { key: 'studyDate', descending: true } })).toEqual(['1.2', '1.1', '1.3', '1.4']);
+    expect(await uids({ sort: { key: 'accession', descending: false } })).toEqual(['1.1', '1.2', '1.3', '1.4']);
+    expect(await uids({ sort: { key: 'description', descending: false } })).toEqual(['1.3', '1.2', '1.1', '1.4']);
+    expect(await uids({ sort: { key: 'age', descending: true } })).toEqual(['1.3', '1.1', '1.2', '1.4']);
+    expect(await uids({ sort: { key: 'received', descending: true } })).toEqual(['1.4', '1.3', '1.2', '1.1']);
+    expect(await uids({ sort: { key: 'priority', descending: false } })).toEqual(['1.2', '1.1', '1.4', '1.3']);
+    expect(await uids({ sort: { key: 'priority', descending: true } })).toEqual(['1.3', '1.4', '1.1', '1.2']);
+    expect(await uids({ sort: { key: 'studyDate', descending: false }, limit: 2, offset: 1 })).toEqual(['1.1', '1.2']);
+  });
+
   it('shows a requeued study without its old priority, and its latest result again once done', async () => {
     const { store } = await seeded([['1.1', 'stat', 0.9], ['1.2', 'urgent', 0.6]]);
     await store.requeue('1.1');

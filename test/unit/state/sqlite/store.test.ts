@@ -12,6 +12,7 @@ import type { Store } from '../../../../src/state/ports.ts';
 import type { StoreEngine } from '../contract/engine.ts';
 import { jobQueueContract } from '../contract/jobs.contract.ts';
 import { recordsContract } from '../contract/records.contract.ts';
+import { verificationContract } from '../contract/verifications.contract.ts';
 import { retractionContract } from '../contract/retractions.contract.ts';
 import { result, worklistContract } from '../contract/worklist.contract.ts';
 
@@ -46,6 +47,7 @@ jobQueueContract(sqlite);
 worklistContract(sqlite);
 retractionContract(sqlite);
 recordsContract(sqlite);
+verificationContract(sqlite);
 
 describe('sqlite only', () => {
   it('migrates a version-1 database: the results already there rank on the worklist', async () => {
@@ -71,7 +73,7 @@ describe('sqlite only', () => {
     expect((await store.worklist()).map((e) => [e.studyInstanceUID, e.priority])).toEqual([['1.2', 'stat'], ['1.1', 'urgent']]);
     await store.close();
     const reopened = new Database(file);
-    expect(reopened.pragma('user_version', { simple: true })).toBe(8);
+    expect(reopened.pragma('user_version', { simple: true })).toBe(10);
     reopened.close();
   });
 });
