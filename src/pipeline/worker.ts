@@ -4,7 +4,8 @@ import { asTriageError } from '../domain/errors.ts';
 import type { Job } from '../domain/records.ts';
 import type { Lease } from '../state/ports.ts';
 import type { PipelineDeps } from './ports.ts';
-import { processStudy, type StudyOutcome } from './process-study.ts';
+import type { StudyOutcome } from './process-study.ts';
+import { processStudyModels } from './process-models.ts';
 import { WriteBackPending } from './writeback/write-back.ts';
 
 export interface RetryPolicy {
@@ -48,7 +49,7 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
     : undefined;
   heartbeat?.unref();
   try {
-    const outcome = await processStudy(job.studyInstanceUID, deps, timings);
+    const { outcome } = await processStudyModels(job.studyInstanceUID, deps, timings);
     timings['total'] = Math.round(performance.now() - started);
     await deps.store.finish(job.studyInstanceUID, outcome.status, outcome.status === 'skipped' ? outcome.reason : undefined, timings, lease?.owner);
     deps.metrics?.observeTimings(timings);
