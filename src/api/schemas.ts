@@ -226,6 +226,10 @@ export const studySchema = z
           .meta({ description: 'the DICOM SR in the source study; wadoRsPath is relative to the DICOMweb root' }),
         riskAssessment: z.string().nullable().meta({ description: 'the FHIR RiskAssessment reference, when written' }),
         sourceSopInstanceUIDs: z.array(z.string()),
+        selectedBy: z
+          .object({ rule: z.string(), attributes: z.array(z.string()) })
+          .optional()
+          .meta({ description: 'the series-selection rule that chose the source image and the attributes it matched on (mappings/series-selection.yaml)' }),
         written,
         notes: z.array(z.string()),
         createdAt: ms,

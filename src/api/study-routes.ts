@@ -83,6 +83,7 @@ export function studyHandlers(options: StudyRouteOptions): Record<string, Handle
               sr: { seriesInstanceUID: r.srSeriesInstanceUID, sopInstanceUID: r.srSopInstanceUID, wadoRsPath: `/studies/${uid}/series/${r.srSeriesInstanceUID}/instances/${r.srSopInstanceUID}` },
               riskAssessment: r.riskAssessmentRef ?? null,
               sourceSopInstanceUIDs: r.sourceSopInstanceUIDs,
+              ...(r.selectedBy ? { selectedBy: r.selectedBy } : {}),
               written: r.written,
               notes: r.notes,
               createdAt: r.createdAt,

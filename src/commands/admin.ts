@@ -54,15 +54,31 @@ retry: queue a failed (or finished) study again, attempts reset.`,
 
 export const doctorCommand: Command = {
   name: 'doctor',
-  synopsis: 'doctor',
-  description: 'Check the model, the mappings, the PACS and the FHIR server; exit 1 when a check fails.',
-  options: {},
+  synopsis: 'doctor [--json]',
+  description: `Check what will break before the first study: the model, the mappings against it, the PACS (REST and
+DICOMweb roots, STOW-RS, Orthanc's user metadata) and the FHIR server (transactions, conditional create, the
+search parameters the mappings use). Nothing is stored or changed. Each check is ok, warn or FAIL, with
+the fix; exit 1 when one fails. --json: { ok, paths, checks: [{ name, status, detail, fix? }] }.`,
+  options: { json: { type: 'boolean', default: false } },
   async run(values, _positionals, out) {
-    const checks = await doctor(configFor(values), loggerFor(values));
-    for (const c of checks) out.stdout(`${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(26)} ${c.detail}`);
-    return checks.every((c) => c.ok) ? 0 : 1;
+    const configFile = values.config ?? process.env['PACS_TRIAGE_CONFIG'];
+    const report = await doctor(configFor(values), loggerFor(values), { configFile });
+    if (values['json']) {
+      out.stdout(JSON.stringify(report));
+    } else {
+      out.stdout(`config    ${report.paths.config ?? '(no file: defaults and PACS_TRIAGE_* environment)'}`);
+      out.stdout(`model     ${report.paths.model}`);
+      out.stdout(`mappings  ${report.paths.mappings}`);
+      for (const c of report.checks) {
+        out.stdout(`${STATUS_LABEL[c.status]} ${c.name.padEnd(30)} ${c.detail}`);
+        if (c.fix) out.stdout(`${' '.repeat(36)}fix: ${c.fix}`);
+      }
+    }
+    return report.ok ? 0 : 1;
   },
 };
+
+const STATUS_LABEL = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
 
 export const evaluateCommand: Command = {
   name: 'evaluate',

@@ -24,7 +24,16 @@ const ruleSet = z.object({
       z
         .object({
           name: z.string().min(1),
+          /** Every attribute here must match. */
           match: z.record(z.string(), matcher),
+          /**
+           * At least one attribute here must match, tried in the order written; the one that did is
+           * recorded with the result (several attributes may name the body part: descriptions, protocol).
+           */
+          matchAny: z
+            .record(z.string(), matcher)
+            .refine((r) => Object.keys(r).length > 0, 'matchAny needs at least one attribute')
+            .optional(),
           exclude: z.record(z.string(), matcher).optional(),
         })
         .strict(),
@@ -178,7 +187,7 @@ export function loadMappings(dir: string, findingCodes?: readonly string[]): Map
   const ruleSets = selection ? [['', selection] as const, ...Object.entries(selection.models ?? {}).map(([id, set]) => [`models.${id}.`, set] as const)] : [];
   for (const [prefix, set] of ruleSets) {
     set.rules.forEach((rule, i) => {
-      for (const [field, value] of Object.entries({ ...rule.match, ...(rule.exclude ?? {}) })) {
+      for (const [field, value] of [rule.match, rule.matchAny ?? {}, rule.exclude ?? {}].flatMap((m) => Object.entries(m))) {
         for (const v of Array.isArray(value) ? value : [value]) {
           if (typeof v === 'string' && v.length > 1 && v.startsWith('/') && v.endsWith('/')) {
             try {

@@ -47,6 +47,9 @@ const META: { readonly [K in keyof Required<InstanceMeta>]: Spec } = {
   PatientSex: [0x00100040, 'CS', 'string', true],
   PatientAge: [0x00101010, 'AS', 'string', true],
   BodyPartExamined: [0x00180015, 'CS', 'string', true],
+  // ProtocolName and RequestedProcedureDescription: series selection reads them when an archive
+  // leaves BodyPartExamined empty (mappings/series-selection.yaml).
+  ProtocolName: [0x00181030, 'LO', 'string', true],
   ViewPosition: [0x00185101, 'CS', 'string', true],
   StudyInstanceUID: [0x0020000d, 'UI', 'uid', true],
   SeriesInstanceUID: [0x0020000e, 'UI', 'uid', true],
@@ -59,6 +62,7 @@ const META: { readonly [K in keyof Required<InstanceMeta>]: Spec } = {
   NumberOfFrames: [0x00280008, 'IS', 'number', true],
   Rows: [0x00280010, 'US', 'number', true],
   Columns: [0x00280011, 'US', 'number', true],
+  RequestedProcedureDescription: [0x00321060, 'LO', 'string', true],
 };
 
 /** The Image Pixel module, rescale and the first window: read by the pixel description. */

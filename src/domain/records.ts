@@ -86,6 +86,12 @@ export interface StoredResult {
    * so a re-encode is byte-identical. Absent in results stored before it was kept (their SR says 1).
    */
   instanceNumber?: number;
+  /**
+   * Which series-selection rule chose the source image, and the attributes it matched on (e.g.
+   * ["Modality", "SeriesDescription"] for an image without BodyPartExamined). Absent in results
+   * stored before it was recorded. Not part of the result key: the mappings version already is.
+   */
+  selectedBy?: { rule: string; attributes: string[] };
 }
 
 export interface WorklistEntry {

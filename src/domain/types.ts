@@ -23,6 +23,10 @@ export interface InstanceMeta {
   Modality?: string;
   BodyPartExamined?: string;
   SeriesDescription?: string;
+  /** The acquisition protocol's name (0018,1030): where many archives name the body part when BodyPartExamined is empty. */
+  ProtocolName?: string;
+  /** The Requested Procedure Description (0032,1060), copied from the order: "XR Chest PA", "Thorax p.a.". */
+  RequestedProcedureDescription?: string;
   ViewPosition?: string;
   ImageType?: string[];
   SeriesNumber?: number;

@@ -52,7 +52,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
 
   const selection = await selectStage(studyInstanceUID, deps, timed);
   if (!selection.selected) return { status: 'skipped', reason: selection.reason };
-  const { instance, study } = selection;
+  const { instance, study, selectedBy } = selection;
 
   const previous = await latestResultOf(deps.store, studyInstanceUID, manifest.id);
   // A study never processed needs its pixels whatever the FHIR server says, so they are fetched
@@ -103,7 +103,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   const priority = priorityOf(findings, mappings.priority);
   const writesOrder = context.order !== undefined && deps.sink.writeOrderPriority !== undefined;
   const encoded = await encodeStage(
-    { key, study, instance, findings, priority, clinical: context.clinical, usedVersions: context.usedVersions, sameKey, previous, writesOrder },
+    { key, study, instance, selectedBy, findings, priority, clinical: context.clinical, usedVersions: context.usedVersions, sameKey, previous, writesOrder },
     deps,
     timed,
   );

@@ -350,6 +350,9 @@ function capabilityStatement(base: string): CapabilityStatement {
         resource: types.map((type) => ({
           type: type as 'Patient',
           interaction: interactions.map((code) => ({ code })),
+          // As real servers (HAPI, Firely) declare them: updates honour If-Match, vread reads history.
+          versioning: 'versioned-update',
+          readHistory: true,
           conditionalCreate: true,
           conditionalUpdate: true,
           searchParam: Object.values(globalSchema.types[type]?.searchParams ?? {}).map((sp) => ({

@@ -5,6 +5,7 @@
  *
  *   npm run bench -- [--n 200] [--trickle 20] [--concurrency 8] [--backlog 0] [--out out/bench]
  *                    [--stable-age 1] [--burst-stable own|orthanc] [--e2e-only]
+ *   npm run bench -- --live-under-backlog 10000 | --store postgres --replicas 1,3   (scale.ts)
  *
  * Orthanc listens on every interface, so the npm script runs this inside `unshare --net` with
  * only loopback (root needed, as for the tests).
@@ -37,17 +38,16 @@ import { FhirServerSource } from '../../src/adapters/fhir/clinical-source.ts';
 import { TriageModel, type ModelInput } from '../../src/adapters/model/index.ts';
 import { OrthancClient } from '../../src/adapters/orthanc/client.ts';
 import { loadMappings } from '../../src/config/mappings.ts';
-import { deriveUid } from '../../src/domain/uids.ts';
 import type { InstanceMeta } from '../../src/domain/types.ts';
 import { createLogger } from '../../src/observability/logging.ts';
 import { gatherClinicalContext } from '../../src/pipeline/context/fhir-context.ts';
-import { readPart10, writePart10 } from '../../src/dicom/part10.ts';
 import { encodeFhirResults } from '../../src/pipeline/encode/fhir.ts';
 import { encodeSr } from '../../src/pipeline/encode/sr.ts';
 import { imageToTensor } from '../../src/pipeline/preprocess/index.ts';
 import { readDicom } from '../../src/dicom/index.ts';
 import { studyMetaOf } from '../../src/pipeline/encode/study-modules.ts';
 import { startFhirServer } from '../../src/sandbox/fhir-server.ts';
+import { cpuMs, peakRssMb, quantile, round, SrWatcher, studyMaker } from './kit.ts';
 import { freePorts, startOrthanc } from '../../src/sandbox/orthanc.ts';
 
 const { values } = parseArgs({
@@ -62,30 +62,36 @@ const { values } = parseArgs({
     /** The burst's ingest: "own" (ingest.stableAgeS, NewInstance changes) or "orthanc" (StableStudy). */
     'burst-stable': { type: 'string', default: 'own' },
     'e2e-only': { type: 'boolean', default: false },
+    /** The scale phases (test/bench/scale.ts) instead of the pipeline's: live studies' latency with this many queued as backfill. */
+    'live-under-backlog': { type: 'string', default: '0' },
+    /** The scale phases: a burst on each of these numbers of serve replicas (e.g. 1,3). */
+    replicas: { type: 'string', default: '' },
+    store: { type: 'string', default: 'sqlite' },
   },
 });
+if (Number(values['live-under-backlog']) > 0 || values.replicas !== '') {
+  const { runScale } = await import('./scale.ts');
+  if (values.store !== 'sqlite' && values.store !== 'postgres') throw new Error(`--store sqlite|postgres, not ${values.store}`);
+  await runScale({
+    liveUnderBacklog: Number(values['live-under-backlog']),
+    store: values.store,
+    replicas: values.replicas === '' ? [] : values.replicas.split(',').map(Number),
+    n: Number(values.n),
+    trickle: Number(values.trickle),
+    concurrency: Number(values.concurrency),
+    stableAgeS: Number(values['stable-age']),
+    out: values.out,
+  });
+  process.exit(0);
+}
 const N = Number(values.n);
 const TRICKLE = Number(values.trickle);
 const BACKLOG = Number(values.backlog);
 const DEMO = 'test/fixtures/demo';
 const log = createLogger('warn');
 const say = (line: string): void => void process.stderr.write(`${line}\n`);
-const round = (x: number, d = 1): number => Math.round(x * 10 ** d) / 10 ** d;
-const quantile = (xs: number[], q: number): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor(q * s.length))] ?? Number.NaN;
-};
 
-// ---------------------------------------------------------------- data: demo studies under new UIDs
-const demoFiles = readdirSync(path.join(DEMO, 'dicom')).filter((f) => f.endsWith('.dcm')).map((f) => readFileSync(path.join(DEMO, 'dicom', f)));
-function makeStudy(tag: string, i: number): { uid: string; part10: Uint8Array } {
-  const ds = readPart10(demoFiles[i % demoFiles.length]!);
-  const key = `bench ${tag} ${i}`;
-  ds['StudyInstanceUID'] = deriveUid('2.25', key, 'tracking:study');
-  ds['SeriesInstanceUID'] = deriveUid('2.25', key, 'tracking:series');
-  ds['SOPInstanceUID'] = deriveUid('2.25', key, 'tracking:sop');
-  return { uid: String(ds['StudyInstanceUID']), part10: writePart10(ds) };
-}
+const makeStudy = studyMaker(DEMO);
 
 // ---------------------------------------------------------------- servers
 // The webhook phase needs Orthanc's Lua script to know where to post before Orthanc starts.
@@ -126,67 +132,6 @@ function config(name: string, over: Record<string, unknown>): string {
   return file;
 }
 
-/** Watches Orthanc's /changes for new SR instances; resolves arrival times per study. */
-class SrWatcher {
-  private since = 0;
-  readonly arrived = new Map<string, number>();
-  /** 50 ms while latency is measured; longer during the burst, where its own load on Orthanc and this process would count against the pipeline. */
-  intervalMs = 50;
-  /** When Orthanc first declared each study stable: the floor under any ingest mode's latency. */
-  readonly stable = new Map<string, number>();
-  private readonly studyUids = new Map<string, string>();
-  private timer: NodeJS.Timeout | undefined;
-  async start(): Promise<void> {
-    this.since = (await rest.changes(0, 1)).last;
-    const tick = async (): Promise<void> => {
-      try {
-        await this.poll();
-      } catch (err) {
-        say(`  SR watcher: ${(err as Error).message}; polling again`);
-      }
-      this.timer = setTimeout(() => void tick(), this.intervalMs);
-    };
-    await tick();
-  }
-  private async poll(): Promise<void> {
-    {
-      const page = await rest.changes(this.since, 1000);
-      const now = performance.now();
-      for (const c of page.changes) {
-        if (c.changeType === 'StableStudy') {
-          const study = await rest.http.json<{ MainDicomTags?: { StudyInstanceUID?: string } }>({ path: `studies/${c.orthancId}` }).catch(() => undefined);
-          const uid = study?.MainDicomTags?.StudyInstanceUID;
-          if (uid && !this.stable.has(uid)) this.stable.set(uid, now);
-          continue;
-        }
-        if (c.changeType !== 'NewInstance') continue;
-        // From Orthanc's index, not the file (simplified-tags reads and parses it): the watcher's
-        // own load on Orthanc counts against the pipeline.
-        const series = await rest.instanceSeries(c.orthancId);
-        if (series === undefined) continue;
-        if (series.modality !== 'SR') continue;
-        let uid = this.studyUids.get(series.orthancStudyId);
-        if (uid === undefined) {
-          uid = await rest.studyInstanceUID(series.orthancStudyId);
-          if (uid !== undefined) this.studyUids.set(series.orthancStudyId, uid);
-        }
-        if (uid && !this.arrived.has(uid)) this.arrived.set(uid, now);
-      }
-      this.since = page.last;
-    }
-  }
-  stop(): void {
-    if (this.timer) clearTimeout(this.timer);
-  }
-  async waitFor(uids: string[], timeoutMs: number): Promise<void> {
-    const end = Date.now() + timeoutMs;
-    while (uids.some((u) => !this.arrived.has(u))) {
-      if (Date.now() > end) throw new Error(`${uids.filter((u) => !this.arrived.has(u)).length} SRs did not arrive in ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  }
-}
-
 const children = new Set<ChildProcess>();
 // A bench that dies must not leave a `serve` behind, polling on and skewing the next run.
 process.on('exit', () => {
@@ -200,15 +145,6 @@ function startServe(cfg: string): ChildProcess {
   child.once('exit', () => children.delete(child));
   child.stderr?.on('data', () => undefined);
   return child;
-}
-/** CPU time (user + system) a process has used so far, in ms (/proc/<pid>/stat, 100 ticks a second). */
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /, '').split(' ');
-  return (Number(fields[11]) + Number(fields[12])) * 10;
-}
-function peakRssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return round(Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0) / 1024);
 }
 function stageShares(storeFile: string): Record<string, number> {
   const db = new Database(storeFile, { readonly: true });
@@ -237,7 +173,7 @@ async function ready(port: number): Promise<void> {
   }
   throw new Error('serve did not come up in 60 s');
 }
-const watcher = new SrWatcher();
+const watcher = new SrWatcher(rest);
 await watcher.start();
 
 /** One study at a time, each waited for: latency = SR seen in Orthanc − the study's STOW response. */

@@ -78,6 +78,8 @@ export interface PostgresServer {
   /** A superuser URL for the `postgres` database. */
   readonly url: string;
   readonly port: number;
+  /** The postmaster's process id (its backends are its children). */
+  pid(): number;
   stop(): Promise<void>;
 }
 
@@ -92,7 +94,14 @@ async function freePort(): Promise<number> {
   });
 }
 
-export async function startPostgres(): Promise<PostgresServer> {
+export interface PostgresOptions {
+  /** fsync and synchronous commit on, as a real server runs (the benchmark); off by default. */
+  durable?: boolean;
+  /** More `name=value` server settings (e.g. shared_preload_libraries=pg_stat_statements). */
+  settings?: string[];
+}
+
+export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresServer> {
   const bin = findPostgresBin();
   const runAs = postgresRunAs();
   if (!bin || !runAs) throw new Error('PostgreSQL is not available (see requirePostgres)');
@@ -123,9 +132,8 @@ export async function startPostgres(): Promise<PostgresServer> {
         '-c listen_addresses=127.0.0.1',
         `-c port=${port}`,
         `-c unix_socket_directories=${dir}`,
-        '-c fsync=off',
-        '-c synchronous_commit=off',
-        '-c full_page_writes=off',
+        ...(opts.durable ? [] : ['-c fsync=off', '-c synchronous_commit=off', '-c full_page_writes=off']),
+        ...(opts.settings ?? []).map((kv) => `-c ${kv}`),
         '-c max_connections=300',
         '-c shared_buffers=32MB',
       ].join(' ');
@@ -139,6 +147,7 @@ export async function startPostgres(): Promise<PostgresServer> {
     }
     return {
       url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+      pid: () => Number(readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]),
       port,
       async stop() {
         try {

@@ -93,6 +93,8 @@ describe.skipIf(!requireOrthanc())('end to end: Orthanc + FHIR server → run-on
         expect(await rest.studyMetadata(orthancId!, PRIORITY_METADATA)).toBe(result.priority);
         // One RiskAssessment, for the right patient, based on resources that exist.
         expect(result.written).toEqual({ pacs: true, fhir: true, metadata: true });
+        // The job record says which selection rule took the image, on which attributes.
+        expect(result.selectedBy).toEqual({ rule: 'adult frontal chest radiograph', attributes: ['Modality', 'BodyPartExamined'] });
         const risk = risks.find((r) => `${String((r['identifier'] as { value: string }[]).find((i) => i.value.startsWith('urn:oid:'))?.value)}` === `urn:oid:${sr.SOPInstanceUID}`);
         expect(risk, `RiskAssessment naming SR ${sr.SOPInstanceUID}`).toBeDefined();
         const subject = (risk!['subject'] as { reference: string }).reference;

@@ -3,7 +3,7 @@
  * (.dependency-cruiser.cjs says which), no cycles, and no hand-written source file in src/ over
  * 400 lines (a file that long is two modules).
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { cruise, type IReporterOutput } from 'dependency-cruiser';
 import { describe, expect, it } from 'vitest';
@@ -17,16 +17,34 @@ function sources(dir: string): string[] {
 }
 
 describe('architecture', () => {
-  it('every import in src/ points down the layers, and there is no cycle (dependency-cruiser)', async () => {
-    const options = (await import(path.join(ROOT, '.dependency-cruiser.cjs'))) as { default: { forbidden: unknown[]; options: Record<string, unknown> } };
-    const result: IReporterOutput = await cruise(['src'], { ...options.default.options, ruleSet: { forbidden: options.default.forbidden } } as never, undefined, {
+  async function cruiseWithRules(paths: string[]): Promise<{ violations: string[]; totalCruised: number }> {
+    const config = (await import(path.join(ROOT, '.dependency-cruiser.cjs'))) as { default: { forbidden: unknown[]; options: Record<string, unknown> } };
+    // validate: true is what makes the API apply the rules; without it cruise() only maps imports
+    // and reports no violation whatever the code does (the CLI sets it for you).
+    const result: IReporterOutput = await cruise(paths, { ...config.default.options, validate: true, ruleSet: { forbidden: config.default.forbidden } } as never, undefined, {
       tsConfig: { fileName: path.join(ROOT, 'tsconfig.json') },
     } as never);
     const output = result.output as { summary: { violations: { rule: { name: string }; from: string; to: string }[]; totalCruised: number } };
-    const violations = output.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`);
+    return { violations: output.summary.violations.map((v) => `${v.rule.name}: ${v.from} → ${v.to}`), totalCruised: output.summary.totalCruised };
+  }
+
+  it('every import in src/ points down the layers, and there is no cycle (dependency-cruiser)', async () => {
+    const { violations, totalCruised } = await cruiseWithRules(['src']);
     expect(violations).toEqual([]);
-    expect(output.summary.totalCruised).toBeGreaterThan(100);
-  });
+    expect(totalCruised).toBeGreaterThan(100);
+    // Resolving every import of ~200 files takes seconds on a loaded 2-core machine.
+  }, 60_000);
+
+  it('the rules do fire: a domain module importing the pipeline is reported (so a green run above means something)', async () => {
+    const probeDomain = path.join(ROOT, 'src/domain/.arch-probe.ts');
+    try {
+      writeFileSync(probeDomain, "import { processStudy } from '../pipeline/process-study.ts';\nexport const probe: unknown = processStudy;\n");
+      const { violations } = await cruiseWithRules([path.relative(ROOT, probeDomain)]);
+      expect(violations).toContain('domain-imports-down-only: src/domain/.arch-probe.ts → src/pipeline/process-study.ts');
+    } finally {
+      rmSync(probeDomain, { force: true });
+    }
+  }, 60_000);
 
   it('no source file in src/ has more than 400 lines', () => {
     const long = sources('src')

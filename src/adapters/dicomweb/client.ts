@@ -14,6 +14,8 @@ export type RetrieveTransferSyntax = 'explicit-le-first' | 'stored';
 const TRANSCODE_REFUSED = new Set([406, 415, 500, 501]);
 const ACCEPT_STORED = 'multipart/related; type="application/dicom"; transfer-syntax=*';
 const ACCEPT_EXPLICIT_LE = `multipart/related; type="application/dicom"; transfer-syntax=${EXPLICIT_VR_LITTLE_ENDIAN}`;
+/** The boundary of the empty STOW-RS `stowProbe` sends (fixed: the request is the same every time). */
+export const PROBE_BOUNDARY = 'pacs-triage-doctor';
 /** Series whose stored syntax we learnt, kept for the skip below; oldest forgotten first. */
 const MAX_SERIES_REMEMBERED = 4096;
 
@@ -150,6 +152,20 @@ export class DicomWebClient {
     }
     // Bounded by the number of transfer syntaxes there are (a few dozen).
     this.untranscodable.add(storedSyntax);
+  }
+
+  /**
+   * A STOW-RS of a multipart with no part: whether this user may store, storing nothing. Orthanc
+   * 1.10 answers 200 with empty sequences (401 to a refused user); another PACS may answer 4xx
+   * to an empty request. For `doctor`; the answer is returned as it is.
+   */
+  stowProbe(): Promise<HttpResponse> {
+    return this.http.request({
+      method: 'POST',
+      path: 'studies',
+      headers: { 'content-type': `multipart/related; type="application/dicom"; boundary=${PROBE_BOUNDARY}`, accept: 'application/dicom+json' },
+      body: Buffer.from(`--${PROBE_BOUNDARY}--\r\n`),
+    });
   }
 
   /** STOW-RS of Part 10 files into a study; throws unless every instance was stored. */

@@ -27,6 +27,41 @@ export const PRIORITY_METADATA = 'PacsTriagePriority';
 export const RESULT_METADATA = 'PacsTriageResult';
 
 /**
+ * The "UserMetadata" declaration pacs-triage needs in orthanc.json: our names with indices in
+ * Orthanc's user range (1024–65535). Any free indices would do; these are the ones
+ * docker/orthanc/orthanc.json and the test Orthanc use, and the ones `doctor` tells a site to add.
+ */
+export const USER_METADATA_DECLARATION = { [PRIORITY_METADATA]: 4100, [RESULT_METADATA]: 4101 } as const;
+
+/**
+ * A study id Orthanc can never have generated (its ids are SHA-1 digests: five dashed groups of
+ * eight hex digits), so a PUT of metadata on it cannot reach a patient's study.
+ */
+const PROBE_STUDY_ID = 'pacs-triage-doctor-probe';
+/** OrthancStatus in an error body (HttpDescribeErrors, on by default): "Unknown resource". */
+const ORTHANC_UNKNOWN_RESOURCE = 17;
+/** OrthancStatus "Inexistent item": what 1.10 answers for a metadata name nobody declared. */
+const ORTHANC_INEXISTENT_ITEM = 7;
+
+/**
+ * What Orthanc said about a user metadata name: `declared`, `undeclared`, or `unknown` when its
+ * answer does not tell (no error description, another status); `status` is the HTTP status.
+ */
+export interface MetadataNameProbe {
+  name: string;
+  verdict: 'declared' | 'undeclared' | 'unknown';
+  status: number;
+}
+
+export interface OrthancSystem {
+  Version: string;
+  DicomAet?: string;
+  PluginsEnabled?: boolean;
+  /** 1.9.2+: metadata writes then need If-Match once the metadata exists. */
+  CheckRevisions?: boolean;
+}
+
+/**
  * Orthanc's identifier of a study: the SHA-1 of "PatientID|StudyInstanceUID" in five dashed
  * groups of eight hex digits (Orthanc's DicomInstanceHasher), from the values as Orthanc
  * stores them (padding stripped).
@@ -111,8 +146,31 @@ export class OrthancClient {
     return res.body.toString('utf8');
   }
 
-  async system(): Promise<{ Version: string; DicomAet?: string; PluginsEnabled?: boolean }> {
+  async system(): Promise<OrthancSystem> {
     return this.http.json({ path: 'system' });
+  }
+
+  /**
+   * Whether Orthanc knows a user metadata name and lets us write it, without writing anything:
+   * a PUT of the metadata on a study that cannot exist (PROBE_STUDY_ID). Orthanc 1.10 resolves
+   * the name before it looks the study up, so (measured, with HttpDescribeErrors on, Orthanc's
+   * default) a declared name answers 404 OrthancStatus 17 "Unknown resource" and an undeclared
+   * one 404 OrthancStatus 7 "Inexistent item" — the answer every write of it gets on a real
+   * study. A refused user gets 401/403 before either. Orthanc 1.10 has no call that lists the
+   * declared names. Left open (nothing is written): a write refused per study (an authorization
+   * plugin that allows the route but not the patient), a full disk, a database error.
+   */
+  async probeMetadataName(name: string): Promise<MetadataNameProbe> {
+    const res = await this.http.request({ method: 'PUT', path: `studies/${PROBE_STUDY_ID}/metadata/${encodeURIComponent(name)}`, body: 'pacs-triage doctor' });
+    let orthancStatus: unknown;
+    try {
+      orthancStatus = (JSON.parse(res.body.toString('utf8')) as { OrthancStatus?: unknown }).OrthancStatus;
+    } catch {
+      orthancStatus = undefined; // no error description: the verdict stays unknown
+    }
+    const verdict =
+      res.status === 404 && orthancStatus === ORTHANC_UNKNOWN_RESOURCE ? 'declared' : res.status === 404 && orthancStatus === ORTHANC_INEXISTENT_ITEM ? 'undeclared' : 'unknown';
+    return { name, verdict, status: res.status };
   }
 
   async plugins(): Promise<string[]> {

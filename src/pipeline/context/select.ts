@@ -1,8 +1,18 @@
 import type { InstanceMeta } from '../../domain/types.ts';
 import type { SelectionRules, SelectionRuleSet } from '../../config/mappings.ts';
 
+/**
+ * Which rule chose the instance and on which attributes: every attribute of its `match`, then the
+ * attribute of its `matchAny` that matched (the first, in the order written). Recorded with the
+ * result, so an image taken on its SeriesDescription rather than its BodyPartExamined says so.
+ */
+export interface SelectedBy {
+  rule: string;
+  attributes: string[];
+}
+
 export type Selection =
-  | { selected: true; rule: string; instance: InstanceMeta; candidates: number }
+  | { selected: true; rule: string; selectedBy: SelectedBy; instance: InstanceMeta; candidates: number }
   | { selected: false; reason: string };
 
 interface Range {
@@ -50,6 +60,17 @@ function field(instance: InstanceMeta, name: string): unknown {
 
 function matches(instance: InstanceMeta, name: string, matcher: Matcher): boolean {
   return (Array.isArray(matcher) ? matcher : [matcher]).some((m) => matchesOne(field(instance, name), m));
+}
+
+type Rule = SelectionRuleSet['rules'][number];
+
+/** The attributes a rule matched the instance on (see SelectedBy), or undefined when it does not match. */
+function ruleMatch(instance: InstanceMeta, rule: Rule): string[] | undefined {
+  if (!Object.entries(rule.match).every(([name, m]) => matches(instance, name, m))) return undefined;
+  if (Object.entries(rule.exclude ?? {}).some(([name, m]) => matches(instance, name, m))) return undefined;
+  if (rule.matchAny === undefined) return Object.keys(rule.match);
+  const any = Object.entries(rule.matchAny).find(([name, m]) => matches(instance, name, m));
+  return any === undefined ? undefined : [...Object.keys(rule.match), any[0]];
 }
 
 /** YYYYMMDD → [y, m, d], or undefined. */
@@ -102,11 +123,7 @@ export function select(instances: readonly InstanceMeta[], rules: SelectionRules
   const ruleNames = set.rules.map((r) => r.name).join(', ');
   let gatedOut = 0;
   for (const rule of set.rules) {
-    const matched = instances.filter(
-      (inst) =>
-        Object.entries(rule.match).every(([name, m]) => matches(inst, name, m)) &&
-        !Object.entries(rule.exclude ?? {}).some(([name, m]) => matches(inst, name, m)),
-    );
+    const matched = instances.filter((inst) => ruleMatch(inst, rule) !== undefined);
     const candidates = gates?.viewPosition
       ? matched.filter((inst) => gates.viewPosition!.some((v) => v.toLowerCase() === (inst.ViewPosition ?? '').trim().toLowerCase()))
       : matched;
@@ -123,7 +140,8 @@ export function select(instances: readonly InstanceMeta[], rules: SelectionRules
         return { selected: false, reason: `patient age ${Math.floor(age * 10) / 10} years is outside the intended use of the ${key} rules (${fmtRange(gates.patientAgeYears)} years)` };
       }
     }
-    return { selected: true, rule: rule.name, instance, candidates: candidates.length };
+    const selectedBy = { rule: rule.name, attributes: ruleMatch(instance, rule) ?? [] };
+    return { selected: true, rule: rule.name, selectedBy, instance, candidates: candidates.length };
   }
   if (gatedOut > 0) {
     const views = [...new Set(instances.map((i) => i.ViewPosition ?? '?'))].join(', ');

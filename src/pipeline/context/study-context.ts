@@ -11,17 +11,17 @@ import type { PipelineDeps } from '../ports.ts';
 import type { Timed } from '../timing.ts';
 import { studyMetaOf } from '../encode/study-modules.ts';
 import { gatherClinicalContext } from './fhir-context.ts';
-import { selectInstance } from './select.ts';
+import { selectInstance, type SelectedBy } from './select.ts';
 import { renderClinicalText } from './text-template.ts';
 
-export type Selection = { selected: true; instance: InstanceMeta; study: StudyMeta } | { selected: false; reason: string };
+export type Selection = { selected: true; instance: InstanceMeta; study: StudyMeta; selectedBy: SelectedBy } | { selected: false; reason: string };
 
 /** The study's instances, and the one the selection rules choose (or why none). */
 export async function selectStage(studyInstanceUID: string, deps: PipelineDeps, timed: Timed): Promise<Selection> {
   const instances = await timed('context.instances', () => deps.source.instances(studyInstanceUID));
   const selection = selectInstance(instances, deps.mappings.selection, deps.model.manifest.id);
   if (!selection.selected) return { selected: false, reason: selection.reason };
-  return { selected: true, instance: selection.instance, study: studyMetaOf(selection.instance) };
+  return { selected: true, instance: selection.instance, study: studyMetaOf(selection.instance), selectedBy: selection.selectedBy };
 }
 
 export interface ClinicalText {

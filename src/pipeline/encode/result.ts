@@ -14,6 +14,8 @@ export interface EncodeInput {
   key: string;
   study: StudyMeta;
   instance: InstanceMeta;
+  /** The selection rule and attributes that chose `instance` (absent where no rules chose it). */
+  selectedBy?: StoredResult['selectedBy'];
   findings: Finding[];
   priority: Priority;
   clinical: ClinicalContext;
@@ -113,6 +115,7 @@ export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed:
     ...(sameKey?.riskAssessmentRef ? { riskAssessmentRef: sameKey.riskAssessmentRef } : {}),
     ...(predecessor ? { predecessor } : {}),
     instanceNumber,
+    ...(input.selectedBy ? { selectedBy: input.selectedBy } : {}),
   };
   if (!clinical.patientRef) result.notes.push(`fhir skipped: ${clinical.patientProblem?.message ?? 'no FHIR server configured'}`);
   return { result, sr, fhir: bundle as unknown as FhirResource | undefined };

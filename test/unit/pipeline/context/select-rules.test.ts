@@ -93,7 +93,7 @@ describe('select: rules per model and intended-use gates (mappings/series-select
 
   it('excludes localizers by the model\'s rules', () => {
     const sel = select([inst({ ...chest, ImageType: ['DERIVED', 'LOCALIZER'] })], mappings.selection, model);
-    expect(!sel.selected && sel.reason).toMatch(/no series matches the selection rules \(adult frontal chest radiograph\)/);
+    expect(!sel.selected && sel.reason).toMatch(/no series matches the selection rules \(adult frontal chest radiograph, adult frontal chest radiograph named in a description\)/);
   });
 
   it('is pure: same input, same output, inputs untouched', () => {

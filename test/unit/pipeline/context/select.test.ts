@@ -27,7 +27,7 @@ describe('selectInstance with mappings/series-selection.yaml', () => {
     const ct = inst({ Modality: 'CT', BodyPartExamined: 'ABDOMEN' });
     const sel = selectInstance([sr, ct], mappings.selection);
     expect(sel.selected).toBe(false);
-    expect(!sel.selected && sel.reason).toMatch(/no series matches the selection rules \(chest radiograph\).*CR\/CHEST, CT\/ABDOMEN/);
+    expect(!sel.selected && sel.reason).toMatch(/no series matches the selection rules \(chest radiograph, chest radiograph named in a description\).*CR\/CHEST, CT\/ABDOMEN/);
   });
 
   it('matches a regular expression value', () => {

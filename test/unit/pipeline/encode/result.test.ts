@@ -94,6 +94,15 @@ describe('encodeStage writes and stores the Instance Number', () => {
     writesOrder: false,
   });
 
+  it('records the selection rule and attributes that chose the image; the SR does not depend on them', async () => {
+    const selectedBy = { rule: 'chest radiograph named in a description', attributes: ['Modality', 'SeriesDescription'] };
+    const withRule = await encodeStage({ ...input('key-1'), selectedBy }, deps([]), stageTimer({}));
+    const without = await encodeStage(input('key-1'), deps([]), stageTimer({}));
+    expect(withRule.result.selectedBy).toEqual(selectedBy);
+    expect(without.result).not.toHaveProperty('selectedBy');
+    expect(Buffer.from(withRule.sr.part10).equals(Buffer.from(without.sr.part10))).toBe(true);
+  });
+
   it('a rerun with new inputs gets the next number in the SR and in the stored result; re-encoding that result is byte-identical', async () => {
     const first = await encodeStage(input('key-1'), deps([]), stageTimer({}));
     expect(first.result.instanceNumber).toBe(1);

@@ -56,6 +56,16 @@ export function recordsContract(engine: StoreEngine): void {
       await store.close();
     });
 
+    it('keeps a result\'s selectedBy (the rule and attributes that chose its image) as written: an optional field, no migration', async () => {
+      const store = await engine.open(() => 1_000);
+      await store.enqueue([ref('1.1')]);
+      const selectedBy = { rule: 'chest radiograph named in a description', attributes: ['Modality', 'ProtocolName'] };
+      await store.saveResult({ resultKey: 'k1', studyInstanceUID: '1.1', createdAt: 1, priority: 'stat', selectedBy } as never);
+      expect((await store.latestResult('1.1'))?.selectedBy).toEqual(selectedBy);
+      expect((await store.study('1.1'))?.result?.selectedBy).toEqual(selectedBy);
+      await store.close();
+    });
+
     it('prunes ended jobs older than the cut; running and queued ones, results and the audit log stay', async () => {
       let now = 1_000;
       const store = await engine.open(() => now);
