@@ -101,6 +101,7 @@ async function fhirChecks(config: Config, fhir: FhirClient, manifest: Manifest |
   );
   if (!cs) return [server];
   if (!mappings) return [server, warn('FHIR capabilities', 'not checked against the mappings: the mappings did not load (see above)')];
-  const sections = manifest?.text.sections.map((s) => s.kind);
+  // An image-only model reads no clinical text: only the patient look-up is needed then.
+  const sections = manifest ? (manifest.text?.sections.map((s) => s.kind) ?? []) : undefined;
   return [server, ...capabilityChecks(cs, searchNeeds(mappings.fhir, sections), config.fhir?.writeOrderPriority ?? false)];
 }
