@@ -7,30 +7,11 @@ import { readDicom } from '../dicom/read.ts';
 import { imageToTensor } from '../pipeline/preprocess/image-tensor.ts';
 import { asTriageError, TriageError, type ErrorCode } from '../domain/errors.ts';
 import { auroc, bootstrapMacroAurocCi, thresholdMetrics, type BinaryMetrics } from './metrics.ts';
-import { calibration, type Calibration } from './calibration.ts';
+import { calibration } from './calibration.ts';
+import type { Calibrated, EvaluationReport, VariantName, VariantReport } from './report.ts';
 import { readEvalIndex, resourcesOf, type EvalCase } from './evalset.ts';
 
-export { formatReport } from './report-format.ts';
-
-/** fused: image and text; imageOnly: text masked; textOnly: image blanked (the manifest's ablations). */
-export type VariantName = 'fused' | 'imageOnly' | 'textOnly';
-
-type Calibrated = { brier: number; ece: number };
-
-export interface VariantReport {
-  macro: BinaryMetrics & Calibrated & { aurocCi: [number, number] };
-  perFinding: Record<string, BinaryMetrics & Calibrated & { threshold: number; positives: number }>;
-  /** All findings' probabilities pooled: Brier, ECE and the reliability table (10 bins). */
-  calibration: Calibration;
-}
-
-export interface EvaluationReport {
-  model: { id: string; version: string };
-  executionProvider: string;
-  n: number;
-  /** An image-only model has the fused variant only: blanking its one input or masking text it does not read measures nothing. */
-  variants: Partial<Record<VariantName, VariantReport>>;
-}
+export type { EvaluationReport, VariantName, VariantReport } from './report.ts';
 
 interface PreparedCase {
   id: string;

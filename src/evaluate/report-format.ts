@@ -1,5 +1,5 @@
 /** The evaluation report as text (what `evaluate` prints without --json). */
-import type { EvaluationReport } from './evaluate.ts';
+import type { EvaluationReport } from './report.ts';
 
 const VARIANT_LABELS: Record<string, string> = { fused: 'fused (image + text)', imageOnly: 'image only (text masked)', textOnly: 'text only (image blanked)' };
 
