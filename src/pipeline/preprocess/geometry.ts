@@ -59,7 +59,8 @@ export function resizeGeometry(source: { rows: number; columns: number }, size: 
       const byWidth = width / columns >= height / rows;
       const rw = byWidth ? width : Math.max(width, Math.floor((columns * height) / rows));
       const rh = byWidth ? Math.max(height, Math.floor((rows * width) / columns)) : height;
-      return { x: { resized: rw, offset: -roundHalfEven((rw - width) / 2) }, y: { resized: rh, offset: -roundHalfEven((rh - height) / 2) } };
+      // 0 - r, not -r: an uncropped axis has offset 0, not -0 (Object.is, and so deep equality, tell them apart).
+      return { x: { resized: rw, offset: 0 - roundHalfEven((rw - width) / 2) }, y: { resized: rh, offset: 0 - roundHalfEven((rh - height) / 2) } };
     }
     default: {
       const never: never = mode;
