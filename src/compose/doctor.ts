@@ -18,6 +18,7 @@ import { attempt, fail, ok, upstreamFix, warn, type Check, type DoctorReport } f
 import { pacsChecks } from './doctor/pacs.ts';
 import { capabilityChecks, searchNeeds, type CapabilityStatement } from './doctor/fhir.ts';
 import { modelMappingChecks } from './doctor/model.ts';
+import { checkModel } from './model-check.ts';
 
 export type { Check, CheckStatus, DoctorReport } from './doctor/report.ts';
 
@@ -34,6 +35,13 @@ export async function doctor(config: Config, log: Logger, options: DoctorOptions
   let manifest: Manifest | undefined;
   checks.push(
     await attempt('model', async () => {
+      // The same check as `model check` (mappings apart: they are checked below, once).
+      const checked = await checkModel(config.model.dir, { executionProviders: config.model.executionProviders });
+      if (!checked.ok) {
+        manifest = checked.manifest;
+        const problems = checked.problems.map((p) => `${p.where}: ${p.problem}`).join('; ');
+        return fail('model', `${checked.problems.length} problem${checked.problems.length === 1 ? '' : 's'} in ${modelDir}: ${problems}`, checked.problems.map((p) => p.fix).join('; '));
+      }
       try {
         const model = await TriageModel.load(config.model, log);
         manifest = model.manifest;

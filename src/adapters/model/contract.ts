@@ -139,14 +139,18 @@ export function contractProblems(graph: Graph, manifest: Manifest): Problem[] {
     declared.push(['text.inputs.attentionMask', text.inputs.attentionMask, (v) => textProblems(v, 'text.inputs.attentionMask')]);
     if (text.inputs.tokenTypeIds !== undefined) declared.push(['text.inputs.tokenTypeIds', text.inputs.tokenTypeIds, (v) => textProblems(v, 'text.inputs.tokenTypeIds')]);
   }
+  const misnamed = new Set<string>();
   for (const [where, name, check] of declared) {
     const value = inputs.get(name);
+    if (!value) misnamed.add(where);
     problems.push(...(value ? check(value) : [nameProblem(where, name, 'input', inputNames)]));
   }
   const fed = new Set(declared.map(([, name]) => name));
   for (const value of graph.inputs) {
     if (fed.has(value.name)) continue;
     const looksLike = /token_type/i.test(value.name) ? 'text.inputs.tokenTypeIds' : /mask/i.test(value.name) ? 'text.inputs.attentionMask' : /ids/i.test(value.name) ? 'text.inputs.inputIds' : /pixel|image/i.test(value.name) ? 'image.input.name' : undefined;
+    // A misnamed input is reported once, by its name problem (which lists the graph's inputs).
+    if (looksLike !== undefined && misnamed.has(looksLike)) continue;
     problems.push({
       where: looksLike ?? 'inputs',
       problem: `the model takes an input "${value.name}" ${dims(value.shape)} that the manifest does not feed`,
