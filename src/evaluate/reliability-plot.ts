@@ -3,8 +3,11 @@
  * probability per bin (bars, their width the bin's, the label its count) with the diagonal of
  * perfect calibration. Drawn as SVG (pure) and rasterised to PNG by sharp.
  */
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
 import sharp from 'sharp';
 import type { Calibration } from './calibration.ts';
+import type { EvaluationReport } from './report.ts';
 
 const SIZE = 480;
 const MARGIN = 56;
@@ -36,7 +39,7 @@ export function reliabilitySvg(title: string, cal: Calibration): string {
   parts.push(`<line x1="${x(0)}" y1="${y(0)}" x2="${x(1)}" y2="${y(1)}" stroke="#888" stroke-dasharray="5,4"/>`);
   parts.push(`<text x="${SIZE / 2}" y="${MARGIN - 28}" font-size="14" text-anchor="middle" font-family="DejaVu Sans, sans-serif">${escape(title)}</text>`);
   parts.push(
-    `<text x="${SIZE / 2}" y="${MARGIN - 10}" font-size="11" text-anchor="middle" font-family="DejaVu Sans, sans-serif">Brier ${cal.brier.toFixed(3)} · ECE ${cal.ece.toFixed(3)} (10 bins)</text>`,
+    `<text x="${SIZE / 2}" y="${MARGIN - 10}" font-size="11" text-anchor="middle" font-family="DejaVu Sans, sans-serif">Brier ${cal.brier.toFixed(3)} · ECE ${cal.ece.toFixed(3)} (${cal.bins.length} bins)</text>`,
   );
   parts.push(`<text x="${SIZE / 2}" y="${SIZE - 14}" font-size="12" text-anchor="middle" font-family="DejaVu Sans, sans-serif">predicted probability</text>`);
   parts.push(`<text x="16" y="${SIZE / 2}" font-size="12" text-anchor="middle" font-family="DejaVu Sans, sans-serif" transform="rotate(-90 16 ${SIZE / 2})">observed frequency</text>`);
@@ -45,4 +48,22 @@ export function reliabilitySvg(title: string, cal: Calibration): string {
 
 export async function reliabilityPng(title: string, cal: Calibration): Promise<Buffer> {
   return sharp(Buffer.from(reliabilitySvg(title, cal))).png().toBuffer();
+}
+
+const VARIANT_TITLES: Record<string, string> = { fused: 'fused (image + text)', imageOnly: 'image only (text masked)', textOnly: 'text only (image blanked)' };
+
+/**
+ * One PNG per variant into `dir` (reliability-<variant>.png, all findings pooled), so that a
+ * team sees at a glance whether the model's probabilities can be read as frequencies.
+ */
+export async function writeReliabilityPlots(report: EvaluationReport, dir: string): Promise<string[]> {
+  await mkdir(dir, { recursive: true });
+  const files: string[] = [];
+  for (const [name, variant] of Object.entries(report.variants)) {
+    if (!variant) continue;
+    const file = path.join(dir, `reliability-${name}.png`);
+    await writeFile(file, await reliabilityPng(`${report.model.id}@${report.model.version}: ${VARIANT_TITLES[name] ?? name}`, variant.calibration));
+    files.push(file);
+  }
+  return files;
 }
