@@ -45,11 +45,13 @@ describe.each(dirs)('%s', (dir) => {
     const r = await cli('analyze', path.join(DEMO, 'dicom'), '--fhir', path.join(DEMO, 'fhir-bundle.json'), '--model', dir, '--out', out, '--json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
-    const studies = (JSON.parse(r.stdout) as { studies: { status: string; findings?: unknown[] }[] }).studies;
+    const studies = (JSON.parse(r.stdout) as { studies: { status: string; reason?: string; findings?: unknown[] }[] }).studies;
     expect(studies.length).toBeGreaterThan(0);
     for (const s of studies) {
       expect(s.status).toBe('done');
       expect(s.findings).toHaveLength(manifest.findings.length);
+      // A model without saliency says so with each result (the page shows it with the notes).
+      expect((s.reason ?? '').includes('no saliency: this model gives none')).toBe(!manifest.outputs.saliency);
     }
     expect(readdirSync(out)).toHaveLength(studies.length);
   }, 120_000);

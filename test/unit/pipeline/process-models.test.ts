@@ -19,6 +19,7 @@ import { SOFTWARE } from '../../../src/compose/software.ts';
 import { processStudyModels } from '../../../src/pipeline/process-models.ts';
 import type { PipelineDeps, ResultSink } from '../../../src/pipeline/ports.ts';
 import { ownSeries } from '../../../src/pipeline/ingest/own-writes.ts';
+import { NO_SALIENCY_NOTE } from '../../../src/pipeline/encode/result.ts';
 
 const DEMO = 'test/fixtures/demo';
 const UID_ROOT = '1.2.826.0.1.3680043.10.999';
@@ -99,7 +100,11 @@ describe('several models per study', () => {
     const ras = riskAssessments(sink.bundles);
     expect(ras).toHaveLength(2);
     expect(new Set(ras.map((r) => JSON.stringify(r.identifier))).size).toBe(2);
-    expect((await runtime.store.resultsOf(study)).map((r) => r.modelId).sort()).toEqual(['pacs-triage-cxr-image-only', 'pacs-triage-cxr-ref']);
+    const results = await runtime.store.resultsOf(study);
+    expect(results.map((r) => [r.modelId, r.notes.includes(NO_SALIENCY_NOTE)]).sort()).toEqual([
+      ['pacs-triage-cxr-image-only', true],
+      ['pacs-triage-cxr-ref', false],
+    ]);
 
     const again = await processStudyModels(study, deps(sink));
     expect(again.outcome).toMatchObject({ status: 'done', unchanged: true });
