@@ -71,7 +71,8 @@ export class TextTokenizer {
 
   encode(text: string): TextEncoding {
     const full = this.tokenizer.encode(text, { return_token_type_ids: true });
-    const types = full.token_type_ids;
+    // A tokenizer.json without a post-processor gives no token type ids: one segment, all 0.
+    const types: number[] = full.token_type_ids ?? full.ids.map(() => 0);
     if (full.ids.length <= this.maxLength) return { inputIds: full.ids, attentionMask: full.ids.map(() => 1), tokenTypeIds: types };
     const { prefix, suffix } = this.specials;
     const budget = this.maxLength - prefix - suffix;
