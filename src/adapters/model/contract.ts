@@ -76,8 +76,9 @@ function imageProblems(value: GraphValue, manifest: Manifest): Problem[] {
   if (fixed(value.shape[w]) && value.shape[w] !== size.width) {
     problems.push({ where: 'image.size.width', problem: `is ${size.width}; "${value.name}" ${dims(value.shape)} takes ${String(value.shape[w])} columns`, fix: `set image.size.width to ${String(value.shape[w])}` });
   }
-  if (fixed(value.shape[0]) && value.shape[0] !== 1) {
-    problems.push({ where: 'image.input', problem: `"${value.name}" has a fixed batch size ${value.shape[0]}`, fix: 'export with a dynamic batch dimension (dynamic_axes={"...": {0: "N"}} in torch.onnx.export)' });
+  // Even a fixed batch of 1: studies are batched (model.maxBatch), and model check runs a batch of several.
+  if (fixed(value.shape[0])) {
+    problems.push({ where: 'image.input', problem: `"${value.name}" has a fixed batch size ${value.shape[0]}; pacs-triage runs batches of several studies`, fix: 'export with a dynamic batch dimension (dynamic_axes={"...": {0: "N"}} in torch.onnx.export)' });
   }
   return problems;
 }
