@@ -1,5 +1,5 @@
 /**
- * Test configuration: `vitest run --config test/vitest.config.ts` (npm test).
+ * Test configuration: `vitest run --config test/vitest.config.ts` (what `npm test` runs, through test/run.ts).
  *
  * Two projects:
  *  - unit: everything under test/ except test/integration, files in parallel;
@@ -9,7 +9,7 @@
  *
  * Integration tests need Orthanc (Debian packages orthanc + orthanc-dicomweb) and PostgreSQL
  * (Debian's postgresql); with CI set a missing one fails the run (test/harness/require-servers.ts). Orthanc listens on every
- * interface, so .ci/run runs the whole suite in a network namespace that has only loopback.
+ * interface, so test/run.ts runs vitest in a network namespace that has only loopback where it can (.ci/run insists).
  */
 import { fileURLToPath } from 'node:url';
 import { configDefaults, defineConfig } from 'vitest/config';

@@ -12,6 +12,7 @@ import { asTriageError, TriageError } from '../domain/errors.ts';
 import { ingestModes } from '../pipeline/ingest/modes.ts';
 import { WorkerPool } from '../pipeline/pool.ts';
 import { runJob, type JobOutcome } from '../pipeline/worker.ts';
+import { backfillGate, backfillLimit } from './backfill-gate.ts';
 import { claimOrder, correctionsPass, ingestFailed, ingestPass, retentionPass } from './passes.ts';
 import { NO_PACS_TO_RETRACT, openService, type Service } from './service.ts';
 
@@ -140,10 +141,11 @@ export async function serve(config: Config, log: Logger): Promise<void> {
   logEvent(log, 'api.listening', { address: server.address() });
   // Workers run apart from ingest: a burst being worked through does not hold back polling,
   // and a study enqueued by any mode is claimed as soon as a worker is free.
+  const gate = backfillGate(backfillLimit(config.worker), (order) => store.claim(Date.now(), service.lease, undefined, order));
   const pool = new WorkerPool<JobOutcome>({
     concurrency: config.worker.concurrency,
-    claim: () => store.claim(Date.now(), service.lease, undefined, claimOrder(service)),
-    run: (job) => runJob(job, service.deps, service.retry, log, service.lease),
+    claim: () => gate.claim(() => claimOrder(service)),
+    run: (job) => gate.run(job, () => runJob(job, service.deps, service.retry, log, service.lease)),
     idleMs: Math.min(1_000, config.ingest.pollIntervalS * 1_000),
     nextDue: () => store.nextDueAt(),
     onError: (err) => logEvent(log, 'worker.error', { err: (err as Error).message }),

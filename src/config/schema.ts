@@ -202,8 +202,20 @@ export const configSchema = z
          * arrivals and retries, so a backlog still drains while live studies keep coming; 0: never.
          */
         backfillShare: z.number().int().min(0).max(1000).default(5),
+        /**
+         * At most this many backfill jobs run at once in this process (default: half of
+         * concurrency, rounded up). The other workers stay free for live studies and retries, and
+         * a live study shares the CPU with fewer backfill studies, so a backlog does not add its
+         * whole depth to live latency; backfill still has its workers and drains.
+         */
+        backfillConcurrency: z.number().int().min(1).max(64).optional(),
       })
       .strict()
+      .superRefine((worker, ctx) => {
+        if (worker.backfillConcurrency !== undefined && worker.backfillConcurrency > worker.concurrency) {
+          ctx.addIssue({ code: 'custom', path: ['backfillConcurrency'], message: `must be at most worker.concurrency (${worker.concurrency})` });
+        }
+      })
       .prefault({}),
     /** Circuit breaker per upstream (pacs, fhir). */
     breaker: z

@@ -1,18 +1,19 @@
 /**
- * The sandbox: a real Orthanc (with DICOMweb) and an in-memory FHIR R4 server on loopback,
- * seeded with the demo data, so `pacs-triage serve` can be tried end to end without a hospital.
- *
- *   npm run sandbox [-- --fhir-port 8081 --orthanc-port 8042 --keep]
+ * The sandbox: a real Orthanc (with DICOMweb) and an in-memory FHIR R4 server, the FHIR server
+ * seeded with the demo patients' records, so `pacs-triage serve` can be tried end to end without a
+ * hospital. Orthanc starts empty, as a PACS that has not yet received the study to triage: a
+ * study already in it when `serve` starts would be processed at once, and uploading it then would
+ * change nothing (README "The first hour"). `npm run sandbox` is ./cli.ts.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, open, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import type { Bundle } from '@medplum/fhirtypes';
 import { startFhirServer, type RunningFhirServer } from './fhir-server.ts';
-import { OrthancServer } from './orthanc.ts';
+import { OrthancServer, freePorts } from './orthanc.ts';
 import { makeSyntheticCt, newUid } from './synthetic-dicom.ts';
 
 export { createFhirApp, startFhirServer, FaultInjector, SandboxRepository, type FhirApp, type RunningFhirServer } from './fhir-server.ts';
@@ -23,13 +24,15 @@ export { makeSyntheticCt, newUid } from './synthetic-dicom.ts';
 export const SANDBOX_MRN_SYSTEM = 'urn:pacs-triage:synthetic:mrn';
 
 export interface SandboxOptions {
-  /** Folder of DICOM files to load into Orthanc (recursively). Default test/fixtures/demo/dicom. */
+  /** Folder of DICOM files to load into Orthanc (recursively). Default: none, Orthanc starts empty. */
   dicomDir?: string;
   /** Transaction Bundle for the FHIR server. Default test/fixtures/demo/fhir-bundle.json. */
   fhirBundle?: string;
   /** Ports; 0 or absent = a free port. */
   fhirPort?: number;
   orthancHttpPort?: number;
+  /** Port `serve` is configured to listen on. Default: 8080 when it is free, else a free port. */
+  apiPort?: number;
   /** Start Orthanc's DICOM (DIMSE) listener too. Off by default: it would listen on every interface. */
   dicom?: boolean;
   orthancDicomPort?: number;
@@ -38,7 +41,7 @@ export interface SandboxOptions {
   password?: string;
   /** Require this bearer token on the FHIR server. */
   fhirToken?: string;
-  /** Keep Orthanc's storage and the generated config when stopping. */
+  /** Keep Orthanc's storage, the job store and the generated config when stopping. */
   keep?: boolean;
   /** Where to print (default console.log). */
   print?: (line: string) => void;
@@ -47,9 +50,10 @@ export interface SandboxOptions {
 export interface Sandbox {
   orthanc: OrthancServer;
   fhir: RunningFhirServer;
-  /** Generated pacs-triage config (YAML) pointing at both servers. */
-  configPath: string;
+  /** Generated pacs-triage config (YAML) pointing at both servers; the caller writes it where it wants. */
   configYaml: string;
+  /** Where `serve` will answer with that config: http://127.0.0.1:<api.port> (the page is at /). */
+  apiUrl: string;
   /** The API token written into the config (serve needs it; the page asks for it). */
   apiToken: string;
   seeded: { instances: number; studies: number; fhirEntries: number; syntheticDicom: boolean; syntheticFhir: boolean };
@@ -142,6 +146,17 @@ function syntheticBundle(patients: ReturnType<typeof syntheticStudies>['patients
   };
 }
 
+/** The port `serve` listens on by default (api.port). */
+const DEFAULT_API_PORT = 8080;
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolvePromise) => {
+    const server = createServer();
+    server.once('error', () => resolvePromise(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolvePromise(true)));
+  });
+}
+
 function yamlString(s: string): string {
   return JSON.stringify(s); // JSON strings are valid YAML scalars
 }
@@ -150,7 +165,7 @@ function yamlString(s: string): string {
 export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbox> {
   const print = options.print ?? ((line: string) => console.log(line));
   const root = process.cwd();
-  const dicomDir = resolve(root, options.dicomDir ?? 'test/fixtures/demo/dicom');
+  const dicomDir = options.dicomDir === undefined ? undefined : resolve(root, options.dicomDir);
   const bundlePath = resolve(root, options.fhirBundle ?? 'test/fixtures/demo/fhir-bundle.json');
 
   const workDir = await mkdtemp(join(tmpdir(), 'pacs-triage-sandbox-'));
@@ -162,7 +177,8 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     ...(options.orthancDicomPort ? { dicomPort: options.orthancDicomPort } : {}),
     ...(options.username ? { username: options.username } : {}),
     ...(options.password ? { password: options.password } : {}),
-    extraConfig: { Name: 'pacs-triage-sandbox' },
+    // Explorer is the user's way to see the SR arrive (README "The first hour"); the tests keep it off.
+    extraConfig: { Name: 'pacs-triage-sandbox', OrthancExplorerEnabled: true },
   });
   let fhir: RunningFhirServer | undefined;
   try {
@@ -174,13 +190,13 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     });
 
     // DICOM
-    let files: Buffer[];
+    let files: Buffer[] = [];
     let syntheticDicom = false;
     let synthetic: ReturnType<typeof syntheticStudies> | undefined;
-    const paths = await listDicomFiles(dicomDir);
+    const paths = dicomDir === undefined ? [] : await listDicomFiles(dicomDir);
     if (paths.length > 0) {
       files = await Promise.all(paths.map((p) => readFile(p)));
-    } else {
+    } else if (dicomDir !== undefined) {
       print(`(no DICOM files in ${dicomDir}; loading synthetic CT studies instead)`);
       synthetic = syntheticStudies();
       files = synthetic.files;
@@ -213,6 +229,7 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
 
     // A fresh token per sandbox: the API is never open, not even here.
     const apiToken = randomBytes(24).toString('hex');
+    const apiPort = options.apiPort ?? ((await portFree(DEFAULT_API_PORT)) ? DEFAULT_API_PORT : (await freePorts(1))[0]!);
     const configYaml = [
       '# pacs-triage config for the sandbox (generated by npm run sandbox)',
       'pacs:',
@@ -224,20 +241,22 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
       `  baseUrl: ${fhir.url}`,
       ...(options.fhirToken ? [`  auth: { token: ${yamlString(options.fhirToken)} }`] : []),
       'api:',
+      `  port: ${apiPort}`,
       '  # serve refuses to start without a token; the worklist page asks for it',
       `  token: ${yamlString(apiToken)}`,
+      'store:',
+      '  # beside Orthanc\'s storage: a new sandbox starts with no jobs, as its Orthanc starts with no studies',
+      `  path: ${yamlString(join(workDir, 'state', 'pacs-triage.sqlite'))}`,
       '',
     ].join('\n');
-    const configPath = join(workDir, 'pacs-triage.sandbox.yaml');
-    await writeFile(configPath, configYaml, { mode: 0o600 });
 
     const running = fhir;
     let stopped = false;
     return {
       orthanc,
       fhir: running,
-      configPath,
       configYaml,
+      apiUrl: `http://127.0.0.1:${apiPort}`,
       apiToken,
       seeded: { instances, studies, fhirEntries, syntheticDicom, syntheticFhir },
       async stop(): Promise<void> {
@@ -254,119 +273,4 @@ export async function startSandbox(options: SandboxOptions = {}): Promise<Sandbo
     await rm(workDir, { recursive: true, force: true });
     throw err;
   }
-}
-
-export function sandboxUsage(): string {
-  return `Usage: npm run sandbox -- [options]
-
-Starts a real Orthanc (DICOMweb) and an in-memory FHIR R4 server on 127.0.0.1, seeded with
-test/fixtures/demo, and prints how to point pacs-triage at them. Ctrl-C stops both.
-
-  --dicom-dir DIR        DICOM files to load (default test/fixtures/demo/dicom)
-  --fhir-bundle FILE     transaction Bundle to load (default test/fixtures/demo/fhir-bundle.json)
-  --fhir-port N          FHIR server port (default: a free port)
-  --orthanc-port N       Orthanc HTTP port (default: a free port)
-  --dicom                also start Orthanc's DICOM listener (binds every interface)
-  --dicom-port N         its port (default: a free port)
-  --user NAME --password PW   Orthanc credentials (default triage / random)
-  --fhir-token TOKEN     require this bearer token on the FHIR server
-  --keep                 keep Orthanc's storage and the config file on exit
-  -h, --help`;
-}
-
-export function parseSandboxArgs(argv: string[]): SandboxOptions | 'help' {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      'dicom-dir': { type: 'string' },
-      'fhir-bundle': { type: 'string' },
-      'fhir-port': { type: 'string' },
-      'orthanc-port': { type: 'string' },
-      dicom: { type: 'boolean' },
-      'dicom-port': { type: 'string' },
-      user: { type: 'string' },
-      password: { type: 'string' },
-      'fhir-token': { type: 'string' },
-      keep: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
-  });
-  if (values.help) return 'help';
-  const port = (name: string, v: string | undefined): number | undefined => {
-    if (v === undefined) return undefined;
-    const n = Number(v);
-    if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`--${name}: not a port: ${v}`);
-    return n;
-  };
-  const opts: SandboxOptions = {};
-  if (values['dicom-dir']) opts.dicomDir = values['dicom-dir'];
-  if (values['fhir-bundle']) opts.fhirBundle = values['fhir-bundle'];
-  const fhirPort = port('fhir-port', values['fhir-port']);
-  if (fhirPort !== undefined) opts.fhirPort = fhirPort;
-  const orthancPort = port('orthanc-port', values['orthanc-port']);
-  if (orthancPort !== undefined) opts.orthancHttpPort = orthancPort;
-  const dicomPort = port('dicom-port', values['dicom-port']);
-  if (dicomPort !== undefined) opts.orthancDicomPort = dicomPort;
-  if (values.dicom || dicomPort !== undefined) opts.dicom = true;
-  if (values.user) opts.username = values.user;
-  if (values.password) opts.password = values.password;
-  if (values['fhir-token']) opts.fhirToken = values['fhir-token'];
-  if (values.keep) opts.keep = true;
-  return opts;
-}
-
-/** CLI entry: start, print, run until SIGINT/SIGTERM, stop. Resolves to an exit code. */
-export async function runSandbox(options: SandboxOptions = {}): Promise<number> {
-  const print = options.print ?? ((line: string) => console.log(line));
-  let sandbox: Sandbox;
-  try {
-    sandbox = await startSandbox(options);
-  } catch (err) {
-    console.error(`sandbox: failed to start: ${(err as Error).message}`);
-    return 1;
-  }
-  const { orthanc, fhir, seeded } = sandbox;
-  print('');
-  print('pacs-triage sandbox is running (data is synthetic and lost on exit).');
-  print('The FHIR server listens on loopback only. Orthanc has no bind-address option: it listens on every');
-  print('interface, with authentication on and remote access refused; run the sandbox inside a network');
-  print('namespace (`sudo unshare --net`, then `ip link set lo up`) to keep it off the network entirely.');
-  print('');
-  print(`  Orthanc REST   ${orthanc.baseUrl}   (Orthanc ${orthanc.lastStartMs?.toFixed(0)} ms to start)`);
-  print(`  DICOMweb       ${orthanc.dicomWebUrl}`);
-  print(`  credentials    ${orthanc.auth.username} / ${orthanc.auth.password}`);
-  if (options.dicom) print(`  DICOM (DIMSE)  AET ${orthanc.aet} on port ${orthanc.dicomPort} (all interfaces)`);
-  print(`  FHIR R4        ${fhir.url}${options.fhirToken ? `   (Authorization: Bearer ${options.fhirToken})` : ''}`);
-  print('');
-  print(
-    `  seeded: ${seeded.instances} DICOM instances in ${seeded.studies} studies${seeded.syntheticDicom ? ' (synthetic)' : ''}; ` +
-      `${seeded.fhirEntries} FHIR resources${seeded.syntheticFhir ? ' (synthetic)' : ''}`,
-  );
-  print('');
-  print(`  try:  curl -u '${orthanc.auth.username}:${orthanc.auth.password}' ${orthanc.dicomWebUrl}/studies`);
-  print(`        curl '${fhir.url}/Patient'${options.fhirToken ? ` -H 'Authorization: Bearer ${options.fhirToken}'` : ''}`);
-  print('');
-  print(`pacs-triage config (also written to ${sandbox.configPath}):`);
-  print('');
-  print(sandbox.configYaml.replace(/^/gm, '    ').trimEnd());
-  print('');
-  print(`  run:  npx pacs-triage doctor --config ${sandbox.configPath}`);
-  print(`        npx pacs-triage serve --config ${sandbox.configPath}`);
-  print(`  page: http://127.0.0.1:8080/   (it asks for the API token: ${sandbox.apiToken})`);
-  print('');
-  print('Ctrl-C to stop.');
-
-  await new Promise<void>((resolvePromise) => {
-    const done = (): void => {
-      process.off('SIGINT', done);
-      process.off('SIGTERM', done);
-      resolvePromise();
-    };
-    process.on('SIGINT', done);
-    process.on('SIGTERM', done);
-  });
-  print('\nstopping...');
-  await sandbox.stop();
-  return 0;
 }

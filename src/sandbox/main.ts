@@ -1,5 +1,5 @@
 // Entry point of `npm run sandbox` (node --import tsx src/sandbox/main.ts [options]).
-import { parseSandboxArgs, runSandbox, sandboxUsage } from './index.ts';
+import { parseSandboxArgs, runSandbox, sandboxUsage } from './cli.ts';
 
 let options: ReturnType<typeof parseSandboxArgs>;
 try {

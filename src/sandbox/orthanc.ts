@@ -247,7 +247,10 @@ export class OrthancServer {
     if (!child || !this.running) return child?.exitCode ?? null;
     child.kill('SIGTERM');
     const timeoutMs = this.opts.stopTimeoutMs ?? 20_000;
-    const code = await Promise.race([this.exited, new Promise<'timeout'>((r) => setTimeout(r, timeoutMs, 'timeout'))]);
+    let timer: NodeJS.Timeout | undefined;
+    const code = await Promise.race([this.exited, new Promise<'timeout'>((r) => (timer = setTimeout(r, timeoutMs, 'timeout')))]);
+    // A pending timer keeps the event loop alive: `npm run sandbox` took the whole timeout to exit after Ctrl-C.
+    clearTimeout(timer);
     if (code === 'timeout') {
       child.kill('SIGKILL');
       await this.exited;

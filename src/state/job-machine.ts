@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { TriageError } from '../domain/errors.ts';
 import { JOB_CLASSES, type Job, type JobClass, type JobState } from '../domain/records.ts';
 import type { StudyRef } from '../domain/types.ts';
+import type { ClaimOrder } from './ports.ts';
 import { isValidUid } from '../domain/uids.ts';
 
 /** A job as engines persist it: the public record plus the machine's own fields. */
@@ -37,6 +38,11 @@ export const TRANSITIONS: Readonly<Record<JobState | 'new', readonly JobState[]>
 /** A class's rank in the queue (lower goes first): engines store and order by it. */
 export function classRank(c: JobClass): number {
   return JOB_CLASSES.indexOf(c);
+}
+
+/** The ranks a claim of this order may take: below the returned one (`urgent-only` leaves backfill out). */
+export function rankLimit(order: ClaimOrder): number {
+  return order === 'urgent-only' ? classRank('backfill') : JOB_CLASSES.length;
 }
 
 export function classOfRank(rank: number): JobClass {

@@ -32,9 +32,10 @@ import type {
 /**
  * Which class a claim looks at first: `urgent-first` (live, then retries, then backfill) as a
  * rule; `backfill-first` now and then (worker.backfillShare), so a backlog still drains while
- * live studies keep arriving.
+ * live studies keep arriving; `urgent-only` (live and retries, never backfill) when this process
+ * already runs its worker.backfillConcurrency backfill jobs, so workers stay free for live studies.
  */
-export type ClaimOrder = 'urgent-first' | 'backfill-first';
+export type ClaimOrder = 'urgent-first' | 'backfill-first' | 'urgent-only';
 
 export interface EnqueueOptions {
   /** The scheduling class of the studies enqueued (default live; backfill for `backfill`). */

@@ -4,7 +4,9 @@
  *
  *   describe.skipIf(!requireOrthanc())('needs Orthanc', () => { ... });
  */
+import { accessSync, constants as fsConstants } from 'node:fs';
 import { networkInterfaces } from 'node:os';
+import { delimiter, join } from 'node:path';
 import { findDicomWebPlugin, findOrthancBinary } from '../../src/sandbox/orthanc.ts';
 import { findPostgresBin, postgresRunAs } from './postgres.ts';
 
@@ -40,6 +42,22 @@ export function requireOrthanc(options: { dicomWeb?: boolean } = {}): boolean {
   }
   warnIfNotIsolated();
   return true;
+}
+
+/**
+ * True when `name` is a program on PATH (the first-hour test runs the README's curl commands).
+ * Throws when it is missing and CI is set; otherwise warns once and returns false.
+ */
+export function requireCommand(name: string, hint: string): boolean {
+  const found = (process.env.PATH ?? '').split(delimiter).some((dir) => {
+    try {
+      accessSync(join(dir, name), fsConstants.X_OK);
+      return dir !== '';
+    } catch {
+      return false;
+    }
+  });
+  return found || missing(`The program \`${name}\``, hint);
 }
 
 /**

@@ -8,7 +8,7 @@
 import type pg from 'pg';
 import type { JobState } from '../../domain/records.ts';
 import type { StudyRef } from '../../domain/types.ts';
-import { claimable, classOfRank, classRank, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
+import { claimable, classOfRank, classRank, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, rankLimit, type JobRow } from '../job-machine.ts';
 import { DEFAULT_LEASE, type Cursor, type EnqueueOptions, type JobQueue, type Lease } from '../ports.ts';
 import { transaction, type Sql } from './database.ts';
 import { notify, pageLimit, wholeMs } from './sql.ts';
@@ -183,9 +183,10 @@ export function postgresJobQueue(pool: pg.Pool, schema: string, clock: () => num
                   OR (state = 'running' AND COALESCE(lease_until, 0) < $1 AND next_attempt_at <= $1))
              AND ($2::text IS NULL OR study_uid = $2)
              AND (settle_barrier IS NULL OR next_attempt_at <= ${BARRIER_VALUE})
+             AND class_rank < $3
            ORDER BY class_rank ${order === 'backfill-first' ? 'DESC' : 'ASC'}, next_attempt_at, enqueued_at LIMIT 1
            FOR UPDATE SKIP LOCKED`,
-          [now, studyInstanceUID ?? null],
+          [now, studyInstanceUID ?? null, rankLimit(order)],
         );
         const row = rows[0];
         if (!row) return undefined;

@@ -5,7 +5,7 @@
 import type Database from 'better-sqlite3';
 import type { JobState } from '../../domain/records.ts';
 import type { StudyRef } from '../../domain/types.ts';
-import { claimable, classOfRank, classRank, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, type JobRow } from '../job-machine.ts';
+import { claimable, classOfRank, classRank, jobKey, onClaim, onEnqueue, onFail, onFinish, onRequeue, publicJob, rankLimit, type JobRow } from '../job-machine.ts';
 import { DEFAULT_LEASE, type Cursor, type EnqueueOptions, type JobQueue, type Lease } from '../ports.ts';
 import { writeTransaction } from './sql.ts';
 
@@ -143,9 +143,10 @@ export function sqliteJobQueue(db: Database.Database, clock: () => number): JobQ
                     OR (state = 'running' AND COALESCE(lease_until, 0) < @now AND next_attempt_at <= @now))
                AND (@uid IS NULL OR study_uid = @uid)
                AND (settle_barrier IS NULL OR next_attempt_at <= ${BARRIER_VALUE})
+               AND class_rank < @rankLimit
              ORDER BY class_rank ${order === 'backfill-first' ? 'DESC' : 'ASC'}, next_attempt_at, enqueued_at LIMIT 1`,
           )
-          .get({ now, uid: studyInstanceUID ?? null }) as (SqlJob & { barrier_value: number }) | undefined;
+          .get({ now, uid: studyInstanceUID ?? null, rankLimit: rankLimit(order) }) as (SqlJob & { barrier_value: number }) | undefined;
         if (!row) return undefined;
         const job = toJobRow(row);
         if (!claimable(job, now, row.barrier_value)) return undefined;

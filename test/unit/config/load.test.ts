@@ -48,6 +48,13 @@ describe('loadConfig', () => {
     expect(config.pacs?.dicomWebPath).toBe('/dicom-web');
   });
 
+  it('refuses worker.backfillConcurrency above worker.concurrency; leaves it unset by default', () => {
+    expect(loadConfig({ env: {} }).worker.backfillConcurrency).toBeUndefined();
+    expect(() => loadConfig({ env: { PACS_TRIAGE_WORKER__CONCURRENCY: '4', PACS_TRIAGE_WORKER__BACKFILL_CONCURRENCY: '5' } })).toThrow(
+      /worker\.backfillConcurrency: must be at most worker\.concurrency \(4\)/,
+    );
+  });
+
   it('lists every problem with its path in one error', () => {
     const json = file('bad.json', JSON.stringify({ uidRoot: '1.02.3', model: { maxBatch: 0 }, pacs: { baseUrl: 'ftp://x' }, typo: 1 }));
     let error: unknown;

@@ -133,8 +133,13 @@ describe(`${engine.name}: scheduling classes (live ahead of retries, retries ahe
     expect((await store.get('1.9.2'))?.class).toBe('retry');
     expect((await store.jobs()).map((j) => [j.studyInstanceUID, j.class]).sort()).toEqual([['1.9.1', 'live'], ['1.9.2', 'retry'], ['1.9.3', 'backfill']]);
     expect((await store.claim(now, undefined, undefined, 'backfill-first'))?.studyInstanceUID).toBe('1.9.3');
+    await store.finish('1.9.3', 'done', undefined);
+    expect(await store.requeue('1.9.3')).toMatchObject({ class: 'backfill' });
     expect((await store.claim(now))?.studyInstanceUID).toBe('1.9.1');
     expect((await store.claim(now))?.studyInstanceUID).toBe('1.9.2');
+    // urgent-only (this process runs its worker.backfillConcurrency already) leaves backfill waiting.
+    expect(await store.claim(now, undefined, undefined, 'urgent-only')).toBeUndefined();
+    expect((await store.claim(now, undefined, undefined, 'urgent-first'))?.studyInstanceUID).toBe('1.9.3');
     // Reprocess (requeue) is backfill; a live arrival of a waiting backfill study makes it live.
     await store.finish('1.9.1', 'done', undefined);
     expect(await store.requeue('1.9.1')).toMatchObject({ state: 'queued', class: 'backfill' });
