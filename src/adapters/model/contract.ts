@@ -32,12 +32,32 @@ export type IdsType = 'int64' | 'int32';
 const fixed = (d: number | string | undefined): d is number => typeof d === 'number' && d > 0;
 const dims = (shape: readonly (number | string)[]): string => `[${shape.map(String).join(', ')}]`;
 
-function nameProblem(where: string, name: string, kind: 'input' | 'output', available: readonly string[]): Problem {
+/** `candidates`: the graph's values no other manifest field names (all of them when none is left). */
+function nameProblem(where: string, name: string, kind: 'input' | 'output', available: readonly string[], candidates: readonly string[] = available): Problem {
+  const names = candidates.length > 0 ? candidates : available;
   return {
     where,
     problem: `the model has no ${kind} "${name}" (its ${kind}s: ${available.join(', ') || 'none'})`,
-    fix: `set ${where} to the name of the graph's ${kind} (${available.join(' or ')}); Netron or onnx.load(...).graph.${kind}s shows them`,
+    fix: `set ${where} to the name of the graph's ${kind} (${names.join(' or ')}); Netron or onnx.load(...).graph.${kind}s shows them`,
   };
+}
+
+/** Schema 1 names its inputs and outputs elsewhere: a problem points at the field the file has. */
+const V1_PATHS: Record<string, string> = {
+  'image.input.name': 'inputs.image.name',
+  'image.input.dtype': 'inputs.image.dtype',
+  'image.input.channels': 'inputs.image.shape',
+  'image.input': 'inputs.image.shape',
+  'image.size.height': 'image.size',
+  'image.size.width': 'image.size',
+  'text.inputs.inputIds': 'inputs.inputIds.name',
+  'text.inputs.attentionMask': 'inputs.attentionMask.name',
+  'outputs.scores.name': 'outputs.probabilities.name',
+};
+
+function inSchema1(p: Problem): Problem {
+  const where = V1_PATHS[p.where] ?? p.where;
+  return { ...p, where, fix: p.fix.replace(`set ${p.where} `, `set ${where} `) };
 }
 
 function imageProblems(value: GraphValue, manifest: Manifest): Problem[] {
@@ -141,12 +161,13 @@ export function contractProblems(graph: Graph, manifest: Manifest): Problem[] {
     if (text.inputs.tokenTypeIds !== undefined) declared.push(['text.inputs.tokenTypeIds', text.inputs.tokenTypeIds, (v) => textProblems(v, 'text.inputs.tokenTypeIds')]);
   }
   const misnamed = new Set<string>();
+  const fed = new Set(declared.map(([, name]) => name));
+  const unfed = inputNames.filter((n) => !fed.has(n));
   for (const [where, name, check] of declared) {
     const value = inputs.get(name);
     if (!value) misnamed.add(where);
-    problems.push(...(value ? check(value) : [nameProblem(where, name, 'input', inputNames)]));
+    problems.push(...(value ? check(value) : [nameProblem(where, name, 'input', inputNames, unfed)]));
   }
-  const fed = new Set(declared.map(([, name]) => name));
   for (const value of graph.inputs) {
     if (fed.has(value.name)) continue;
     const looksLike = /token_type/i.test(value.name) ? 'text.inputs.tokenTypeIds' : /mask/i.test(value.name) ? 'text.inputs.attentionMask' : /ids/i.test(value.name) ? 'text.inputs.inputIds' : /pixel|image/i.test(value.name) ? 'image.input.name' : undefined;
@@ -167,7 +188,7 @@ export function contractProblems(graph: Graph, manifest: Manifest): Problem[] {
     const value = outputs.get(saliency.name);
     problems.push(...(value ? outputProblems(value, manifest, true) : [nameProblem('outputs.saliency.name', saliency.name, 'output', outputNames)]));
   }
-  return problems;
+  return manifest.schemaVersion === 1 ? problems.map(inSchema1) : problems;
 }
 
 /** The element type of the graph's text inputs (int64 unless it says int32). */
