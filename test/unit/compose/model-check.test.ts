@@ -135,4 +135,21 @@ describe('model check', () => {
     expect(stdout).toContain('no saliency: the SR has no image region');
     expect(await main(['model', 'check'], out)).toBe(2);
   });
+
+  it('doctor with several models (config models): a model check and mapping checks per folder, named by it', async () => {
+    const broken = variant('cxr-image-only', (m) => (m['findings'][3].code = 'pulmonary_nodule'));
+    const config = loadConfig({ env: {}, overrides: { models: ['models/cxr-triage', broken] } });
+    const report = await doctor(config, createLogger('silent'));
+    const named = report.checks.filter((c) => c.name.includes('(')).map((c) => [c.name, c.status]);
+    expect(named).toEqual([
+      ['model (models/cxr-triage)', 'ok'],
+      [`model (${broken})`, 'ok'],
+      ['findings coded (models/cxr-triage)', 'ok'],
+      ['priority rules (models/cxr-triage)', 'ok'],
+      ['selection rules (models/cxr-triage)', 'ok'],
+      [`findings coded (${broken})`, 'fail'],
+      [`priority rules (${broken})`, 'warn'],
+      [`selection rules (${broken})`, 'ok'],
+    ]);
+  }, 60_000);
 });
