@@ -6,10 +6,12 @@ const VARIANT_LABELS: Record<string, string> = { fused: 'fused (image + text)', 
 export function formatReport(r: EvaluationReport): string {
   const f3 = (x: number | null): string => (x === null || Number.isNaN(x) ? '  n/a' : x.toFixed(3));
   const lines = [`model ${r.model.id}@${r.model.version} on ${r.executionProvider}, ${r.n} cases`];
+  // A model without text has its one variant only; "fused (image + text)" would misname it.
+  const alone = Object.keys(r.variants).length === 1;
   for (const [name, v] of Object.entries(r.variants)) {
     lines.push(
       '',
-      `${VARIANT_LABELS[name] ?? name}: macro AUROC ${f3(v.macro.auroc)} (95% CI ${f3(v.macro.aurocCi[0])}–${f3(v.macro.aurocCi[1])}), F1 ${f3(v.macro.f1)}, Brier ${f3(v.macro.brier)}, ECE ${f3(v.macro.ece)}`,
+      `${alone && name === 'fused' ? 'image (the model reads no text: no ablations)' : (VARIANT_LABELS[name] ?? name)}: macro AUROC ${f3(v.macro.auroc)} (95% CI ${f3(v.macro.aurocCi[0])}–${f3(v.macro.aurocCi[1])}), F1 ${f3(v.macro.f1)}, Brier ${f3(v.macro.brier)}, ECE ${f3(v.macro.ece)}`,
     );
     lines.push('  finding              thr    AUROC  prec   recall F1     acc    Brier  ECE    pos');
     for (const [code, m] of Object.entries(v.perFinding)) {
