@@ -2,12 +2,13 @@
 import { asTriageError, type TriageError } from './domain/errors.ts';
 import { analyzeCommand } from './commands/analyze.ts';
 import { doctorCommand, evaluateCommand, jobsCommand } from './commands/admin.ts';
+import { modelCommand } from './commands/model.ts';
 import { COMMON_HELP, helpOf, parse, type Command, type Out } from './commands/command.ts';
 import { backfillCommand, processCommand, retractCommand, runOnceCommand, serveCommand } from './commands/service.ts';
 
 export { progressReporter } from './commands/service.ts';
 
-const COMMANDS: readonly Command[] = [analyzeCommand, serveCommand, runOnceCommand, processCommand, backfillCommand, jobsCommand, retractCommand, doctorCommand, evaluateCommand];
+const COMMANDS: readonly Command[] = [analyzeCommand, serveCommand, runOnceCommand, processCommand, backfillCommand, jobsCommand, retractCommand, doctorCommand, modelCommand, evaluateCommand];
 
 const USAGE = `pacs-triage — multimodal (image + EHR text) triage for a PACS and a FHIR server
 

@@ -5,7 +5,9 @@ import { TriageError } from '../domain/errors.ts';
 import type { JobState } from '../domain/records.ts';
 import { PACKAGE_ROOT } from '../config/load.ts';
 import { TriageModel } from '../adapters/model/index.ts';
-import { evaluate, formatReport } from '../evaluate/evaluate.ts';
+import { evaluate } from '../evaluate/evaluate.ts';
+import { formatReport } from '../evaluate/report-format.ts';
+import { writeReliabilityPlots } from '../evaluate/reliability-plot.ts';
 import { doctor } from '../compose/doctor.ts';
 import { openStore } from '../compose/runtime.ts';
 import { configFor, loggerFor, type Command } from './command.ts';
@@ -82,10 +84,15 @@ const STATUS_LABEL = { ok: 'ok  ', warn: 'warn', fail: 'FAIL' } as const;
 
 export const evaluateCommand: Command = {
   name: 'evaluate',
-  synopsis: 'evaluate [--data DIR] [--json]',
+  synopsis: 'evaluate [--data DIR] [--json] [--plots DIR]',
   description: `Run an evaluation set (default: the model's held-out set) through the production path, with the two
-ablations (text masked, image blanked).`,
-  options: { data: { type: 'string' }, json: { type: 'boolean', default: false } },
+ablations (text masked, image blanked; a model without text: the image alone). Per variant: AUROC with its
+95% CI, precision, recall, F1 at the manifest's thresholds, Brier score, expected calibration error and a
+reliability table. A broken case is named with its id and file. The set's format: models/README.md.
+  --data DIR      the evaluation set: DIR/index.json (format pacs-triage-evalset/1) and its files
+  --json          the report as JSON
+  --plots DIR     a reliability diagram per variant, DIR/reliability-<variant>.png`,
+  options: { data: { type: 'string' }, json: { type: 'boolean', default: false }, plots: { type: 'string' } },
   async run(values, _positionals, out) {
     const config = configFor(values);
     const model = await TriageModel.load(config.model, loggerFor(values));
@@ -94,6 +101,12 @@ ablations (text masked, image blanked).`,
       const data = given ?? (existsSync('models/testset') ? 'models/testset' : path.join(PACKAGE_ROOT, 'models/testset'));
       const report = await evaluate(model, data);
       out.stdout(values['json'] ? JSON.stringify(report) : formatReport(report));
+      const plots = values['plots'] as string | undefined;
+      if (plots !== undefined) {
+        const files = await writeReliabilityPlots(report, plots);
+        // On stderr with --json, so that stdout stays one JSON document.
+        (values['json'] ? out.stderr : out.stdout)(`reliability plots: ${files.join(', ')}`);
+      }
       return 0;
     } finally {
       await model.close();

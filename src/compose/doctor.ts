@@ -8,7 +8,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
 import { asTriageError } from '../domain/errors.ts';
-import { loadManifest, type Manifest } from '../config/manifest.ts';
+import { loadManifest, type Manifest, type TextSection } from '../config/manifest.ts';
 import { loadMappings, type Mappings } from '../config/mappings.ts';
 import { TriageModel } from '../adapters/model/index.ts';
 import { describeTls } from '../adapters/http/tls.ts';
@@ -18,6 +18,8 @@ import { attempt, fail, ok, upstreamFix, warn, type Check, type DoctorReport } f
 import { pacsChecks } from './doctor/pacs.ts';
 import { capabilityChecks, searchNeeds, type CapabilityStatement } from './doctor/fhir.ts';
 import { modelMappingChecks } from './doctor/model.ts';
+import { checkModel } from './model-check.ts';
+import { modelDirs } from './runtime.ts';
 
 export type { Check, CheckStatus, DoctorReport } from './doctor/report.ts';
 
@@ -28,43 +30,65 @@ export interface DoctorOptions {
 
 export async function doctor(config: Config, log: Logger, options: DoctorOptions = {}): Promise<DoctorReport> {
   const checks: Check[] = [];
-  const modelDir = path.resolve(config.model.dir);
   const mappingsDir = path.resolve(config.mappings.dir);
+  // Every model the service would load (config `models`, else model.dir); named by folder when there are several.
+  const dirs = modelDirs(config);
+  const label = (name: string, dir: string): string => (dirs.length === 1 ? name : `${name} (${dir})`);
 
-  let manifest: Manifest | undefined;
-  checks.push(
-    await attempt('model', async () => {
-      try {
-        const model = await TriageModel.load(config.model, log);
-        manifest = model.manifest;
-        await model.close();
-        return ok('model', `${manifest.id}@${manifest.version} loaded on ${model.provider} (${manifest.findings.length} findings)`);
-      } catch (err) {
-        // The model cannot run here, but its manifest may still be read: the mapping checks need only that.
-        manifest = await loadManifest(config.model.dir).then((m) => m.manifest).catch(() => undefined);
-        throw err;
-      }
-    }),
-  );
+  const models: { dir: string; manifest: Manifest }[] = [];
+  for (const dir of dirs) {
+    const checked = await modelCheck(config, dir, label('model', dir), log);
+    checks.push(checked.check);
+    if (checked.manifest) models.push({ dir, manifest: checked.manifest });
+  }
+  const manifests = models.map((m) => m.manifest);
 
   let mappings: Mappings | undefined;
   checks.push(
     await attempt('mappings', async () => {
-      mappings = loadMappings(config.mappings.dir, manifest?.findings.map((f) => f.code));
+      mappings = loadMappings(config.mappings.dir, manifests.length > 0 ? [...new Set(manifests.flatMap((m) => m.findings.map((f) => f.code)))] : undefined);
       return ok('mappings', `valid, version ${mappings.version}`);
     }, () => `correct the files in ${mappingsDir} as listed`),
   );
-  if (manifest && mappings) checks.push(...modelMappingChecks(manifest, mappings, mappingsDir));
+  for (const { dir, manifest } of models) {
+    if (mappings) checks.push(...modelMappingChecks(manifest, mappings, mappingsDir).map((c) => ({ ...c, name: label(c.name, dir) })));
+  }
 
-  checks.push(...(await upstreamChecks(config, manifest, mappings)));
+  // The text sections any model reads decide the FHIR searches; none known: all of them.
+  const sections = manifests.length > 0 ? [...new Set(manifests.flatMap((m) => m.text?.sections.map((s) => s.kind) ?? []))] : undefined;
+  checks.push(...(await upstreamChecks(config, sections, mappings)));
   return {
     ok: checks.every((c) => c.status !== 'fail'),
-    paths: { config: options.configFile === undefined ? null : path.resolve(options.configFile), model: modelDir, mappings: mappingsDir },
+    paths: { config: options.configFile === undefined ? null : path.resolve(options.configFile), model: path.resolve(dirs[0] ?? config.model.dir), mappings: mappingsDir },
     checks,
   };
 }
 
-async function upstreamChecks(config: Config, manifest: Manifest | undefined, mappings: Mappings | undefined): Promise<Check[]> {
+/** One model folder: the same check as `model check` (mappings apart: they are checked once, after), then a load on the configured providers. */
+async function modelCheck(config: Config, dir: string, name: string, log: Logger): Promise<{ check: Check; manifest?: Manifest }> {
+  let manifest: Manifest | undefined;
+  const check = await attempt(name, async () => {
+    const checked = await checkModel(dir, { executionProviders: config.model.executionProviders });
+    if (!checked.ok) {
+      manifest = checked.manifest;
+      const problems = checked.problems.map((p) => `${p.where}: ${p.problem}`).join('; ');
+      return fail(name, `${checked.problems.length} problem${checked.problems.length === 1 ? '' : 's'} in ${path.resolve(dir)}: ${problems}`, checked.problems.map((p) => p.fix).join('; '));
+    }
+    try {
+      const model = await TriageModel.load({ ...config.model, dir }, log);
+      manifest = model.manifest;
+      await model.close();
+      return ok(name, `${manifest.id}@${manifest.version} loaded on ${model.provider} (${manifest.findings.length} findings)`);
+    } catch (err) {
+      // The model cannot run here, but its manifest may still be read: the mapping checks need only that.
+      manifest = await loadManifest(dir).then((m) => m.manifest).catch(() => undefined);
+      throw err;
+    }
+  });
+  return { check, ...(manifest ? { manifest } : {}) };
+}
+
+async function upstreamChecks(config: Config, sections: readonly TextSection['kind'][] | undefined, mappings: Mappings | undefined): Promise<Check[]> {
   if (!config.pacs) return [fail('pacs', 'not configured: only `analyze` can run', 'set pacs.baseUrl (or PACS_TRIAGE_PACS__BASE_URL)')];
   let servers: ReturnType<typeof connectServers>;
   try {
@@ -78,7 +102,7 @@ async function upstreamChecks(config: Config, manifest: Manifest | undefined, ma
     if (!servers.fhir) {
       checks.push(fail('FHIR server', 'not configured: the model will read no clinical text, and no RiskAssessment is written', 'set fhir.baseUrl (or PACS_TRIAGE_FHIR__BASE_URL)'));
     } else {
-      checks.push(...(await fhirChecks(config, servers.fhir, manifest, mappings)));
+      checks.push(...(await fhirChecks(config, servers.fhir, sections, mappings)));
     }
     return checks;
   } finally {
@@ -86,7 +110,7 @@ async function upstreamChecks(config: Config, manifest: Manifest | undefined, ma
   }
 }
 
-async function fhirChecks(config: Config, fhir: FhirClient, manifest: Manifest | undefined, mappings: Mappings | undefined): Promise<Check[]> {
+async function fhirChecks(config: Config, fhir: FhirClient, sections: readonly TextSection['kind'][] | undefined, mappings: Mappings | undefined): Promise<Check[]> {
   let cs: CapabilityStatement | undefined;
   const server = await attempt(
     'FHIR server',
@@ -101,6 +125,6 @@ async function fhirChecks(config: Config, fhir: FhirClient, manifest: Manifest |
   );
   if (!cs) return [server];
   if (!mappings) return [server, warn('FHIR capabilities', 'not checked against the mappings: the mappings did not load (see above)')];
-  const sections = manifest?.text.sections.map((s) => s.kind);
+  // An image-only model reads no clinical text: only the patient look-up is needed then.
   return [server, ...capabilityChecks(cs, searchNeeds(mappings.fhir, sections), config.fhir?.writeOrderPriority ?? false)];
 }

@@ -9,10 +9,37 @@ import { openPostgresStore } from '../state/postgres/index.ts';
 import { openSqliteStore } from '../state/sqlite/index.ts';
 
 export interface Runtime {
+  /** The first model (the only one without config `models`). */
   model: TriageModel;
+  /** Every model of the service, in config order. */
+  models: TriageModel[];
   mappings: Mappings;
   store: Store;
   close(): Promise<void>;
+}
+
+/** The model folders the service runs: config `models`, else model.dir. */
+export function modelDirs(config: Config): string[] {
+  return config.models ?? [config.model.dir];
+}
+
+/** Loads every model; two with the same manifest id would share selection rules and result keys, so that is refused. */
+async function loadModels(config: Config, log: Logger): Promise<TriageModel[]> {
+  const models: TriageModel[] = [];
+  try {
+    for (const dir of modelDirs(config)) {
+      const model = await TriageModel.load({ ...config.model, dir }, log);
+      models.push(model);
+      const same = models.find((m) => m !== model && m.manifest.id === model.manifest.id);
+      if (same) {
+        throw new TriageError('CONFIG_INVALID', `configuration is invalid:\n  - models: ${same.loaded.dir} and ${dir} have the same manifest id ${model.manifest.id}; each model needs its own id (selection rules and results are keyed by it)`, { where: 'models' });
+      }
+    }
+  } catch (err) {
+    await Promise.all(models.map((m) => m.close()));
+    throw err;
+  }
+  return models;
 }
 
 /**
@@ -27,23 +54,25 @@ export async function openStore(config: Config, path?: string): Promise<Store> {
 }
 
 export async function openRuntime(config: Config, log: Logger, storePath?: string): Promise<Runtime> {
-  const model = await TriageModel.load(config.model, log);
+  const models = await loadModels(config, log);
+  const closeModels = (): Promise<unknown> => Promise.all(models.map((m) => m.close()));
   let mappings: Mappings;
   let store: Store;
   try {
-    mappings = loadMappings(config.mappings.dir, model.manifest.findings.map((f) => f.code));
+    mappings = loadMappings(config.mappings.dir, [...new Set(models.flatMap((m) => m.manifest.findings.map((f) => f.code)))]);
     store = await openStore(config, storePath);
   } catch (err) {
-    await model.close();
+    await closeModels();
     throw err;
   }
   return {
-    model,
+    model: models[0] as TriageModel,
+    models,
     mappings,
     store,
     close: async () => {
       await store.close();
-      await model.close();
+      await closeModels();
     },
   };
 }

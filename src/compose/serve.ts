@@ -34,10 +34,10 @@ export async function readiness(service: Service): Promise<{ ready: boolean; che
     }
   };
   const { dicomweb, fhir } = service.servers;
-  const model = service.runtime.model;
+  const models = service.runtime.models;
   const checks: Record<string, Check> = {
     ...(dicomweb ? { pacs: await check(() => dicomweb.ping(5_000)) } : {}),
-    model: { ok: true, detail: `${model.manifest.id}@${model.manifest.version} on ${model.provider}` },
+    model: { ok: true, detail: models.map((m) => `${m.manifest.id}@${m.manifest.version} on ${m.provider}`).join(', ') },
   };
   if (fhir) checks['fhir'] = await check(() => fhir.capabilities());
   for (const { warning, studies, lastAt } of service.warnings.list()) {
@@ -129,7 +129,7 @@ export async function serve(config: Config, log: Logger): Promise<void> {
     ...(config.api.token ? { token: config.api.token } : {}),
     ...(config.api.metricsToken ? { metricsToken: config.api.metricsToken } : {}),
     hosts: { host: config.api.host, allowed: config.api.allowedHosts },
-    status: () => ({ provider: model.provider, model: `${model.manifest.id}@${model.manifest.version}` }),
+    status: () => ({ provider: model.provider, model: service.runtime.models.map((m) => `${m.manifest.id}@${m.manifest.version}`).join(', ') }),
     metrics: { contentType: service.metrics.contentType, text: () => service.metrics.text() },
     ready: () => readiness(service),
     ...(ingestModes(config).includes('webhook') && config.ingest.webhook

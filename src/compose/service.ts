@@ -70,11 +70,13 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     throw err;
   }
   const metrics = new Metrics(runtime.store);
-  metrics.setProvider(runtime.model.provider, `${runtime.model.manifest.id}@${runtime.model.manifest.version}`);
-  runtime.model.onBatch = (size, seconds) => {
-    metrics.batchSize.observe(size);
-    metrics.inferenceSeconds.observe(seconds);
-  };
+  metrics.setProvider(runtime.model.provider, runtime.models.map((m) => `${m.manifest.id}@${m.manifest.version}`).join(','));
+  for (const model of runtime.models) {
+    model.onBatch = (size, seconds) => {
+      metrics.batchSize.observe(size);
+      metrics.inferenceSeconds.observe(seconds);
+    };
+  }
   const breakers = instrument(servers, config, metrics, log);
   const ownInstances = new RecentIds();
   const store = runtime.store;
@@ -100,6 +102,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
   const warnings = new WriteWarnings(log);
   const deps: PipelineDeps = {
     model: runtime.model,
+    ...(runtime.models.length > 1 ? { models: runtime.models } : {}),
     mappings: runtime.mappings,
     uidRoot: config.uidRoot,
     shadow: config.shadow,
@@ -147,7 +150,7 @@ export async function openService(config: Config, log: Logger): Promise<Service>
     lease: { owner: `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`, leaseMs: config.worker.leaseMs },
     metrics,
     breakers,
-    own: { isOwnSeries: ownSeries(config.uidRoot, runtime.model.manifest), ownInstances },
+    own: { isOwnSeries: ownSeries(config.uidRoot, runtime.models.map((m) => m.manifest)), ownInstances },
     warnings,
     retractions,
     verifications,

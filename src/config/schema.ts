@@ -38,6 +38,17 @@ export const configSchema = z
       })
       .strict()
       .default({ dir: 'models/cxr-triage', executionProviders: ['cpu'], maxBatch: 8, maxWaitMs: 20, cpu: { spinning: false } }),
+    /**
+     * Several models in one service: their folders, in order (the first draws the worklist
+     * pictures). Each model's series are chosen by the selection rules under its manifest id and
+     * each writes its own SR and RiskAssessment; model.* settings other than dir apply to all.
+     * Absent: model.dir alone.
+     */
+    models: z
+      .array(z.string().min(1))
+      .min(1)
+      .refine((dirs) => new Set(dirs).size === dirs.length, 'each model folder at most once')
+      .optional(),
     mappings: z.object({ dir: z.string().min(1).default('mappings') }).strict().default({ dir: 'mappings' }),
     pacs: z
       .object({

@@ -15,6 +15,7 @@ import {
   frameBitLength,
   readStoredSamples,
   toGrey,
+  toRgb,
   unsupportedReason,
 } from './pixels.ts';
 import { type TransferSyntaxInfo, codecFor } from './transfer-syntax.ts';
@@ -31,6 +32,8 @@ export interface DicomImage {
    * palette colour after the palette LUT. The modality LUT is NOT applied here.
    */
   frame(index?: number): Int32Array | Float32Array;
+  /** The R, G, B planes of frame `index` (pixels.ts toRgb); undefined for monochrome data. */
+  colorFrame(index?: number): [Float32Array, Float32Array, Float32Array] | undefined;
 }
 
 /**
@@ -72,54 +75,72 @@ export function nativeImage(meta: InstanceMeta, syntax: TransferSyntaxInfo, pixe
     );
   }
   let little: Uint8Array | undefined = syntax.littleEndian ? stored : undefined;
+  const samples = (index: number): Uint8Array => {
+    checkFrameIndex(index, pixel.numberOfFrames);
+    little ??= bigEndianToLittle(stored, pixel.bitsAllocated, vr);
+    return little;
+  };
   return {
     meta,
     transferSyntaxUID: syntax.uid,
     pixel,
-    frame(index = 0) {
-      checkFrameIndex(index, pixel.numberOfFrames);
-      little ??= bigEndianToLittle(stored, pixel.bitsAllocated, vr);
-      return greyFrame(little, pixel, index);
-    },
+    frame: (index = 0) => greyFrame(samples(index), pixel, index),
+    colorFrame: (index = 0) => colorPlanes(samples(index), pixel, index),
   };
 }
 
 export function encapsulatedImage(meta: InstanceMeta, syntax: TransferSyntaxInfo, pixel: PixelDescription, fragments: Uint8Array[]): DicomImage {
   const codec = codecFor(syntax.uid);
   if (codec === undefined) throw new Error(`no codec for ${syntax.uid}`); // checked in checkSyntax
+  const decodedFrame = (index: number): { data: Uint8Array; effective: PixelDescription } => {
+    checkFrameIndex(index, pixel.numberOfFrames);
+    const encoded = encapsulatedFrame(fragments, pixel.numberOfFrames, index);
+    let decoded;
+    try {
+      decoded = codec.decodeFrame(encoded, pixel, index);
+    } catch (err) {
+      throw new TriageError('DICOM_UNREADABLE', `${codec.name} cannot decode frame ${index} (${syntax.name}, ${syntax.uid}): ${(err as Error).message}`, {
+        cause: err,
+        where: 'preprocess',
+      });
+    }
+    const effective: PixelDescription = {
+      ...pixel,
+      numberOfFrames: 1,
+      photometricInterpretation: decoded.photometricInterpretation ?? pixel.photometricInterpretation,
+      planarConfiguration: decoded.planarConfiguration ?? pixel.planarConfiguration,
+    };
+    const reason = unsupportedReason(effective);
+    if (reason !== undefined) throw unsupported(reason);
+    const needed = Math.ceil(frameBitLength(effective) / 8);
+    if (decoded.data.byteLength < needed) {
+      throw new TriageError('DICOM_UNREADABLE', `${codec.name} returned ${decoded.data.byteLength} bytes for frame ${index} (${syntax.name}, ${syntax.uid}); ${needed} expected`, {
+        where: 'preprocess',
+      });
+    }
+    return { data: decoded.data, effective };
+  };
   return {
     meta,
     transferSyntaxUID: syntax.uid,
     pixel,
     frame(index = 0) {
-      checkFrameIndex(index, pixel.numberOfFrames);
-      const encoded = encapsulatedFrame(fragments, pixel.numberOfFrames, index);
-      let decoded;
-      try {
-        decoded = codec.decodeFrame(encoded, pixel, index);
-      } catch (err) {
-        throw new TriageError('DICOM_UNREADABLE', `${codec.name} cannot decode frame ${index} (${syntax.name}, ${syntax.uid}): ${(err as Error).message}`, {
-          cause: err,
-          where: 'preprocess',
-        });
-      }
-      const effective: PixelDescription = {
-        ...pixel,
-        numberOfFrames: 1,
-        photometricInterpretation: decoded.photometricInterpretation ?? pixel.photometricInterpretation,
-        planarConfiguration: decoded.planarConfiguration ?? pixel.planarConfiguration,
-      };
-      const reason = unsupportedReason(effective);
-      if (reason !== undefined) throw unsupported(reason);
-      const needed = Math.ceil(frameBitLength(effective) / 8);
-      if (decoded.data.byteLength < needed) {
-        throw new TriageError('DICOM_UNREADABLE', `${codec.name} returned ${decoded.data.byteLength} bytes for frame ${index} (${syntax.name}, ${syntax.uid}); ${needed} expected`, {
-          where: 'preprocess',
-        });
-      }
-      return greyFrame(decoded.data, effective, 0);
+      const { data, effective } = decodedFrame(index);
+      return greyFrame(data, effective, 0);
+    },
+    colorFrame(index = 0) {
+      const { data, effective } = decodedFrame(index);
+      return colorPlanes(data, effective, 0);
     },
   };
+}
+
+function colorPlanes(littleEndianBytes: Uint8Array, pixel: PixelDescription, index: number): [Float32Array, Float32Array, Float32Array] | undefined {
+  try {
+    return toRgb(readStoredSamples(littleEndianBytes, pixel, index), pixel);
+  } catch (err) {
+    throw new TriageError('DICOM_UNSUPPORTED_IMAGE', (err as Error).message, { cause: err, where: 'preprocess' });
+  }
 }
 
 function greyFrame(littleEndianBytes: Uint8Array, pixel: PixelDescription, index: number): Int32Array | Float32Array {

@@ -217,6 +217,64 @@ export function toGrey(samples: Int32Array, p: PixelDescription): Int32Array | F
   }
 }
 
+/**
+ * The three colour planes (R, G, B) of a colour frame, row-major, on the stored values' scale:
+ * RGB as stored, YBR_FULL(_422) converted with the PS3.3 C.7.6.3.1.2 equations (chroma offset
+ * 2^(BitsStored-1)), palette colour through its LUT. Undefined for monochrome data: a model that
+ * takes RGB then reads the grey image in all three channels.
+ */
+export function toRgb(samples: Int32Array, p: PixelDescription): [Float32Array, Float32Array, Float32Array] | undefined {
+  const n = p.rows * p.columns;
+  const planes: [Float32Array, Float32Array, Float32Array] = [new Float32Array(n), new Float32Array(n), new Float32Array(n)];
+  const [r, g, b] = planes;
+  const half = 2 ** (p.bitsStored - 1);
+  const fromYbr = (i: number, y: number, cb: number, cr: number): void => {
+    r[i] = y + 1.402 * (cr - half);
+    g[i] = y - 0.344136 * (cb - half) - 0.714136 * (cr - half);
+    b[i] = y + 1.772 * (cb - half);
+  };
+  switch (p.photometricInterpretation) {
+    case 'MONOCHROME1':
+    case 'MONOCHROME2':
+      return undefined;
+    case 'RGB':
+      for (let i = 0; i < n; i++) {
+        const planar = p.planarConfiguration === 1;
+        r[i] = samples[planar ? i : 3 * i] ?? 0;
+        g[i] = samples[planar ? n + i : 3 * i + 1] ?? 0;
+        b[i] = samples[planar ? 2 * n + i : 3 * i + 2] ?? 0;
+      }
+      return planes;
+    case 'YBR_FULL':
+      for (let i = 0; i < n; i++) {
+        const planar = p.planarConfiguration === 1;
+        fromYbr(i, samples[planar ? i : 3 * i] ?? 0, samples[planar ? n + i : 3 * i + 1] ?? 0, samples[planar ? 2 * n + i : 3 * i + 2] ?? 0);
+      }
+      return planes;
+    case 'YBR_FULL_422':
+      for (let i = 0; i < n; i++) {
+        const pair = 4 * (i >> 1);
+        fromYbr(i, samples[pair + (i & 1)] ?? 0, samples[pair + 2] ?? 0, samples[pair + 3] ?? 0);
+      }
+      return planes;
+    case 'PALETTE COLOR': {
+      const lut = p.palette;
+      if (lut === undefined) throw new Error('PALETTE COLOR without a palette');
+      const last = lut.red.length - 1;
+      for (let i = 0; i < n; i++) {
+        const v = (samples[i] ?? 0) - lut.firstMapped;
+        const k = v < 0 ? 0 : v > last ? last : v;
+        r[i] = lut.red[k] ?? 0;
+        g[i] = lut.green[k] ?? 0;
+        b[i] = lut.blue[k] ?? 0;
+      }
+      return planes;
+    }
+    default:
+      throw new Error(`PhotometricInterpretation ${p.photometricInterpretation} is not supported`);
+  }
+}
+
 function luma(r: number, g: number, b: number): number {
   return BT601.r * r + BT601.g * g + BT601.b * b;
 }

@@ -41,8 +41,10 @@ export const LOG_EVENTS = {
   'webhook.own_instance': e('debug', 'our own result arrived; not enqueued', ['study']),
   'webhook.forbidden': e('warn', 'webhook call with a wrong secret', []),
   // a study's run
-  'study.done': e('info', 'study processed', ['study', 'priority', 'provider', 'timings']),
-  'study.unchanged': e('info', 'same inputs as the stored result; nothing new to write', ['study', 'resultKey']),
+  'study.done': e('info', 'study processed', ['study', 'model', 'priority', 'provider', 'timings']),
+  'study.unchanged': e('info', 'same inputs as the stored result; nothing new to write', ['study', 'model', 'resultKey']),
+  'study.model.skipped': e('info', 'a model of the study skipped it (its selection rules); the other models ran', ['study', 'model', 'reason']),
+  'study.model.failed': e('warn', 'a model failed on the study; the other models ran', ['study', 'model', ...ERR]),
   'study.resume': e('info', 'writing the stored result; no inference', ['study', 'resultKey', 'written']),
   'study.skipped': e('info', 'study skipped', ['study', 'reason']),
   'study.retry': e('warn', 'study will be retried', ['study', 'attempt', 'retryAt', ...ERR]),

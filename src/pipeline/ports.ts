@@ -59,12 +59,13 @@ export interface ClinicalSource {
   observations(patientRef: string, codes: readonly { system: string; code: string }[], since: string, max: number): Promise<FhirResource[]>;
 }
 
-/** The model as the pipeline uses it: its contract, its tokenizer, and inference (batched behind the port). */
+/** The model as the pipeline uses it: its contract, its text encoding, and inference (batched behind the port). */
 export interface ModelPort {
   readonly manifest: Manifest;
   /** The execution provider it runs on (cpu, cuda…). */
   readonly provider: string;
-  readonly tokenizer: { encode(text: string): TextEncoding };
+  /** The clinical text as the model's text input; undefined for a model that reads no text. */
+  encodeText(text: string): TextEncoding | undefined;
   infer(input: ModelInput): Promise<ModelOutput>;
 }
 
@@ -90,7 +91,13 @@ export interface RetractionPorts {
 export type PipelineStore = JobQueue & ResultStore & AuditLog;
 
 export interface PipelineDeps {
+  /** The model a run of processStudy uses (with several models: the one being run). */
   model: ModelPort;
+  /**
+   * Every model of the service (config `models`), in order; absent: just `model`. Each reads the
+   * series its selection rules (keyed by manifest id) choose and writes its own SR and RiskAssessment.
+   */
+  models?: readonly ModelPort[];
   mappings: Mappings;
   uidRoot: string;
   /** Run everything, write nothing back (results stay in the store and the API). */

@@ -1,10 +1,11 @@
 /**
- * One study through the whole pipeline, as a sequence of named stages:
+ * One study through the whole pipeline for one model, as a sequence of named stages:
  *
  *   select → clinical text → result key (unchanged? stop) → image + infer (or the stored
  *   findings, on a resume) → encode → record → write back (+ worklist pictures alongside)
  *
- * Throws a TriageError for failures; the worker decides from its code whether to retry.
+ * Throws a TriageError for failures; the worker decides from its code whether to retry. With
+ * several models, process-models.ts runs this once per model.
  */
 import { logEvent } from '../domain/log-events.ts';
 import type { FhirResource } from '../domain/types.ts';
@@ -18,6 +19,8 @@ import { findingsOf } from './inference/findings.ts';
 import type { PipelineDeps } from './ports.ts';
 import { imageStage } from './preprocess/stage.ts';
 import { stageTimer } from './timing.ts';
+import { tensorPlane, unnormalizeOf } from './preprocess/index.ts';
+import type { PipelineStore } from './ports.ts';
 import { fullyWritten, writeBack } from './writeback/write-back.ts';
 
 export { WriteBackPending } from './writeback/write-back.ts';
@@ -27,7 +30,22 @@ export type StudyOutcome =
   | { status: 'done'; result: StoredResult; sr: Uint8Array; fhir: FhirResource | undefined; unchanged: boolean }
   | { status: 'skipped'; reason: string };
 
-export async function processStudy(studyInstanceUID: string, deps: PipelineDeps, timings: Record<string, number> = {}): Promise<StudyOutcome> {
+/**
+ * The latest result of this model for the study: with several models a study has results of
+ * each, and a model's rerun, its Predecessor Documents and its SR Instance Number follow its own.
+ */
+export async function latestResultOf(store: Pick<PipelineStore, 'latestResult' | 'resultsOf'>, studyInstanceUID: string, modelId: string): Promise<StoredResult | undefined> {
+  const latest = await store.latestResult(studyInstanceUID);
+  if (latest === undefined || latest.modelId === modelId) return latest;
+  return (await store.resultsOf(studyInstanceUID)).filter((r) => r.modelId === modelId).at(-1);
+}
+
+export interface StudyOptions {
+  /** Keep what the worklist pictures are drawn from (off for all but one model of a study). */
+  pictures?: boolean;
+}
+
+export async function processStudy(studyInstanceUID: string, deps: PipelineDeps, timings: Record<string, number> = {}, options: StudyOptions = {}): Promise<StudyOutcome> {
   const { model, mappings, log } = deps;
   const manifest = model.manifest;
   const timed = stageTimer(timings);
@@ -36,7 +54,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   if (!selection.selected) return { status: 'skipped', reason: selection.reason };
   const { instance, study, selectedBy } = selection;
 
-  const previous = await deps.store.latestResult(studyInstanceUID);
+  const previous = await latestResultOf(deps.store, studyInstanceUID, manifest.id);
   // A study never processed needs its pixels whatever the FHIR server says, so they are fetched
   // while the FHIR look-ups run instead of after them. A study with a result may turn out
   // unchanged; there the retrieval would be wasted PACS load (think backfills), so it waits.
@@ -54,7 +72,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
   });
   const sameKey = previous?.resultKey === key ? previous : undefined;
   if (sameKey && fullyWritten(sameKey, deps.shadow)) {
-    logEvent(log, 'study.unchanged', { study: studyInstanceUID, resultKey: key });
+    logEvent(log, 'study.unchanged', { study: studyInstanceUID, model: manifest.id, resultKey: key });
     // Still refused, as far as this process knows: /readyz keeps saying so (logged once per cause).
     for (const w of sameKey.warnings ?? []) deps.warnings?.report(w, studyInstanceUID);
     return { status: 'done', result: sameKey, sr: new Uint8Array(), fhir: undefined, unchanged: true };
@@ -68,16 +86,21 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     logEvent(log, 'study.resume', { study: studyInstanceUID, resultKey: key, written: sameKey?.written });
   } else {
     const tensor = await (early ?? imageStage(instance, deps, timed));
-    const output = await timed('infer', () => model.infer({ image: tensor.tensor, text: model.tokenizer.encode(context.text) }));
+    const text = model.encodeText(context.text);
+    const output = await timed('infer', () => model.infer({ image: tensor.tensor, ...(text ? { text } : {}) }));
     const inferred = findingsOf(output, manifest, instance, tensor.source);
     findings = inferred;
-    pictures = async () => {
-      // Only what the pictures are drawn from is kept here; the API draws them at first view.
-      const { size, normalize } = manifest.image;
-      const which = inferred.flatMap((f, k) => (f.positive ? [k] : []));
-      const source = pictureSourceOf(tensor.tensor, size, size, normalize, output.saliency.length > 0 ? output.saliency : undefined, which);
-      await deps.store.savePictureSource(studyInstanceUID, encodePictureSource(source), source.heat !== undefined, key);
-    };
+    if (options.pictures !== false) {
+      pictures = async () => {
+        // Only what the pictures are drawn from is kept here (the first channel, taken back to the
+        // window's [0, 1] with its own mean and std); the API draws them at first view.
+        const spec = manifest.image;
+        const which = inferred.flatMap((f, k) => (f.positive ? [k] : []));
+        const plane = tensorPlane(tensor.tensor, spec, 0);
+        const source = pictureSourceOf(plane, spec.size.width, spec.size.height, unnormalizeOf(spec, 0), output.saliency.length > 0 ? output.saliency : undefined, which);
+        await deps.store.savePictureSource(studyInstanceUID, encodePictureSource(source), source.heat !== undefined, key);
+      };
+    }
   }
   const priority = priorityOf(findings, mappings.priority);
   const writesOrder = context.order !== undefined && deps.sink.writeOrderPriority !== undefined;
@@ -107,7 +130,7 @@ export async function processStudy(studyInstanceUID: string, deps: PipelineDeps,
     await deps.store.saveResult(result);
   } else {
     await writeBack({ result, instance, sr: encoded.sr, fhir: encoded.fhir, ...(writesOrder && context.order ? { order: context.order } : {}) }, deps, timed, drawing);
-    logEvent(log, 'study.done', { study: studyInstanceUID, priority, provider: model.provider, timings });
+    logEvent(log, 'study.done', { study: studyInstanceUID, model: manifest.id, priority, provider: model.provider, timings });
   }
   return { status: 'done', result, sr: encoded.sr.part10, fhir: encoded.fhir, unchanged: false };
 }

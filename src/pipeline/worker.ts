@@ -4,7 +4,8 @@ import { asTriageError } from '../domain/errors.ts';
 import type { Job } from '../domain/records.ts';
 import type { Lease } from '../state/ports.ts';
 import type { PipelineDeps } from './ports.ts';
-import { processStudy, type StudyOutcome } from './process-study.ts';
+import type { StudyOutcome } from './process-study.ts';
+import { processStudyModels } from './process-models.ts';
 import { WriteBackPending } from './writeback/write-back.ts';
 import { warningReason } from './writeback/optional-writes.ts';
 
@@ -49,7 +50,7 @@ export async function runJob(job: Job, deps: PipelineDeps, policy: RetryPolicy, 
     : undefined;
   heartbeat?.unref();
   try {
-    const outcome = await processStudy(job.studyInstanceUID, deps, timings);
+    const { outcome } = await processStudyModels(job.studyInstanceUID, deps, timings);
     timings['total'] = Math.round(performance.now() - started);
     // A done job's reason carries the warnings of its result (also an unchanged rerun's): `jobs` and /api/jobs show them.
     const reason = outcome.status === 'skipped' ? outcome.reason : warningReason(outcome.result);

@@ -332,7 +332,7 @@ const mappings = loadMappings('mappings', model.manifest.findings.map((f) => f.c
 const clinical = new FhirServerSource(new FhirClient({ baseUrl: fhir.url, timeoutMs: 30_000 }));
 const context = await bestOf('context', burst.map((s) => s.uid), [1, 4, 8], async (uid) => {
   const inst = (await dicomweb.studyInstances(uid)).filter((m) => m.Modality !== 'SR');
-  await gatherClinicalContext(studyMetaOf(inst[0]!), clinical, mappings.fhir, model.manifest.text);
+  await gatherClinicalContext(studyMetaOf(inst[0]!), clinical, mappings.fhir, model.manifest.text!);
 });
 
 const buffers = burst.map((s) => s.part10);
@@ -343,7 +343,7 @@ const preprocessMs = (performance.now() - t) / buffers.length;
 const preprocessing = { perS: round(1000 / preprocessMs, 1), msPerImage: round(preprocessMs, 2) };
 say(`  preprocessing: ${preprocessing.msPerImage} ms/image`);
 
-const text = model.tokenizer.encode('indication: chest pain | spo2 94 %');
+const text = model.encodeText('indication: chest pain | spo2 94 %');
 const inference: Record<string, number> = {};
 for (const batch of [1, 8, 16, 32]) {
   const items: ModelInput[] = Array.from({ length: batch }, (_, i) => ({ image: tensors[i % tensors.length]!, text }));

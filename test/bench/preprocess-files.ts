@@ -8,12 +8,13 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { imageToTensor, type ImageSpec } from '../../src/pipeline/preprocess/index.ts';
+import { imageToTensor } from '../../src/pipeline/preprocess/index.ts';
+import { parseManifest } from '../../src/config/manifest.ts';
 import { readDicom } from '../../src/dicom/index.ts';
 
 const [dir, manifestFile] = process.argv.slice(2);
 if (!dir || !manifestFile) throw new Error('usage: preprocess-files.ts <folder> <manifest.json>');
-const spec = (JSON.parse(readFileSync(manifestFile, 'utf8')) as { image: ImageSpec }).image;
+const spec = parseManifest(JSON.parse(readFileSync(manifestFile, 'utf8')), manifestFile).image;
 const files = readdirSync(dir).filter((f) => f.endsWith('.dcm')).sort().map((f) => path.join(dir, f));
 let best = Infinity;
 for (let pass = 0; pass < 5; pass++) {

@@ -1,19 +1,24 @@
-import type { ImageSpec } from '../../src/pipeline/preprocess/image-tensor.ts';
+import { imageSpecV1, type ImageSpec } from '../../src/config/manifest.ts';
 /**
  * A minimal DICOM Part 10 writer for tests: exact control over transfer syntax, VRs and the
  * pixel layout, so odd cases (signed 12-bit, planar RGB, palette, encapsulated, multi-frame)
  * need no binary fixtures. Not for production use.
  */
 
-/** The manifest's example `image` object (models/MANIFEST.md), shared by the preprocess tests. */
-export const MANIFEST_IMAGE_SPEC: ImageSpec = {
+/** The reference model's `image` object (models/MANIFEST.md, schema 1), normalised; shared by the preprocess tests. */
+export const MANIFEST_IMAGE_SPEC: ImageSpec = imageSpecV1({
   size: 224,
   modalityLut: true,
   window: { source: 'dataset-then-percentile', percentiles: [0.5, 99.5] },
   photometric: { MONOCHROME1: 'invert', MONOCHROME2: 'keep' },
   resize: 'bilinear-half-pixel',
   normalize: { mean: 0.5, std: 0.25 },
-};
+});
+
+/** The spec with a size×size output (and, by default, the identity normalisation). */
+export function specOfSize(size: number, extra: Partial<ImageSpec> = {}): ImageSpec {
+  return { ...MANIFEST_IMAGE_SPEC, size: { width: size, height: size }, normalize: { mean: [0], std: [1] }, ...extra };
+}
 
 export const TS = {
   implicitLE: '1.2.840.10008.1.2',

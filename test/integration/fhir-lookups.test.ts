@@ -8,9 +8,8 @@ import { FhirServerSource } from '../../src/adapters/fhir/clinical-source.ts';
 import { FhirClient } from '../../src/adapters/fhir/client.ts';
 import { loadMappings, type FhirMapping } from '../../src/config/mappings.ts';
 import { gatherClinicalContext } from '../../src/pipeline/context/fhir-context.ts';
-import { renderClinicalText } from '../../src/pipeline/context/text-template.ts';
+import { renderClinicalText, type TextTemplate } from '../../src/pipeline/context/text-template.ts';
 import { startFhirServer, type RunningFhirServer } from '../../src/sandbox/fhir-server.ts';
-import type { Manifest } from '../../src/config/manifest.ts';
 import type { StudyMeta } from '../../src/domain/types.ts';
 
 const base = loadMappings('mappings').fhir;
@@ -18,9 +17,7 @@ const SYSTEM = base.patient.identifierSystem;
 const ACSN = base.order.accessionType;
 const STUDY_UID = '1.2.826.0.1.3680043.10.999.7';
 const study: StudyMeta = { StudyInstanceUID: STUDY_UID, PatientID: 'MRN-L1', IssuerOfPatientID: 'HOSP-A', AccessionNumber: 'ACC-L1', StudyDate: '20260301' };
-const template: Manifest['text'] = {
-  tokenizer: 't',
-  maxLength: 64,
+const template: TextTemplate = {
   joiner: ' | ',
   empty: 'none',
   sections: [

@@ -2,6 +2,7 @@ import { logEvent, type EventLogger } from '../../domain/log-events.ts';
 import * as ort from 'onnxruntime-node';
 import { TriageError } from '../../domain/errors.ts';
 import type { Manifest } from '../../config/manifest.ts';
+import { contractProblems, formatProblems, type Graph, type GraphValue } from './contract.ts';
 
 export type ExecutionProvider = 'cuda' | 'webgpu' | 'cpu';
 
@@ -77,18 +78,19 @@ export async function openSession(
   );
 }
 
-/** Refuses a model whose graph inputs/outputs are not the ones its manifest names. */
+/** The session's inputs and outputs as the contract check reads them. */
+export function graphOf(session: ort.InferenceSession): Graph {
+  const values = (list: readonly ort.InferenceSession.ValueMetadata[] | undefined, names: readonly string[]): GraphValue[] =>
+    list && list.length === names.length
+      ? list.map((v) => (v.isTensor ? { name: v.name, type: v.type, shape: v.shape } : { name: v.name, shape: [] }))
+      : names.map((name) => ({ name, shape: [] }));
+  return { inputs: values(session.inputMetadata, session.inputNames), outputs: values(session.outputMetadata, session.outputNames) };
+}
+
+/** Refuses a model whose graph does not take and give what its manifest says, listing every mismatch with its fix. */
 export function checkSessionMatchesManifest(session: ort.InferenceSession, manifest: Manifest): void {
-  const wantIn = [manifest.inputs.image.name, manifest.inputs.inputIds.name, manifest.inputs.attentionMask.name];
-  const wantOut = [manifest.outputs.probabilities.name, manifest.outputs.saliency.name];
-  const problems: string[] = [];
-  for (const name of wantIn) {
-    if (!session.inputNames.includes(name)) problems.push(`input "${name}" is not in the model (it has ${session.inputNames.join(', ')})`);
-  }
-  for (const name of wantOut) {
-    if (!session.outputNames.includes(name)) problems.push(`output "${name}" is not in the model (it has ${session.outputNames.join(', ')})`);
-  }
+  const problems = contractProblems(graphOf(session), manifest);
   if (problems.length > 0) {
-    throw new TriageError('MANIFEST_INVALID', `manifest ${manifest.id}@${manifest.version} does not match its ONNX graph:\n  - ${problems.join('\n  - ')}`);
+    throw new TriageError('MANIFEST_INVALID', `manifest ${manifest.id}@${manifest.version} does not match its ONNX graph:\n${formatProblems(problems)}`);
   }
 }

@@ -261,10 +261,13 @@ async function openStudy(uid, focus = false, message = '') {
   ];
   if (study.images.saliency || study.images.thumbnail) {
     const figs = el('div', { className: 'images' });
+    // A model without saliency says so in the result's notes; the caption repeats it where the overlay would be.
+    const noSaliency = Boolean(r && r.notes.some((n) => n.startsWith('no saliency')));
     for (const kind of ['saliency', 'thumbnail']) {
       if (!study.images[kind]) continue;
       const img = el('img', { alt: kind === 'saliency' ? 'saliency overlay of the positive findings' : 'model input image' });
-      figs.append(el('figure', {}, img, el('figcaption', { text: kind === 'saliency' ? 'saliency (positive findings)' : 'model input' })));
+      const caption = kind === 'saliency' ? 'saliency (positive findings)' : noSaliency ? 'model input (this model gives no saliency)' : 'model input';
+      figs.append(el('figure', {}, img, el('figcaption', { text: caption })));
       imageUrl(uid, kind, study.job.updatedAt).then((url) => url && (img.src = url)).catch(() => {});
     }
     children.push(figs);

@@ -1,5 +1,5 @@
 import type { FhirMapping } from '../../config/mappings.ts';
-import type { Manifest } from '../../config/manifest.ts';
+import type { TextSpec } from '../../config/manifest.ts';
 import type { ClinicalContext, FhirResource, StudyMeta } from '../../domain/types.ts';
 import type { ClinicalSource } from '../ports.ts';
 import { refOf } from './resource-text.ts';
@@ -80,7 +80,7 @@ export async function gatherClinicalContext(
   study: StudyMeta,
   source: ClinicalSource,
   mapping: FhirMapping,
-  template: Manifest['text'],
+  template: Pick<TextSpec, 'sections'>,
   now: Date = new Date(),
 ): Promise<ClinicalContext> {
   if (!study.PatientID) {

@@ -4,6 +4,7 @@
  * exact resource versions that text came from — they go into the result key.
  */
 import { logEvent } from '../../domain/log-events.ts';
+import { NO_TEXT } from '../../config/manifest.ts';
 import type { ClinicalContext, FhirResource, InstanceMeta, StudyMeta } from '../../domain/types.ts';
 import type { StoredResult } from '../../domain/records.ts';
 import type { PipelineDeps } from '../ports.ts';
@@ -49,14 +50,15 @@ export function versionsOf(resources: readonly FhirResource[], ownWrite?: Stored
 /** The clinical text for the study (empty context without a clinical source). */
 export async function clinicalStage(study: StudyMeta, deps: PipelineDeps, timed: Timed, previous: StoredResult | undefined): Promise<ClinicalText> {
   const { log, mappings } = deps;
-  const manifest = deps.model.manifest;
+  // An image-only model reads no text; the patient is still looked up, for the RiskAssessment.
+  const template = deps.model.manifest.text ?? NO_TEXT;
   const now = deps.now ?? (() => new Date());
   let clinical: ClinicalContext = { resources: [] };
   if (deps.clinical) {
     const source = deps.clinical;
-    clinical = await timed('context.fhir', () => gatherClinicalContext(study, source, mappings.fhir, manifest.text, now()));
+    clinical = await timed('context.fhir', () => gatherClinicalContext(study, source, mappings.fhir, template, now()));
   }
-  const rendered = renderClinicalText(clinical.resources, manifest.text, mappings.fhir);
+  const rendered = renderClinicalText(clinical.resources, template, mappings.fhir);
   for (const hit of rendered.capsHit) logEvent(log, 'context.cap_hit', { study: study.StudyInstanceUID, ...hit });
   // Why a report's attachment gave no text (its content type, charset or encoding): never the text.
   for (const u of rendered.unread) logEvent(log, 'context.text_unread', { study: study.StudyInstanceUID, resource: u.resource, reason: u.reason });

@@ -1,5 +1,5 @@
 import type { FhirResource } from '../../domain/types.ts';
-import type { Manifest, TextSection } from '../../config/manifest.ts';
+import type { TextSection, TextSpec } from '../../config/manifest.ts';
 import type { FhirMapping, ReportTextSource } from '../../config/mappings.ts';
 import { effectiveDate, hasCoding, observationValue, orderReason, reportText, type Unread } from './resource-text.ts';
 
@@ -30,7 +30,10 @@ export interface CapHit {
 /** What the site's mapping says about reading the resources; without it, the manifest's defaults and no caps. */
 export type TextReading = Pick<FhirMapping, 'caps'> & { reports: Pick<FhirMapping['reports'], 'text'> };
 
-export function renderClinicalText(resources: readonly FhirResource[], template: Manifest['text'], reading?: TextReading): RenderedText {
+/** What rendering needs of the manifest's text object. */
+export type TextTemplate = Pick<TextSpec, 'sections' | 'joiner' | 'empty'>;
+
+export function renderClinicalText(resources: readonly FhirResource[], template: TextTemplate, reading?: TextReading): RenderedText {
   const capsHit: CapHit[] = [];
   const unread: Unread[] = [];
   let input = resources;

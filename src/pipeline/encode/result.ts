@@ -121,5 +121,11 @@ export async function encodeStage(input: EncodeInput, deps: PipelineDeps, timed:
     study: studyFieldsOf({ ...study, PatientAge: instance.PatientAge }, deps.keepPatientIdentity ?? false),
   };
   if (!clinical.patientRef) result.notes.push(`fhir skipped: ${clinical.patientProblem?.message ?? 'no FHIR server configured'}`);
+  // Said where the result is shown (the page's notes, the API), so that no region and no heat
+  // map read as the model's nature rather than as nothing found.
+  if (!manifest.outputs.saliency) result.notes.push(NO_SALIENCY_NOTE);
   return { result, sr, fhir: bundle as unknown as FhirResource | undefined };
 }
+
+/** The note of a result from a model without saliency. */
+export const NO_SALIENCY_NOTE = 'no saliency: this model gives none, so the SR has no image region (each finding is a qualitative evaluation) and there is no heat map';

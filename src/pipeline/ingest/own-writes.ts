@@ -8,9 +8,11 @@ export type OwnSeries = (studyInstanceUID: string, seriesInstanceUID: string) =>
  * an instance arriving in either is recognised without asking anyone: with per-instance
  * ingest (ingest.stableAgeS) our own write-back must not make the study run again.
  */
-export function ownSeries(uidRoot: string, model: { id: string; deviceUid: string }): OwnSeries {
+export function ownSeries(uidRoot: string, model: { id: string; deviceUid: string } | readonly { id: string; deviceUid: string }[]): OwnSeries {
+  // With several models (config `models`) each writes its SR into a series of its own.
+  const models = Array.isArray(model) ? model : [model];
   return (study, series) =>
-    series === srSeriesInstanceUID(uidRoot, study, model.id, model.deviceUid) || series === rejectionNoteSeriesUID(uidRoot, study);
+    models.some((m) => series === srSeriesInstanceUID(uidRoot, study, m.id, m.deviceUid)) || series === rejectionNoteSeriesUID(uidRoot, study);
 }
 
 /**

@@ -6,20 +6,18 @@ export {
   imageToTensor,
   checkImageSpec,
   voiLinear,
-  resizeBilinearHalfPixel,
-  planBilinearHalfPixel,
-  inverseResize,
-  saliencyRegion,
+  tensorPlane,
+  unnormalizeOf,
   type ImageSpec,
   type GreyImage,
   type DicomImageLike,
   type TensorResult,
-  type ResizePlan,
-  type Box,
   type WindowSource,
-  type ResizeKernel,
 } from './image-tensor.ts';
+export { planResize, planBilinearHalfPixel, resizeBilinearHalfPixel, resizeWith, type ResizePlan } from './resize.ts';
+export { inverseResize, resizeGeometry, saliencyRegion, type Box, type ResizeGeometry } from './geometry.ts';
 export { percentiles, orderStatistics } from './percentile.ts';
+
 /** Reads a DICOM file and preprocesses frame 0: `{ image, ...tensorResult }`. */
 export function dicomToTensor(buffer: Uint8Array, spec: ImageSpec): TensorResult & { image: DicomImage } {
   const image = readDicom(buffer);

@@ -117,6 +117,6 @@ describe('pacs-triage analyze', () => {
     writeFileSync(path.join(dir, 'manifest.json'), JSON.stringify(manifest));
     const run = await cli(['evaluate', '--model', dir]);
     expect(run.code).toBe(2);
-    expect(run.stderr).toMatch(/does not match its ONNX graph:\n\s+- input "pixels" is not in the model \(it has image, input_ids, attention_mask\)/);
+    expect(run.stderr).toContain('does not match its ONNX graph:\n  - inputs.image.name: the model has no input "pixels" (its inputs: image, input_ids, attention_mask)\n    fix: set inputs.image.name to the name of the graph\'s input (image);');
   });
 });

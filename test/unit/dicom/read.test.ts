@@ -323,8 +323,8 @@ describe('readDicom on built files', () => {
 
   it('MONOCHROME1 is inverted in the tensor', () => {
     const base = { rows: 2, columns: 2, samples: [0, 100, 200, 300], window: [150.5, 301] as [number, number] };
-    const m2 = imageToTensor(readDicom(imageFile(base)), { ...SPEC, size: 2 });
-    const m1 = imageToTensor(readDicom(imageFile({ ...base, photometric: 'MONOCHROME1' })), { ...SPEC, size: 2 });
+    const m2 = imageToTensor(readDicom(imageFile(base)), { ...SPEC, size: { width: 2, height: 2 } });
+    const m1 = imageToTensor(readDicom(imageFile({ ...base, photometric: 'MONOCHROME1' })), { ...SPEC, size: { width: 2, height: 2 } });
     // normalised: (y - 0.5)/0.25, so inverting y negates the tensor
     expect(m1.tensor[0]).toBe(2);
     m1.tensor.forEach((v, i) => expect(v).toBeCloseTo(-(m2.tensor[i] as number), 6));

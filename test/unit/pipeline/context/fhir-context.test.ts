@@ -4,15 +4,12 @@ import { BundleSource, FhirServerSource } from '../../../../src/adapters/fhir/cl
 import { FhirClient } from '../../../../src/adapters/fhir/client.ts';
 import { fhirMappingSchema, loadMappings, type FhirMapping } from '../../../../src/config/mappings.ts';
 import { gatherClinicalContext, patientIdentifierSystem, windowStart } from '../../../../src/pipeline/context/fhir-context.ts';
-import { renderClinicalText } from '../../../../src/pipeline/context/text-template.ts';
-import type { Manifest } from '../../../../src/config/manifest.ts';
+import { renderClinicalText, type TextTemplate } from '../../../../src/pipeline/context/text-template.ts';
 import type { FhirResource, StudyMeta } from '../../../../src/domain/types.ts';
 
 const mappings = loadMappings('mappings').fhir;
 const SYSTEM = mappings.patient.identifierSystem;
-const template: Manifest['text'] = {
-  tokenizer: 't',
-  maxLength: 64,
+const template: TextTemplate = {
   joiner: ' | ',
   empty: 'none',
   sections: [
@@ -126,7 +123,7 @@ describe('the mapping of FHIR lookups (mappings/fhir.yaml)', () => {
 
 describe('gatherClinicalContext: the lookups the mapping chooses', () => {
   const P = 'Patient/p1';
-  const tmpl: Manifest['text'] = { ...template, sections: template.sections.filter((s) => s.kind === 'priorReports') };
+  const tmpl: TextTemplate = { ...template, sections: template.sections.filter((s) => s.kind === 'priorReports') };
   const report = (id: string, extra: Record<string, unknown>): FhirResource => ({ resourceType: 'DiagnosticReport', id, subject: ref(P), effectiveDateTime: '2025-01-01', conclusion: id, status: 'final', ...extra });
   const world: FhirResource[] = [
     { resourceType: 'Patient', id: 'p1', identifier: [{ system: SYSTEM, value: 'MRN1' }] },

@@ -3,13 +3,10 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadMappings } from '../../../../src/config/mappings.ts';
 import { readEvalIndex, resourcesOf } from '../../../../src/evaluate/evalset.ts';
-import { formatNumber, renderClinicalText, type TextReading } from '../../../../src/pipeline/context/text-template.ts';
-import type { Manifest } from '../../../../src/config/manifest.ts';
+import { formatNumber, renderClinicalText, type TextReading, type TextTemplate } from '../../../../src/pipeline/context/text-template.ts';
 import type { FhirResource } from '../../../../src/domain/types.ts';
 
-const template: Manifest['text'] = {
-  tokenizer: 'tokenizer.json',
-  maxLength: 128,
+const template: TextTemplate = {
   joiner: ' | ',
   empty: 'no clinical information',
   sections: [
@@ -65,7 +62,7 @@ describe('renderClinicalText', () => {
 
   it('with the shipped mapping (caps, report text), every held-out case still renders the Python generator\'s text', async () => {
     const TESTSET = 'models/testset';
-    const manifestText = (JSON.parse(readFileSync('models/cxr-triage/manifest.json', 'utf8')) as { text: Manifest['text'] }).text;
+    const manifestText = (JSON.parse(readFileSync('models/cxr-triage/manifest.json', 'utf8')) as { text: TextTemplate }).text;
     const mapping = loadMappings('mappings').fhir;
     const index = await readEvalIndex(TESTSET);
     const differ: string[] = [];
@@ -98,7 +95,7 @@ describe('renderClinicalText with the mapping\'s reading and caps', () => {
   });
 
   it('renders coded, integer and boolean observation values', () => {
-    const t: Manifest['text'] = { ...template, sections: [{ kind: 'observations', resourceType: 'Observation', latestPerCode: true, template: '{label} {value} {unit}', codes: [{ system: 's', code: 'a', label: 'covid' }, { system: 's', code: 'b', label: 'resp rate' }, { system: 's', code: 'c', label: 'on oxygen' }] }] };
+    const t: TextTemplate = { ...template, sections: [{ kind: 'observations', resourceType: 'Observation', latestPerCode: true, template: '{label} {value} {unit}', codes: [{ system: 's', code: 'a', label: 'covid' }, { system: 's', code: 'b', label: 'resp rate' }, { system: 's', code: 'c', label: 'on oxygen' }] }] };
     const o = (id: string, code: string, extra: Record<string, unknown>): FhirResource => ({ resourceType: 'Observation', id, code: { coding: [{ system: 's', code }] }, effectiveDateTime: '2026-01-01', ...extra });
     const text = renderClinicalText([o('1', 'a', { valueCodeableConcept: { coding: [{ display: 'Detected' }] } }), o('2', 'b', { valueInteger: 22 }), o('3', 'c', { valueBoolean: true })], t).text;
     expect(text).toBe('covid Detected | resp rate 22 | on oxygen yes');

@@ -71,7 +71,14 @@ describe('srInstanceNumber: an Instance Number per result of the study, unique i
 });
 
 describe('encodeStage writes and stores the Instance Number', () => {
-  const manifest = { id: inference.modelId, version: inference.modelVersion, deviceUid: inference.deviceUid, name: model.name, manufacturer: model.manufacturer };
+  const manifest = {
+    id: inference.modelId,
+    version: inference.modelVersion,
+    deviceUid: inference.deviceUid,
+    name: model.name,
+    manufacturer: model.manufacturer,
+    outputs: { scores: { name: 'probabilities', kind: 'probabilities', activation: 'none' }, saliency: { name: 'saliency', threshold: 0.5 } },
+  };
   const deps = (results: StoredResult[]): PipelineDeps =>
     ({
       model: { manifest, provider: 'cpu' },

@@ -86,7 +86,7 @@ describe('golden: Node preprocessing == the model’s Python preprocessing', () 
 
       const bytes = readFileSync(path.join(REFERENCE_DIR, c.image));
       const expected = new Float32Array(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength));
-      const [h, w] = reference.imageShape ?? [spec.size, spec.size];
+      const [h, w] = reference.imageShape ?? [spec.size.height, spec.size.width];
       expect(expected.length, `${c.image} holds ${expected.length} floats, ${h}x${w} expected`).toBe(h * w);
       expect(tensor.length).toBe(expected.length);
 

@@ -1,19 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { TriageError } from '../../../../src/domain/errors.ts';
-import {
-  type GreyImage,
-  type ImageSpec,
-  imageToTensor,
-  inverseResize,
-  resizeBilinearHalfPixel,
-  saliencyRegion,
-  voiLinear,
-} from '../../../../src/pipeline/preprocess/image-tensor.ts';
-import { MANIFEST_IMAGE_SPEC } from '../../../harness/dicom-builder.ts';
+import { type GreyImage, imageToTensor, voiLinear } from '../../../../src/pipeline/preprocess/image-tensor.ts';
+import { inverseResize, saliencyRegion } from '../../../../src/pipeline/preprocess/geometry.ts';
+import { resizeBilinearHalfPixel } from '../../../../src/pipeline/preprocess/resize.ts';
+import { MANIFEST_IMAGE_SPEC, specOfSize } from '../../../harness/dicom-builder.ts';
 
 const SPEC = MANIFEST_IMAGE_SPEC;
 /** Same size in and out and an identity normalisation: the tensor is the VOI output. */
-const RAW = (size: number, extra: Partial<ImageSpec> = {}): ImageSpec => ({ ...SPEC, size, normalize: { mean: 0, std: 1 }, ...extra });
+const RAW = specOfSize;
 
 function grey(rows: number, columns: number, data: number[], extra: Partial<GreyImage> = {}): GreyImage {
   return { rows, columns, data: Int32Array.from(data), photometricInterpretation: 'MONOCHROME2', ...extra };
@@ -124,7 +118,7 @@ describe('imageToTensor', () => {
 
   it('normalises: (y - mean) / std', () => {
     // c = 75.5, w = 101: edges 25 and 125, y = (v - 75) / 100 + 0.5 = [0, 0.25, 0.75, 1]
-    const r = imageToTensor(grey(2, 2, [0, 50, 100, 150], { windowCenter: 75.5, windowWidth: 101 }), { ...SPEC, size: 2 });
+    const r = imageToTensor(grey(2, 2, [0, 50, 100, 150], { windowCenter: 75.5, windowWidth: 101 }), { ...SPEC, size: { width: 2, height: 2 } });
     expect(Array.from(r.tensor)).toEqual([-2, -1, 1, 2]);
   });
 
@@ -135,7 +129,7 @@ describe('imageToTensor', () => {
         pixel: { rows: 1, columns: 2, photometricInterpretation: 'MONOCHROME2', windowCenter: 1, windowWidth: 3 },
         frame: (i = 0) => Int32Array.from(i === 0 ? [0, 1] : [9, 9]),
       },
-      RAW(1, { size: 1 }),
+      RAW(1),
     );
     expect(r.source).toEqual({ rows: 1, columns: 2 });
     expect(r.window.source).toBe('dataset');
@@ -144,10 +138,13 @@ describe('imageToTensor', () => {
 
   it('rejects an unknown resize kernel and bad spec values as MANIFEST_INVALID', () => {
     const img = grey(2, 2, [0, 1, 2, 3]);
-    expect(code(() => imageToTensor(img, { ...SPEC, resize: 'lanczos3' as unknown as 'bilinear-half-pixel' }))).toBe('MANIFEST_INVALID');
-    expect(code(() => imageToTensor(img, { ...SPEC, size: 0 }))).toBe('MANIFEST_INVALID');
+    expect(code(() => imageToTensor(img, { ...SPEC, resize: { mode: 'stretch', interpolation: 'lanczos3' as unknown as 'area', pad: 0 } }))).toBe('MANIFEST_INVALID');
+    expect(code(() => imageToTensor(img, { ...SPEC, size: { width: 0, height: 4 } }))).toBe('MANIFEST_INVALID');
     expect(code(() => imageToTensor(img, { ...SPEC, window: { source: 'percentile', percentiles: [99, 1] } }))).toBe('MANIFEST_INVALID');
-    expect(code(() => imageToTensor(img, { ...SPEC, normalize: { mean: 0.5, std: 0 } }))).toBe('MANIFEST_INVALID');
+    expect(code(() => imageToTensor(img, { ...SPEC, normalize: { mean: [0.5], std: [0] } }))).toBe('MANIFEST_INVALID');
+    expect(code(() => imageToTensor(img, { ...SPEC, normalize: { mean: [0.5, 0.5], std: [1, 1] } }))).toBe('MANIFEST_INVALID');
+    expect(code(() => imageToTensor(img, { ...SPEC, window: { source: 'fixed', percentiles: [0, 100] } }))).toBe('MANIFEST_INVALID');
+    expect(code(() => imageToTensor(img, { ...SPEC, range: [1, 0] }))).toBe('MANIFEST_INVALID');
   });
 
   it('refuses data whose length does not match rows x columns', () => {
