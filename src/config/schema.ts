@@ -216,7 +216,7 @@ export const configSchema = z
         backfillShare: z.number().int().min(0).max(1000).default(5),
         /**
          * While live studies or retries were claimed in the last minute, at most this many backfill
-         * jobs run at once in this process (default: a quarter of concurrency, rounded up); with
+         * jobs run at once in this process (default: no cap, every worker); with
          * no live work, backfill uses every worker. A live study then finds a free worker and
          * shares the CPU with few backfill studies, so a backlog does not add its depth to live
          * latency, and the backlog still drains at full speed when nothing live arrives.

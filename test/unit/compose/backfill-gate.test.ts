@@ -85,10 +85,10 @@ describe('backfill gate (worker.backfillConcurrency)', () => {
     expect(gate.running).toBe(2);
   });
 
-  it('defaults to a quarter of worker.concurrency (rounded up) while live, every worker otherwise', () => {
-    expect(backfillLimits({ concurrency: 8 })).toEqual({ whileLive: 2, idle: 8 });
+  it('caps nothing by default; worker.backfillConcurrency sets the cap while live', () => {
+    expect(backfillLimits({ concurrency: 8 })).toEqual({ whileLive: 8, idle: 8 });
     expect(backfillLimits({ concurrency: 1 })).toEqual({ whileLive: 1, idle: 1 });
-    expect(backfillLimits({ concurrency: 3 })).toEqual({ whileLive: 1, idle: 3 });
+    expect(backfillLimits({ concurrency: 3, backfillConcurrency: 1 })).toEqual({ whileLive: 1, idle: 3 });
     expect(backfillLimits({ concurrency: 8, backfillConcurrency: 7 })).toEqual({ whileLive: 7, idle: 8 });
   });
 });
